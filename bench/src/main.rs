@@ -1,0 +1,1 @@
+fn main() { println!("vx-bench: not built yet"); }

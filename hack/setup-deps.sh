@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything veth-xdp needs on a fresh Debian/Ubuntu machine (as root).
+# Idempotent: packages already present are left alone, and apt-get update runs
+# only when something is missing.
+set -euo pipefail
+
+PKGS=(clang llvm libbpf-dev bpftool ethtool iproute2 jq iperf3 procps util-linux
+      containernetworking-plugins pkg-config libfontconfig1-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# bpffs: tests and the plugin pin programs and maps there.
+if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
+  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+fi
+
+# The reference plugins (host-local, bridge, ptp, macvlan) live here on Debian.
+test -x /usr/lib/cni/host-local || { echo "setup-deps: /usr/lib/cni/host-local missing" >&2; exit 1; }
+command -v clang >/dev/null || { echo "setup-deps: clang missing" >&2; exit 1; }
+echo "setup-deps: ok" >&2

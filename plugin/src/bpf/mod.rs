@@ -1,0 +1,1 @@
+//! The embedded BPF object: node setup, pins, maps, attachment. (in progress)

@@ -1,0 +1,32 @@
+//! veth-xdp: a CNI plugin that gives every pod a veth pair built for native XDP.
+//!
+//! Module map (one concept each; see docs/ARCHITECTURE.md):
+//! - `cni`      the CNI protocol: env + stdin in, result or error JSON out
+//! - `cmd`      the verbs: ADD, DEL, CHECK, GC, STATUS
+//! - `netlink`  rtnetlink link/addr/route/fdb/xdp operations
+//! - `ethtool`  offload features and channels (ethtool genetlink)
+//! - `netdev`   xdp-features (netdev genetlink)
+//! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
+//! - `ipam`     delegation to the IPAM plugin on CNI_PATH
+//! - `record`   per-attachment records on disk
+//! - `rollback` the undo stack of a failing ADD
+//! - `lock`     node-global file lock
+//! - `naming`   host veth names and pod MACs
+//! - `netns`    namespace paths and entering them
+//! - `logging`  the file logger
+//! - `cli`      operator commands (setup, stats, status)
+
+pub mod bpf;
+pub mod cli;
+pub mod cmd;
+pub mod cni;
+pub mod ethtool;
+pub mod ipam;
+pub mod lock;
+pub mod logging;
+pub mod naming;
+pub mod netdev;
+pub mod netlink;
+pub mod netns;
+pub mod record;
+pub mod rollback;

@@ -1,24 +1,55 @@
 //! Interface addresses.
 
-use ipnetwork::IpNetwork;
+use std::net::IpAddr;
 
-use super::{Netlink, NlResult};
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+
+use super::{collect_dump, tolerate, Netlink, NlResult};
 
 impl Netlink {
     /// Adds an address; an identical existing address is not an error.
     pub async fn addr_add(&self, index: u32, addr: IpNetwork) -> NlResult<()> {
-        let _ = (index, addr);
-        todo!("netlink helper")
+        let result = self.handle.address().add(index, addr.ip(), addr.prefix()).execute().await;
+        tolerate(result, &[libc::EEXIST], || format!("add address {addr} to link index {index}"))?;
+        Ok(())
     }
 
     /// Addresses on one link (global and link-local).
     pub async fn addr_list(&self, index: u32) -> NlResult<Vec<IpNetwork>> {
-        let _ = index;
-        todo!("netlink helper")
+        let request = self.handle.address().get().set_link_index_filter(index).execute();
+        let messages = collect_dump(request, || format!("list addresses of link index {index}")).await?;
+        Ok(messages.iter().filter_map(parse_address).collect())
     }
 
     /// Every address in the namespace, with its link index.
     pub async fn addr_list_all(&self) -> NlResult<Vec<(u32, IpNetwork)>> {
-        todo!("netlink helper")
+        let messages = collect_dump(self.handle.address().get().execute(), || "list addresses".to_string()).await?;
+        Ok(messages
+            .iter()
+            .filter_map(|message| parse_address(message).map(|net| (message.header.index, net)))
+            .collect())
     }
+}
+
+/// The single-address network of `ip`: a /32 or a /128.
+pub fn host_network(ip: IpAddr) -> IpNetwork {
+    let prefix = if ip.is_ipv4() { 32 } else { 128 };
+    IpNetwork::new(ip, prefix).expect("a full-length prefix is always valid")
+}
+
+/// The local address of an RTM_NEWADDR message with its prefix length. For IPv4,
+/// IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on
+/// point-to-point links); IPv6 sends only IFA_ADDRESS.
+fn parse_address(message: &AddressMessage) -> Option<IpNetwork> {
+    let mut local = None;
+    let mut address = None;
+    for attribute in &message.attributes {
+        match attribute {
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            _ => {}
+        }
+    }
+    IpNetwork::new(local.or(address)?, message.header.prefix_len).ok()
 }

@@ -44,6 +44,54 @@ impl NlError {
 
 pub type NlResult<T> = std::result::Result<T, NlError>;
 
+/// The errno behind an anyhow error from `with_netns` (a nix or io error at its root).
+fn anyhow_errno(e: &anyhow::Error) -> Option<i32> {
+    let root = e.root_cause();
+    root.downcast_ref::<nix::errno::Errno>()
+        .map(|errno| *errno as i32)
+        .or_else(|| root.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()))
+}
+
+/// The positive errno of a kernel NACK (`ErrorMessage.code` is the negative errno).
+pub fn kernel_errno(err: &rtnetlink::Error) -> Option<i32> {
+    match err {
+        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|code| -code.get()),
+        _ => None,
+    }
+}
+
+/// Wraps an rtnetlink error with the operation and object it was about.
+pub(crate) fn nl_error(op: impl Into<String>, err: rtnetlink::Error) -> NlError {
+    let errno = kernel_errno(&err);
+    let msg = match errno {
+        Some(errno) => format!("{} (errno {errno})", std::io::Error::from_raw_os_error(errno)),
+        None => err.to_string(),
+    };
+    NlError { op: op.into(), errno, msg }
+}
+
+/// Turns a result whose kernel errno is in `tolerated` into `Ok(false)`, success into `Ok(true)`.
+pub(crate) fn tolerate(
+    result: Result<(), rtnetlink::Error>,
+    tolerated: &[i32],
+    op: impl FnOnce() -> String,
+) -> NlResult<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if kernel_errno(&e).is_some_and(|errno| tolerated.contains(&errno)) => Ok(false),
+        Err(e) => Err(nl_error(op(), e)),
+    }
+}
+
+/// Collects a dump stream into a Vec, naming the operation on failure.
+pub(crate) async fn collect_dump<T>(
+    stream: impl futures::Stream<Item = Result<T, rtnetlink::Error>>,
+    op: impl FnOnce() -> String,
+) -> NlResult<Vec<T>> {
+    use futures::TryStreamExt;
+    stream.try_collect().await.map_err(|e| nl_error(op(), e))
+}
+
 /// An rtnetlink socket bound to one network namespace. Create it inside a tokio
 /// runtime (the connection task is spawned on the current runtime).
 pub struct Netlink {
@@ -53,13 +101,32 @@ pub struct Netlink {
 impl Netlink {
     /// A socket in the calling thread's current namespace.
     pub fn current() -> NlResult<Self> {
-        todo!("netlink helper")
+        Self::spawn(rtnetlink::new_connection(), "current netns")
     }
 
     /// A socket in the namespace at `path` (entered on this thread only while the socket is made).
     pub fn in_netns(path: &Path) -> NlResult<Self> {
-        let _ = path;
-        todo!("netlink helper")
+        let shown = path.display().to_string();
+        let opened = crate::netns::with_netns(path, rtnetlink::new_connection).map_err(|e| NlError {
+            op: format!("open rtnetlink socket in netns {shown}"),
+            errno: anyhow_errno(&e),
+            msg: format!("{e:#}"),
+        })?;
+        Self::spawn(opened, &format!("netns {shown}"))
+    }
+
+    /// Spawns the connection task on the current tokio runtime and keeps the handle.
+    fn spawn<C, M>(opened: std::io::Result<(C, Handle, M)>, netns: &str) -> NlResult<Self>
+    where
+        C: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (connection, handle, _) = opened.map_err(|e| NlError {
+            op: format!("open rtnetlink socket in {netns}"),
+            errno: e.raw_os_error(),
+            msg: e.to_string(),
+        })?;
+        tokio::spawn(connection);
+        Ok(Self { handle })
     }
 
     pub fn handle(&self) -> &Handle {

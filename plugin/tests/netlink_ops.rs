@@ -195,6 +195,32 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
 }
 
 #[test]
+fn veth_queue_counts_apply_to_both_ends() {
+    // 1 and 3 differ from this machine's nproc (2), the kernel's default
+    // allocation, so a count missing from either message shows up here.
+    let host_ns = TestNetns::new("qh");
+    let pod_ns = TestNetns::new("qp");
+    let host_name = ifname("vxnlq");
+    runtime().block_on(async {
+        let host = host_ns.netlink();
+        let pod = pod_ns.netlink();
+        let pod_fd = pod_ns.file();
+        for queues in [1, 3] {
+            let spec =
+                VethSpec { host_name: &host_name, pod_name: "eth0", pod_mac: POD_MAC, queues, mtu: 1500, pod_netns: pod_fd.as_fd() };
+            host.veth_create(&spec).await.unwrap();
+            let host_link = host.link_by_name(&host_name).await.unwrap().unwrap();
+            let pod_link = pod.link_by_name("eth0").await.unwrap().unwrap();
+            assert_eq!((host_link.num_rx_queues, host_link.num_tx_queues), (queues, queues));
+            assert_eq!((pod_link.num_rx_queues, pod_link.num_tx_queues), (queues, queues));
+            assert_eq!(current_channels(&host_ns, &host_name), (queues, queues), "host end, {queues} queues");
+            assert_eq!(current_channels(&pod_ns, "eth0"), (queues, queues), "pod end, {queues} queues");
+            assert!(host.link_delete_by_name(&host_name).await.unwrap());
+        }
+    });
+}
+
+#[test]
 fn in_netns_fails_with_the_path_for_a_missing_namespace() {
     let rt = runtime();
     let _enter = rt.enter();

@@ -180,6 +180,7 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
         let err = host.veth_create(&spec).await.expect_err("second create must fail");
         assert!(err.is(libc::EEXIST), "{err:?}");
         assert!(err.op.contains(&host_name), "{err}");
+        assert_eq!(err.to_string(), format!("create veth {host_name} (peer eth0): File exists (os error 17)"));
 
         // Missing links.
         assert_eq!(host.link_by_name("vxnl-missing").await.unwrap(), None);
@@ -217,6 +218,17 @@ fn veth_queue_counts_apply_to_both_ends() {
             assert_eq!(current_channels(&pod_ns, "eth0"), (queues, queues), "pod end, {queues} queues");
             assert!(host.link_delete_by_name(&host_name).await.unwrap());
         }
+    });
+}
+
+#[test]
+fn current_opens_a_socket_in_the_callers_namespace() {
+    // Read-only: lists the test process's own links.
+    runtime().block_on(async {
+        let nl = Netlink::current().expect("socket in current netns");
+        let lo = nl.link_by_name("lo").await.unwrap().expect("every namespace has lo");
+        assert_eq!(lo.index, 1);
+        assert!(nl.links().await.unwrap().iter().any(|l| l.name == "lo"));
     });
 }
 

@@ -64,7 +64,8 @@ pub fn kernel_errno(err: &rtnetlink::Error) -> Option<i32> {
 pub(crate) fn nl_error(op: impl Into<String>, err: rtnetlink::Error) -> NlError {
     let errno = kernel_errno(&err);
     let msg = match errno {
-        Some(errno) => format!("{} (errno {errno})", std::io::Error::from_raw_os_error(errno)),
+        // "File exists (os error 17)"
+        Some(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
         None => err.to_string(),
     };
     NlError { op: op.into(), errno, msg }

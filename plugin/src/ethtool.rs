@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ethtool::{EthtoolAttr, EthtoolChannelAttr, EthtoolError, EthtoolHandle};
 use futures::StreamExt;
 use netlink_packet_core::{
-    parse_string, DecodeError, Emitable, Nla, NlasIterator, NetlinkMessage, NetlinkPayload,
+    parse_string, DecodeError, Emitable, NetlinkMessage, NetlinkPayload, Nla, NlasIterator,
     ParseableParametrized, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
@@ -87,7 +87,11 @@ impl Ethtool {
 
     /// Sets each listed feature (only those bits change), then re-reads and fails
     /// naming every feature whose active state differs from what was asked.
+    /// An empty list sends nothing.
     pub async fn set_features(&self, ifname: &str, wanted: &[(&str, bool)]) -> Result<()> {
+        if wanted.is_empty() {
+            return Ok(());
+        }
         let request = FeaturesMsg::set(ifname, wanted);
         self.exchange(request, NLM_F_REQUEST | NLM_F_ACK)
             .await
@@ -97,7 +101,10 @@ impl Ethtool {
         if mismatches.is_empty() {
             Ok(())
         } else {
-            bail!("ethtool FEATURES_SET on {ifname} not applied: {}", mismatches.join("; "))
+            bail!(
+                "ethtool FEATURES_SET on {ifname} not applied: {}",
+                mismatches.join("; ")
+            )
         }
     }
 
@@ -142,7 +149,9 @@ impl Ethtool {
 fn ensure_runtime() -> Result<()> {
     tokio::runtime::Handle::try_current()
         .map(|_| ())
-        .map_err(|_| anyhow!("ethtool socket needs a tokio runtime (none is running on this thread)"))
+        .map_err(|_| {
+            anyhow!("ethtool socket needs a tokio runtime (none is running on this thread)")
+        })
 }
 
 /// The crate's error, with a netlink errno shown as the OS error it is.
@@ -175,9 +184,10 @@ fn unapplied(ifname: &str, active: &Features, wanted: &[(&str, bool)]) -> Vec<St
         .iter()
         .filter_map(|&(name, want)| match active.get(name) {
             None => Some(format!("{name} is not a feature of {ifname}")),
-            Some(&is) if is != want => {
-                Some(format!("{name} on {ifname} is still {} (fixed?)", on_off(is)))
-            }
+            Some(&is) if is != want => Some(format!(
+                "{name} on {ifname} is still {} (fixed?)",
+                on_off(is)
+            )),
             Some(_) => None,
         })
         .collect()
@@ -237,8 +247,14 @@ impl FeaturesMsg {
     /// A SET whose WANTED bitset has no NOMASK flag: the listed bits form the
     /// mask, so every other feature is left as it is.
     fn set(ifname: &str, wanted: &[(&str, bool)]) -> Self {
-        let bits = wanted.iter().map(|&(name, on)| wanted_bit(name, on)).collect();
-        let bitset = Attr::Nest(ETHTOOL_A_FEATURES_WANTED, vec![Attr::Nest(ETHTOOL_A_BITSET_BITS, bits)]);
+        let bits = wanted
+            .iter()
+            .map(|&(name, on)| wanted_bit(name, on))
+            .collect();
+        let bitset = Attr::Nest(
+            ETHTOOL_A_FEATURES_WANTED,
+            vec![Attr::Nest(ETHTOOL_A_BITSET_BITS, bits)],
+        );
         Self::new(ETHTOOL_MSG_FEATURES_SET, &[header(ifname), bitset])
     }
 
@@ -250,7 +266,10 @@ impl FeaturesMsg {
 }
 
 fn header(ifname: &str) -> Attr {
-    Attr::Nest(ETHTOOL_A_FEATURES_HEADER, vec![Attr::Str(ETHTOOL_A_HEADER_DEV_NAME, ifname.into())])
+    Attr::Nest(
+        ETHTOOL_A_FEATURES_HEADER,
+        vec![Attr::Str(ETHTOOL_A_HEADER_DEV_NAME, ifname.into())],
+    )
 }
 
 /// BITS_BIT { NAME, VALUE if on }: in a masked bitset a bit without VALUE is off.
@@ -285,7 +304,10 @@ impl Emitable for FeaturesMsg {
 
 impl ParseableParametrized<[u8], GenlHeader> for FeaturesMsg {
     fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
-        Ok(Self { cmd: header.cmd, attrs: buf.to_vec() })
+        Ok(Self {
+            cmd: header.cmd,
+            attrs: buf.to_vec(),
+        })
     }
 }
 
@@ -338,10 +360,13 @@ fn parse_features(attrs: &[u8]) -> Result<Features, DecodeError> {
     }
     let all = all.ok_or_else(|| DecodeError::from("no ETHTOOL_A_FEATURES_HW"))?;
     let active = active.ok_or_else(|| DecodeError::from("no ETHTOOL_A_FEATURES_ACTIVE"))?;
-    Ok(all.into_keys().map(|name| {
-        let on = active.get(&name).copied().unwrap_or(false);
-        (name, on)
-    }).collect())
+    Ok(all
+        .into_keys()
+        .map(|name| {
+            let on = active.get(&name).copied().unwrap_or(false);
+            (name, on)
+        })
+        .collect())
 }
 
 /// A verbose bitset as name -> value. With NOMASK (a list) every listed bit is
@@ -357,7 +382,8 @@ fn parse_bitset(bitset: &[u8]) -> Result<BTreeMap<String, bool>, DecodeError> {
             _ => {}
         }
     }
-    let bits = bits.ok_or_else(|| DecodeError::from("bitset without ETHTOOL_A_BITSET_BITS (compact?)"))?;
+    let bits =
+        bits.ok_or_else(|| DecodeError::from("bitset without ETHTOOL_A_BITSET_BITS (compact?)"))?;
     let mut out = BTreeMap::new();
     for bit in NlasIterator::new(bits.as_slice()) {
         let bit = bit?;
@@ -393,13 +419,17 @@ mod tests {
     fn set_request_encodes_masked_bits() {
         let msg = FeaturesMsg::set("v0", &[("rx-gro", true), ("tx-checksum-sctp", false)]);
         // header nest: 4 + (4 + "v0\0" padded to 4) = 12
-        let top: Vec<_> = NlasIterator::new(msg.attrs.as_slice()).map(|n| n.unwrap()).collect();
+        let top: Vec<_> = NlasIterator::new(msg.attrs.as_slice())
+            .map(|n| n.unwrap())
+            .collect();
         assert_eq!(top.len(), 2);
         assert_eq!(top[0].kind(), ETHTOOL_A_FEATURES_HEADER);
         assert!(top[0].nested_flag());
         assert_eq!(top[1].kind(), ETHTOOL_A_FEATURES_WANTED);
         // WANTED carries BITS only: no NOMASK, so only these two bits change.
-        let wanted: Vec<_> = NlasIterator::new(top[1].value()).map(|n| n.unwrap()).collect();
+        let wanted: Vec<_> = NlasIterator::new(top[1].value())
+            .map(|n| n.unwrap())
+            .collect();
         assert_eq!(wanted.len(), 1);
         assert_eq!(wanted[0].kind(), ETHTOOL_A_BITSET_BITS);
         let parsed = parse_bitset(top[1].value()).unwrap();
@@ -409,9 +439,13 @@ mod tests {
 
     #[test]
     fn unapplied_names_each_feature() {
-        let active: Features =
-            [("a".to_string(), true), ("b".to_string(), false)].into_iter().collect();
+        let active: Features = [("a".to_string(), true), ("b".to_string(), false)]
+            .into_iter()
+            .collect();
         let out = unapplied("v0", &active, &[("a", false), ("b", false), ("c", true)]);
-        assert_eq!(out, vec!["a on v0 is still on (fixed?)", "c is not a feature of v0"]);
+        assert_eq!(
+            out,
+            vec!["a on v0 is still on (fixed?)", "c is not a feature of v0"]
+        );
     }
 }

@@ -85,7 +85,11 @@ impl Netdev {
         }
         let mut nl = NetlinkMessage::from(GenlMessage::from_payload(DevMsg::get(ifindex)));
         nl.header.flags = NLM_F_REQUEST;
-        let mut replies = genl.request(nl).await.map_err(|e| anyhow!(e)).with_context(what)?;
+        let mut replies = genl
+            .request(nl)
+            .await
+            .map_err(|e| anyhow!(e))
+            .with_context(what)?;
         let mut features = None;
         while let Some(reply) = replies.next().await {
             match reply.with_context(what)?.payload {
@@ -99,7 +103,9 @@ impl Netdev {
                 _ => {}
             }
         }
-        features.map(Some).ok_or_else(|| anyhow!("{}: no reply", what()))
+        features
+            .map(Some)
+            .ok_or_else(|| anyhow!("{}: no reply", what()))
     }
 }
 
@@ -107,7 +113,9 @@ impl Netdev {
 fn ensure_runtime() -> Result<()> {
     tokio::runtime::Handle::try_current()
         .map(|_| ())
-        .map_err(|_| anyhow!("netdev socket needs a tokio runtime (none is running on this thread)"))
+        .map_err(|_| {
+            anyhow!("netdev socket needs a tokio runtime (none is running on this thread)")
+        })
 }
 
 /// The errno of a netlink error reply (CTRL_CMD_GETFAMILY answers ENOENT for an
@@ -153,10 +161,16 @@ struct DevMsg {
 
 impl DevMsg {
     fn get(ifindex: u32) -> Self {
-        let ifindex = [DefaultNla::new(NETDEV_A_DEV_IFINDEX, ifindex.to_ne_bytes().to_vec())];
+        let ifindex = [DefaultNla::new(
+            NETDEV_A_DEV_IFINDEX,
+            ifindex.to_ne_bytes().to_vec(),
+        )];
         let mut attrs = vec![0u8; ifindex.as_slice().buffer_len()];
         ifindex.as_slice().emit(&mut attrs);
-        Self { cmd: NETDEV_CMD_DEV_GET, attrs }
+        Self {
+            cmd: NETDEV_CMD_DEV_GET,
+            attrs,
+        }
     }
 }
 
@@ -183,7 +197,10 @@ impl Emitable for DevMsg {
 
 impl ParseableParametrized<[u8], GenlHeader> for DevMsg {
     fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
-        Ok(Self { cmd: header.cmd, attrs: buf.to_vec() })
+        Ok(Self {
+            cmd: header.cmd,
+            attrs: buf.to_vec(),
+        })
     }
 }
 

@@ -2,11 +2,20 @@
 //!
 //! A veth advertises `ndo-xmit` (it can receive XDP-redirected frames) only
 //! while its peer has an XDP program or GRO on: that is how the plugin proves a
-//! pod is ready for redirects.
+//! pod is ready for redirects (drivers/net/veth.c `veth_set_xdp_features`, since
+//! 6.3, commit fccca038f300 "veth: take into account device reconfiguration for
+//! xdp_features flag"; the peer check was fixed right after in 6.3-rc).
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{anyhow, Context, Result};
+use futures::StreamExt;
+use genetlink::{GenetlinkError, GenetlinkHandle};
+use netlink_packet_core::{
+    parse_u64, DecodeError, DefaultNla, Emitable, NetlinkMessage, NetlinkPayload, NlasIterator,
+    ParseableParametrized, NLM_F_REQUEST,
+};
+use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 
 /// NETDEV_XDP_ACT_* bits, see include/uapi/linux/netdev.h.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,24 +31,196 @@ pub struct XdpFeatures {
     pub raw: u64,
 }
 
+impl XdpFeatures {
+    pub fn from_bits(raw: u64) -> Self {
+        let has = |bit: u64| raw & bit != 0;
+        Self {
+            basic: has(NETDEV_XDP_ACT_BASIC),
+            redirect: has(NETDEV_XDP_ACT_REDIRECT),
+            ndo_xmit: has(NETDEV_XDP_ACT_NDO_XMIT),
+            xsk_zerocopy: has(NETDEV_XDP_ACT_XSK_ZEROCOPY),
+            hw_offload: has(NETDEV_XDP_ACT_HW_OFFLOAD),
+            rx_sg: has(NETDEV_XDP_ACT_RX_SG),
+            ndo_xmit_sg: has(NETDEV_XDP_ACT_NDO_XMIT_SG),
+            raw,
+        }
+    }
+}
+
 /// A netdev genetlink socket bound to one namespace.
 pub struct Netdev {
-    _private: (),
+    handle: GenetlinkHandle,
 }
 
 impl Netdev {
     pub fn current() -> Result<Self> {
-        todo!("genl helper")
+        ensure_runtime()?;
+        Self::spawned(genetlink::new_connection().context("open genetlink socket for netdev")?)
     }
 
     pub fn in_netns(path: &Path) -> Result<Self> {
-        let _ = path;
-        todo!("genl helper")
+        ensure_runtime()?;
+        let conn = crate::netns::with_netns(path, genetlink::new_connection)?
+            .with_context(|| format!("open genetlink socket for netdev in {}", path.display()))?;
+        Self::spawned(conn)
+    }
+
+    fn spawned<C, M>(conn: (C, GenetlinkHandle, M)) -> Result<Self>
+    where
+        C: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (connection, handle, _unsolicited) = conn;
+        tokio::spawn(connection);
+        Ok(Self { handle })
     }
 
     /// Ok(None) when the kernel has no netdev family (< 6.3).
     pub async fn xdp_features(&self, ifindex: u32) -> Result<Option<XdpFeatures>> {
-        let _ = ifindex;
-        todo!("genl helper")
+        let what = || format!("netdev DEV_GET ifindex {ifindex}");
+        let mut genl = self.handle.clone();
+        match genl.resolve_family::<DevMsg>().await {
+            Ok(_) => {}
+            Err(e) if errno_of(&e) == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(anyhow!(e)).context("resolve genetlink family \"netdev\""),
+        }
+        let mut nl = NetlinkMessage::from(GenlMessage::from_payload(DevMsg::get(ifindex)));
+        nl.header.flags = NLM_F_REQUEST;
+        let mut replies = genl
+            .request(nl)
+            .await
+            .map_err(|e| anyhow!(e))
+            .with_context(what)?;
+        let mut features = None;
+        while let Some(reply) = replies.next().await {
+            match reply.with_context(what)?.payload {
+                NetlinkPayload::InnerMessage(msg) => {
+                    let raw = xdp_features_attr(&msg.payload.attrs).with_context(what)?;
+                    features = Some(XdpFeatures::from_bits(raw));
+                }
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(e.to_io()).with_context(what);
+                }
+                _ => {}
+            }
+        }
+        features
+            .map(Some)
+            .ok_or_else(|| anyhow!("{}: no reply", what()))
+    }
+}
+
+/// tokio::spawn panics outside a runtime; say so as an error instead.
+fn ensure_runtime() -> Result<()> {
+    tokio::runtime::Handle::try_current()
+        .map(|_| ())
+        .map_err(|_| {
+            anyhow!("netdev socket needs a tokio runtime (none is running on this thread)")
+        })
+}
+
+/// The errno of a netlink error reply (CTRL_CMD_GETFAMILY answers ENOENT for an
+/// unknown family).
+fn errno_of(e: &GenetlinkError) -> Option<i32> {
+    match e {
+        GenetlinkError::NetlinkError(io) => io.raw_os_error(),
+        _ => None,
+    }
+}
+
+fn xdp_features_attr(attrs: &[u8]) -> Result<u64> {
+    for nla in NlasIterator::new(attrs) {
+        let nla = nla?;
+        if nla.kind() == NETDEV_A_DEV_XDP_FEATURES {
+            return Ok(parse_u64(nla.value())?);
+        }
+    }
+    Err(anyhow!("reply has no NETDEV_A_DEV_XDP_FEATURES"))
+}
+
+// include/uapi/linux/netdev.h (not in linux-libc-dev 6.1; checked against the
+// kernel's uapi header).
+const NETDEV_FAMILY_NAME: &str = "netdev";
+const NETDEV_FAMILY_VERSION: u8 = 1;
+const NETDEV_CMD_DEV_GET: u8 = 1;
+const NETDEV_A_DEV_IFINDEX: u16 = 1;
+const NETDEV_A_DEV_XDP_FEATURES: u16 = 3;
+const NETDEV_XDP_ACT_BASIC: u64 = 1;
+const NETDEV_XDP_ACT_REDIRECT: u64 = 2;
+const NETDEV_XDP_ACT_NDO_XMIT: u64 = 4;
+const NETDEV_XDP_ACT_XSK_ZEROCOPY: u64 = 8;
+const NETDEV_XDP_ACT_HW_OFFLOAD: u64 = 16;
+const NETDEV_XDP_ACT_RX_SG: u64 = 32;
+const NETDEV_XDP_ACT_NDO_XMIT_SG: u64 = 64;
+
+/// A netdev DEV_GET request or reply: the command and its encoded attributes.
+#[derive(Debug, Clone)]
+struct DevMsg {
+    cmd: u8,
+    attrs: Vec<u8>,
+}
+
+impl DevMsg {
+    fn get(ifindex: u32) -> Self {
+        let ifindex = [DefaultNla::new(
+            NETDEV_A_DEV_IFINDEX,
+            ifindex.to_ne_bytes().to_vec(),
+        )];
+        let mut attrs = vec![0u8; ifindex.as_slice().buffer_len()];
+        ifindex.as_slice().emit(&mut attrs);
+        Self {
+            cmd: NETDEV_CMD_DEV_GET,
+            attrs,
+        }
+    }
+}
+
+impl GenlFamily for DevMsg {
+    fn family_name() -> &'static str {
+        NETDEV_FAMILY_NAME
+    }
+    fn command(&self) -> u8 {
+        self.cmd
+    }
+    fn version(&self) -> u8 {
+        NETDEV_FAMILY_VERSION
+    }
+}
+
+impl Emitable for DevMsg {
+    fn buffer_len(&self) -> usize {
+        self.attrs.len()
+    }
+    fn emit(&self, buffer: &mut [u8]) {
+        buffer[..self.attrs.len()].copy_from_slice(&self.attrs);
+    }
+}
+
+impl ParseableParametrized<[u8], GenlHeader> for DevMsg {
+    fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
+        Ok(Self {
+            cmd: header.cmd,
+            attrs: buf.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_map_to_fields() {
+        let f = XdpFeatures::from_bits(1 | 2 | 32);
+        assert!(f.basic && f.redirect && f.rx_sg);
+        assert!(!f.ndo_xmit && !f.ndo_xmit_sg && !f.xsk_zerocopy && !f.hw_offload);
+        let f = XdpFeatures::from_bits(4 | 64);
+        assert!(f.ndo_xmit && f.ndo_xmit_sg && !f.basic);
+        assert_eq!(f.raw, 68);
+    }
+
+    #[test]
+    fn get_request_carries_ifindex() {
+        let msg = DevMsg::get(7);
+        assert_eq!(msg.attrs, [8, 0, 1, 0, 7, 0, 0, 0]);
     }
 }

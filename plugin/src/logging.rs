@@ -1,1 +1,51 @@
-//! (in progress)
+//! A file logger: CNI stdout belongs to the protocol, so logs never go there.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+struct FileLogger {
+    file: Mutex<File>,
+    level: log::LevelFilter,
+}
+
+impl log::Log for FileLogger {
+    fn enabled(&self, meta: &log::Metadata) -> bool {
+        meta.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let line = format!(
+            "{}.{:03} pid={} {} {}\n",
+            now.as_secs(),
+            now.subsec_millis(),
+            std::process::id(),
+            record.level(),
+            record.args()
+        );
+        if let Ok(mut f) = self.file.lock() {
+            // O_APPEND keeps concurrent plugin processes' lines whole.
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the file logger once. A log file that cannot be opened disables
+/// logging rather than failing the CNI operation.
+pub fn init(path: &Path, level: log::LevelFilter) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let Ok(file) = OpenOptions::new().create(true).append(true).open(path) else { return };
+    let logger = Box::new(FileLogger { file: Mutex::new(file), level });
+    if log::set_boxed_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+}

@@ -1,0 +1,328 @@
+//! ADD: a straight line of named steps, each pushing its undo onto the
+//! rollback stack; unless every step succeeds and the record is written, the
+//! stack runs and the node is left as it was.
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use ipnetwork::IpNetwork;
+
+use super::node::{nl_err, pod_mtu, queue_count, resolve_uplink};
+use super::{datapath, fault_point, policy};
+use crate::cni::config::EgressMode;
+use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::result::{CniOutput, Dns, Interface, IpConfig, RouteConfig};
+use crate::cni::Request;
+use crate::ethtool::Ethtool;
+use crate::netlink::{mac_to_string, Link, Mac, Netlink, Route, VethSpec};
+use crate::netns::{validate_netns_path, NetnsPathError};
+use crate::record::{Record, Store, RECORD_VERSION};
+use crate::rollback::Rollback;
+use crate::{ipam, lock, naming};
+
+/// Everything ADD decided before changing anything.
+pub struct Plan {
+    pub netns: std::path::PathBuf,
+    pub host_name: String,
+    pub pod_mac: Mac,
+    pub uplink: Link,
+    pub mtu: u32,
+    pub queues: u32,
+    pub egress: EgressMode,
+}
+
+/// Maps a CNI_NETNS problem to its code: gone is "container unknown" (3), not a netns is 4.
+pub fn netns_error(e: NetnsPathError) -> CniError {
+    match e {
+        NetnsPathError::Missing(_) => CniError::new(Code::UnknownContainer, format!("CNI_NETNS: {e}")),
+        NetnsPathError::NotNetns(_) => CniError::new(Code::InvalidEnv, format!("CNI_NETNS: {e}")),
+        NetnsPathError::Other { .. } => CniError::new(Code::Io, format!("CNI_NETNS: {e}")),
+    }
+}
+
+pub async fn run(req: &Request) -> CniResult<String> {
+    let netns = req.env.netns.clone().expect("ADD has CNI_NETNS (checked in cni::parse_env)");
+    validate_netns_path(&netns).map_err(netns_error)?;
+    let store = Store::new(&req.conf.state_dir, &req.conf.name);
+    if store.exists(&req.env.container_id, &req.env.ifname) {
+        return Err(CniError::new(
+            Code::AttachmentExists,
+            format!(
+                "container {} already has interface {} on network {}: DEL it first",
+                req.env.container_id, req.env.ifname, req.conf.name
+            ),
+        ));
+    }
+    ipam::find_plugin(
+        req.conf.ipam_type().ok_or_else(|| CniError::new(Code::InvalidConfig, "network config: \"ipam\" is required"))?,
+        &req.env.path,
+    )?;
+    let node = Netlink::current().map_err(nl_err("open netlink in the node namespace"))?;
+    let pod = Netlink::in_netns(&netns).map_err(nl_err("open netlink in the pod namespace"))?;
+    let plan = plan(req, &node, &pod, netns).await?;
+    prepare_node(req, &plan).await?;
+
+    let mut rollback = Rollback::new();
+    match build(req, &plan, &node, &pod, &store, &mut rollback).await {
+        Ok(output) => {
+            rollback.commit();
+            Ok(serde_json::to_string(&output.to_json(&req.conf.cni_version)).expect("result serialises"))
+        }
+        Err(mut e) => {
+            let failures = rollback.run().await;
+            if !failures.is_empty() {
+                e.details = format!("{} (rollback incomplete: {})", e.details, failures.join("; "));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Checks the names and settings before anything is created.
+async fn plan(req: &Request, node: &Netlink, pod: &Netlink, netns: std::path::PathBuf) -> CniResult<Plan> {
+    let uplink = resolve_uplink(node, &req.conf).await?;
+    let mtu = pod_mtu(&req.conf, &uplink)?;
+    let host_name = naming::host_veth_name(&req.env.container_id, &req.env.ifname);
+    if node.link_by_name(&host_name).await.map_err(nl_err("look up host veth"))?.is_some() {
+        return Err(CniError::new(
+            Code::AttachmentExists,
+            format!("host veth {host_name} (for container {} ifname {}) exists already", req.env.container_id, req.env.ifname),
+        ));
+    }
+    if pod.link_by_name(&req.env.ifname).await.map_err(nl_err("look up pod interface"))?.is_some() {
+        return Err(CniError::new(
+            Code::InvalidEnv,
+            format!("CNI_IFNAME {} already exists in {}: pick another name", req.env.ifname, netns.display()),
+        ));
+    }
+    Ok(Plan {
+        netns,
+        host_name,
+        pod_mac: req.conf.requested_mac.unwrap_or_else(|| naming::pod_mac(&req.env.container_id, &req.env.ifname)),
+        uplink,
+        mtu,
+        queues: queue_count(&req.conf),
+        egress: req.conf.pod_egress(),
+    })
+}
+
+/// Node-wide, idempotent settings, under the node lock.
+async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<()> {
+    let _lock = lock::node_lock(&req.conf.state_dir).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    let eth = Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let present = eth
+        .features(&plan.uplink.name)
+        .await
+        .map_err(|e| CniError::new(Code::Offload, format!("read features of uplink {}: {e:#}", plan.uplink.name)))?;
+    let wanted: Vec<(&str, bool)> =
+        policy::uplink_features().into_iter().filter(|(f, on)| present.get(*f).is_some_and(|cur| cur != on)).collect();
+    eth.set_features(&plan.uplink.name, &wanted)
+        .await
+        .map_err(|e| CniError::new(Code::Offload, format!("uplink {}: {e:#}", plan.uplink.name)))?;
+    datapath::prepare_node(req, plan).await
+}
+
+/// The steps that change the node, in order.
+async fn build<'a>(
+    req: &'a Request,
+    plan: &'a Plan,
+    node: &'a Netlink,
+    pod: &'a Netlink,
+    store: &'a Store,
+    rb: &mut Rollback<'a>,
+) -> CniResult<CniOutput> {
+    let ipam_out = ipam::add(req)?;
+    rb.push("IPAM lease", move || async move { ipam::del(req).map_err(anyhow::Error::from) });
+    fault_point("ipam")?;
+
+    let (host, pod_link) = create_veth(plan, node, pod, &req.env.ifname, rb).await?;
+    fault_point("veth")?;
+
+    set_offloads(plan, &req.env.ifname).await?;
+    verify_channels(plan, &req.env.ifname).await?;
+    fault_point("offloads")?;
+
+    node.link_set_up(host.index).await.map_err(nl_err("set host veth up"))?;
+    pod.link_set_up(pod_link.index).await.map_err(nl_err("set pod interface up"))?;
+    fault_point("link-up")?;
+
+    configure_pod_ip(pod, pod_link.index, &ipam_out).await?;
+    fault_point("pod-ip")?;
+
+    node.fdb_add_self(plan.uplink.index, plan.pod_mac).await.map_err(nl_err("add pod MAC to the uplink's unicast filter"))?;
+    let (uplink_idx, mac) = (plan.uplink.index, plan.pod_mac);
+    rb.push("uplink fdb entry", move || async move {
+        node.fdb_del_self(uplink_idx, mac).await.map(|_| ()).map_err(anyhow::Error::from)
+    });
+    fault_point("fdb")?;
+
+    for ip in &ipam_out.ips {
+        let route = host_route(ip.address.ip(), host.index);
+        node.route_add(&route).await.map_err(nl_err("add host route to the pod"))?;
+        rb.push(format!("host route {}", route.dst), move || async move {
+            node.route_del(&route).await.map(|_| ()).map_err(anyhow::Error::from)
+        });
+    }
+    fault_point("host-routes")?;
+
+    let ips: Vec<IpNetwork> = ipam_out.ips.iter().map(|i| i.address).collect();
+    let pod_program = datapath::attach_pod(req, plan, &host, &pod_link, &ips, pod, rb).await?;
+    fault_point("datapath")?;
+
+    let output = result(req, plan, &host, &ipam_out);
+    let record = Record {
+        version: RECORD_VERSION,
+        network: req.conf.name.clone(),
+        container_id: req.env.container_id.clone(),
+        ifname: req.env.ifname.clone(),
+        netns: plan.netns.display().to_string(),
+        host_ifname: plan.host_name.clone(),
+        host_ifindex: host.index,
+        pod_mac: mac_to_string(&plan.pod_mac),
+        ips,
+        uplink: plan.uplink.name.clone(),
+        uplink_ifindex: plan.uplink.index,
+        queues: plan.queues,
+        mtu: plan.mtu,
+        egress: plan.egress,
+        pod_program,
+        bpf_root: req.conf.bpf_root.display().to_string(),
+        result: output.to_json("1.1.0"),
+    };
+    store.save(&record).map_err(|e| CniError::new(Code::Io, format!("write attachment record: {e:#}")))?;
+    rb.push("attachment record", move || async move { store.remove(&req.env.container_id, &req.env.ifname) });
+    fault_point("record")?;
+    Ok(output)
+}
+
+/// Creates the pair with the pod end born in the pod namespace, and returns both ends.
+async fn create_veth<'a>(
+    plan: &'a Plan,
+    node: &'a Netlink,
+    pod: &'a Netlink,
+    ifname: &str,
+    rb: &mut Rollback<'a>,
+) -> CniResult<(Link, Link)> {
+    let ns_file = std::fs::File::open(&plan.netns)
+        .map_err(|e| CniError::new(Code::UnknownContainer, format!("open {}: {e}", plan.netns.display())))?;
+    let spec = VethSpec {
+        host_name: &plan.host_name,
+        pod_name: ifname,
+        pod_mac: plan.pod_mac,
+        queues: plan.queues,
+        mtu: plan.mtu,
+        pod_netns: ns_file.as_fd(),
+    };
+    node.veth_create(&spec).await.map_err(|e| {
+        if e.is(libc::EEXIST) {
+            CniError::new(Code::AttachmentExists, format!("veth {} or {ifname} exists already: {e}", plan.host_name))
+        } else {
+            CniError::new(Code::Netlink, e.to_string())
+        }
+    })?;
+    let name = plan.host_name.clone();
+    rb.push(format!("veth {name}"), move || async move {
+        node.link_delete_by_name(&name).await.map(|_| ()).map_err(anyhow::Error::from)
+    });
+    let host = node
+        .link_by_name(&plan.host_name)
+        .await
+        .map_err(nl_err("read back host veth"))?
+        .ok_or_else(|| CniError::new(Code::Netlink, format!("host veth {} vanished after creation", plan.host_name)))?;
+    let pod_link = pod
+        .link_by_name(ifname)
+        .await
+        .map_err(nl_err("read back pod interface"))?
+        .ok_or_else(|| CniError::new(Code::Netlink, format!("pod interface {ifname} not found in {}", plan.netns.display())))?;
+    Ok((host, pod_link))
+}
+
+/// Applies the offload policy to both ends (set over genetlink, then re-read).
+async fn set_offloads(plan: &Plan, ifname: &str) -> CniResult<()> {
+    let host_eth = Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    host_eth
+        .set_features(&plan.host_name, &policy::host_end_features(plan.egress))
+        .await
+        .map_err(|e| CniError::new(Code::Offload, format!("host veth {}: {e:#}", plan.host_name)))?;
+    let pod_eth = Ethtool::in_netns(&plan.netns).map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    pod_eth
+        .set_features(ifname, &policy::pod_end_features(plan.egress))
+        .await
+        .map_err(|e| CniError::new(Code::Offload, format!("pod interface {ifname}: {e:#}")))
+}
+
+/// Both ends must really use `queues` rx and tx channels (a veth created
+/// without explicit counts enables only one).
+async fn verify_channels(plan: &Plan, ifname: &str) -> CniResult<()> {
+    let check = |who: String, ch: crate::ethtool::Channels| {
+        if ch.rx == plan.queues && ch.tx == plan.queues {
+            Ok(())
+        } else {
+            Err(CniError::new(
+                Code::Offload,
+                format!("{who} has {} rx / {} tx channels, expected {}", ch.rx, ch.tx, plan.queues),
+            ))
+        }
+    };
+    let host_eth = Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let ch = host_eth.channels(&plan.host_name).await.map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    check(format!("host veth {}", plan.host_name), ch)?;
+    let pod_eth = Ethtool::in_netns(&plan.netns).map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let ch = pod_eth.channels(ifname).await.map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    check(format!("pod interface {ifname}"), ch)
+}
+
+/// Addresses and routes from IPAM, inside the pod. Routes without a gateway
+/// use the gateway of the first address of their family, as ptp does.
+async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResult<()> {
+    for ip in &out.ips {
+        pod.addr_add(index, ip.address).await.map_err(nl_err("add pod address"))?;
+    }
+    for r in &out.routes {
+        let gw = r.gw.or_else(|| out.ips.iter().find(|i| i.address.is_ipv4() == r.dst.is_ipv4()).and_then(|i| i.gateway));
+        let route = Route { dst: r.dst, gateway: gw, oif: Some(index), scope_link: gw.is_none() };
+        pod.route_add(&route).await.map_err(nl_err(&format!("add pod route {}", r.dst)))?;
+    }
+    Ok(())
+}
+
+/// The node reaches its pod through the host veth: a /32 (/128) scope-link route.
+pub fn host_route(ip: IpAddr, host_index: u32) -> Route {
+    let prefix = if ip.is_ipv4() { 32 } else { 128 };
+    Route {
+        dst: IpNetwork::new(ip, prefix).expect("host prefix is valid"),
+        gateway: None,
+        oif: Some(host_index),
+        scope_link: true,
+    }
+}
+
+fn result(req: &Request, plan: &Plan, host: &Link, ipam_out: &CniOutput) -> CniOutput {
+    let interfaces = vec![
+        Interface { name: plan.host_name.clone(), mac: host.mac.map(|m| mac_to_string(&m)).unwrap_or_default(), mtu: Some(plan.mtu), sandbox: None },
+        Interface {
+            name: req.env.ifname.clone(),
+            mac: mac_to_string(&plan.pod_mac),
+            mtu: Some(plan.mtu),
+            sandbox: Some(plan.netns.display().to_string()),
+        },
+    ];
+    let ips = ipam_out.ips.iter().map(|i| IpConfig { interface: Some(1), ..i.clone() }).collect();
+    let routes: Vec<RouteConfig> = ipam_out.routes.clone();
+    let dns = merged_dns(req, &ipam_out.dns);
+    CniOutput { interfaces, ips, routes, dns }
+}
+
+/// The config's `dns` fills in what IPAM did not give.
+fn merged_dns(req: &Request, from_ipam: &Dns) -> Dns {
+    if !from_ipam.is_empty() {
+        return from_ipam.clone();
+    }
+    req.conf.dns.clone().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+}
+
+/// Used by tests and CHECK: the namespace path a record points at.
+pub fn record_netns(rec: &Record) -> &Path {
+    Path::new(&rec.netns)
+}

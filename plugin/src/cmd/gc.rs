@@ -1,0 +1,49 @@
+//! GC (CNI 1.1): removes every attachment of this network that is not in
+//! `cni.dev/valid-attachments`, through the same teardown as DEL, then lets
+//! the IPAM plugin collect its own garbage. With no list at all, nothing is
+//! removed (cnitool sends GC that way after DELing what it knows).
+
+use std::collections::BTreeSet;
+
+use crate::cni::config::AttachmentId;
+use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::{CniEnv, Request, Verb};
+use crate::record::Store;
+use crate::{ipam, lock};
+
+pub async fn run(req: &Request) -> CniResult<()> {
+    let Some(valid) = &req.conf.valid_attachments else {
+        log::info!("GC without cni.dev/valid-attachments: nothing removed");
+        return Ok(());
+    };
+    let valid: BTreeSet<&AttachmentId> = valid.iter().collect();
+    let _lock = lock::node_lock(&req.conf.state_dir).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    let store = Store::new(&req.conf.state_dir, &req.conf.name);
+    let records = store.list().map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    let mut errors = Vec::new();
+    for rec in records {
+        let id = AttachmentId { container_id: rec.container_id.clone(), ifname: rec.ifname.clone() };
+        if valid.contains(&id) {
+            continue;
+        }
+        log::info!("GC: removing stale attachment {} {}", rec.container_id, rec.ifname);
+        let del = Request {
+            verb: Verb::Del,
+            env: CniEnv { container_id: rec.container_id.clone(), ifname: rec.ifname.clone(), netns: None, ..req.env.clone() },
+            conf: req.conf.clone(),
+        };
+        if let Err(e) = super::del::run(&del).await {
+            errors.push(format!("{} {}: {}", rec.container_id, rec.ifname, e.msg));
+        }
+    }
+    if req.conf.ipam.is_some() {
+        if let Err(e) = ipam::gc(req) {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CniError::new(Code::Netlink, format!("GC incomplete: {}", errors.join("; "))))
+    }
+}

@@ -1,0 +1,63 @@
+//! Node-side facts every verb needs: the uplink, the pod MTU, the queue count.
+
+use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::NetConf;
+use crate::netlink::{Link, Netlink};
+
+/// Finds the uplink: the configured one, or the device of the default route.
+pub async fn resolve_uplink(nl: &Netlink, conf: &NetConf) -> CniResult<Link> {
+    match &conf.uplink {
+        Some(name) => nl
+            .link_by_name(name)
+            .await
+            .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
+            .ok_or_else(|| {
+                CniError::new(
+                    Code::InvalidConfig,
+                    format!("network config: \"uplink\" {name:?} does not exist in this network namespace"),
+                )
+            }),
+        None => {
+            let oif = nl
+                .default_route_oif()
+                .await
+                .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
+                .ok_or_else(|| {
+                    CniError::new(Code::Uplink, "no default route to take the uplink from: set \"uplink\" in the network config")
+                })?;
+            nl.link_by_index(oif)
+                .await
+                .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
+                .ok_or_else(|| CniError::new(Code::Uplink, format!("default route device (ifindex {oif}) vanished")))
+        }
+    }
+}
+
+/// The pod MTU: configured (at most the uplink's — a redirected frame larger
+/// than the receiving veth's MTU is dropped) or the uplink's.
+pub fn pod_mtu(conf: &NetConf, uplink: &Link) -> CniResult<u32> {
+    match conf.mtu {
+        Some(m) if m > uplink.mtu => Err(CniError::new(
+            Code::InvalidConfig,
+            format!("network config: \"mtu\" {m} is above the uplink {}'s MTU {}", uplink.name, uplink.mtu),
+        )),
+        Some(m) => Ok(m),
+        None => Ok(uplink.mtu),
+    }
+}
+
+/// rx/tx queues per veth end: configured, or one per online CPU.
+pub fn queue_count(conf: &NetConf) -> u32 {
+    conf.queues.unwrap_or_else(online_cpus)
+}
+
+pub fn online_cpus() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1)
+}
+
+/// Maps a netlink error to the CNI error of a step.
+pub fn nl_err(what: &str) -> impl Fn(crate::netlink::NlError) -> CniError + '_ {
+    move |e| CniError::new(Code::Netlink, format!("{what}: {e}"))
+}

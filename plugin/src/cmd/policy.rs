@@ -15,26 +15,31 @@ pub const TX_CSUM_IP: &str = "tx-checksum-ip-generic";
 pub const TX_CSUM_SCTP: &str = "tx-checksum-sctp";
 pub const TX_VLAN: &str = "tx-vlan-hw-insert";
 pub const RX_VLAN: &str = "rx-vlan-hw-parse";
+/// 802.1ad (S-tag) offloads: as invisible to XDP as 802.1Q ones; veth has both on by default.
+pub const TX_VLAN_STAG: &str = "tx-vlan-stag-hw-insert";
+pub const RX_VLAN_STAG: &str = "rx-vlan-stag-hw-parse";
 pub const RX_GRO: &str = "rx-gro";
 
 /// The host end: XDP (xdp mode) or tc reads what the pod sends; what the node
 /// sends through it must carry full checksums and inline VLAN tags.
 pub fn host_end_features(_mode: EgressMode) -> Vec<(&'static str, bool)> {
-    vec![(TX_CSUM_IP, false), (TX_CSUM_SCTP, false), (TX_VLAN, false)]
+    vec![(TX_CSUM_IP, false), (TX_CSUM_SCTP, false), (TX_VLAN, false), (TX_VLAN_STAG, false)]
 }
 
 /// The pod end. In `tc` egress mode the pod keeps tx checksum offload (and so
 /// TSO/GSO): its skbs are redirected by tc, which handles CHECKSUM_PARTIAL.
 pub fn pod_end_features(mode: EgressMode) -> Vec<(&'static str, bool)> {
     match mode {
-        EgressMode::Xdp => vec![(TX_CSUM_IP, false), (TX_CSUM_SCTP, false), (TX_VLAN, false), (RX_GRO, true)],
-        EgressMode::Tc => vec![(TX_VLAN, false), (RX_GRO, true)],
+        EgressMode::Xdp => {
+            vec![(TX_CSUM_IP, false), (TX_CSUM_SCTP, false), (TX_VLAN, false), (TX_VLAN_STAG, false), (RX_GRO, true)]
+        }
+        EgressMode::Tc => vec![(TX_VLAN, false), (TX_VLAN_STAG, false), (RX_GRO, true)],
     }
 }
 
 /// The uplink (idempotent, node-wide): VLAN tags stay in the frame for XDP.
 pub fn uplink_features() -> Vec<(&'static str, bool)> {
-    vec![(RX_VLAN, false)]
+    vec![(RX_VLAN, false), (RX_VLAN_STAG, false)]
 }
 
 /// Why a feature matters, for CHECK's messages.
@@ -42,7 +47,7 @@ pub fn why(feature: &str) -> &'static str {
     match feature {
         RX_GRO => "redirected frames are dropped without GRO (or an XDP program) on the pod end",
         TX_CSUM_IP | TX_CSUM_SCTP => "XDP never fills in offloaded checksums",
-        TX_VLAN | RX_VLAN => "offloaded VLAN tags are invisible to XDP",
+        TX_VLAN | RX_VLAN | TX_VLAN_STAG | RX_VLAN_STAG => "offloaded VLAN tags are invisible to XDP",
         _ => "required by the datapath",
     }
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, BPF program tests (BPF_PROG_TEST_RUN) and
+# namespace-level integration tests. Needs root (namespaces, BPF). Sets up
+# its own dependencies first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash hack/setup-deps.sh
+[ "$(id -u)" = 0 ] || { echo "hack/test.sh: run as root (network namespaces, BPF)" >&2; exit 1; }
+
+# Two cores: two test threads keep namespace-heavy tests from starving each other.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+cargo build --workspace --all-targets --features veth-xdp/fault-injection
+cargo test --workspace --features veth-xdp/fault-injection -- --test-threads="$RUST_TEST_THREADS"

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * BTF map definitions shared by every program of the object. Pinned by name
+ * (the loader points the pin directory at <root>/v<N>/maps), sized at load
+ * time by the loader: the max_entries below are only defaults.
+ * Names stay <= 15 bytes (BPF_OBJ_NAME_LEN) so kernel, pin and bpftool agree.
+ */
+#ifndef VX_MAPS_H
+#define VX_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "vx_shared.h"
+
+/* Pods by pod MAC: unicast steering. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct vx_mac_key);
+	__type(value, struct vx_pod);
+	__uint(max_entries, VX_DEFAULT_MAX_PODS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_pod_mac SEC(".maps");
+
+/* Pods by IPv4 address (network order): ARP steering and anti-spoofing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct vx_pod);
+	__uint(max_entries, VX_DEFAULT_MAX_PODS * VX_ADDRS_PER_POD);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_pod_v4 SEC(".maps");
+
+/* Pods by IPv6 address: neighbour solicitation steering and anti-spoofing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct vx_in6_key);
+	__type(value, struct vx_pod);
+	__uint(max_entries, VX_DEFAULT_MAX_PODS * VX_ADDRS_PER_POD);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_pod_v6 SEC(".maps");
+
+/* Pods by host veth ifindex: who is sending on this host veth. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct vx_pod);
+	__uint(max_entries, VX_DEFAULT_MAX_PODS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_pod_if SEC(".maps");
+
+/* XDP redirect targets keyed by ifindex: every pod's host veth + the uplink. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+	__uint(max_entries, VX_DEFAULT_MAX_PODS + 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_redirect SEC(".maps");
+
+/* The node's own addresses: ARP/NS from a pod for them go to the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct vx_node_addr);
+	__uint(max_entries, VX_MAX_NODE_ADDRS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_node_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct vx_in6_key);
+	__type(value, struct vx_node_addr);
+	__uint(max_entries, VX_MAX_NODE_ADDRS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_node_v6 SEC(".maps");
+
+/* Per-CPU counters by host veth ifindex (VX_UPLINK_KEY = the uplink).
+ * Entries are created by the loader only, so a late packet of a removed pod
+ * cannot resurrect its entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, __u32);
+	__type(value, struct vx_counters);
+	__uint(max_entries, VX_DEFAULT_MAX_PODS + 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_counters SEC(".maps");
+
+/* Node config, one entry (key 0), written by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct vx_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_config SEC(".maps");
+
+#endif /* VX_MAPS_H */

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The ABI between the BPF programs and the Rust loader: map keys and values,
+ * counter indices, config flags. Mirrored by plugin/src/bpf/types.rs, which
+ * asserts every size. Change one, change the other, and bump
+ * VX_LAYOUT_VERSION when a pinned map's key or value changes (the pin path
+ * carries it, so old and new layouts never share a map).
+ *
+ * All structs have explicit padding: no implicit holes, no bools, no enums in
+ * map values.
+ */
+#ifndef VX_SHARED_H
+#define VX_SHARED_H
+
+#include <linux/types.h>
+
+#define VX_LAYOUT_VERSION 1
+
+/* Default map sizes; the loader overrides them (EbpfLoader::map_max_entries). */
+#define VX_DEFAULT_MAX_PODS 1024
+/* Addresses per pod the IPv4 and IPv6 maps make room for (each). */
+#define VX_ADDRS_PER_POD 4
+#define VX_MAX_NODE_ADDRS 256
+
+/* Counter key of the uplink (ifindex 0 is never a device). */
+#define VX_UPLINK_KEY 0
+
+/* vx_config.flags */
+/* The uplink has ndo_xdp_xmit: host-veth XDP may redirect to it. Without it
+ * the host-veth XDP program passes wire-bound frames to the stack and the tc
+ * program on the same veth redirects the skb. */
+#define VX_CFG_UPLINK_CAN_XMIT (1U << 0)
+/* Informational: the uplink program runs in generic (skb) mode. */
+#define VX_CFG_UPLINK_GENERIC (1U << 1)
+
+/* vx_config: the single entry (key 0) of the vx_config array. */
+struct vx_config {
+	__u32 uplink_ifindex;
+	__u32 flags;
+};
+
+/* Key of vx_pod_mac. */
+struct vx_mac_key {
+	__u8 addr[6];
+	__u8 pad[2]; /* always zero */
+};
+
+/* Key of vx_pod_v6 and vx_node_v6 (network byte order). IPv4 keys are a
+ * __u32 in network byte order. */
+struct vx_in6_key {
+	__u8 addr[16];
+};
+
+/* One pod, as every pod map stores it (value of vx_pod_mac, vx_pod_v4,
+ * vx_pod_v6, vx_pod_if), so one lookup answers "which pod, where". */
+struct vx_pod {
+	__u32 host_ifindex; /* host-side veth: the redirect target */
+	__u32 flags;        /* reserved, zero */
+	__u8 host_mac[6];   /* host-side veth MAC: frames to it are for the node */
+	__u8 pod_mac[6];    /* pod eth0 MAC: the only source MAC the pod may use */
+};
+
+/* Per-CPU counters (vx_counters, key = host veth ifindex, or VX_UPLINK_KEY). */
+enum vx_counter_idx {
+	VX_CNT_RX_REDIRECT = 0, /* redirected into this pod (from uplink or a pod) */
+	VX_CNT_TX_UPLINK = 1,   /* from this pod, redirected to the uplink */
+	VX_CNT_TX_POD = 2,      /* from this pod (or the uplink) redirected to a pod */
+	VX_CNT_PASS = 3,        /* passed to the node's stack */
+	VX_CNT_DROP_SPOOF = 4,  /* dropped: source MAC/IP not the pod's */
+	VX_CNT_DROP_MALFORMED = 5, /* dropped: truncated headers from a pod */
+	VX_CNT_REDIRECT_FAIL = 6,  /* redirect call failed (target not in devmap) */
+	VX_CNT_MAX = 7,
+};
+
+struct vx_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct vx_counters {
+	struct vx_count c[VX_CNT_MAX];
+};
+
+/* Value of vx_node_v4 / vx_node_v6 (presence is what matters). */
+struct vx_node_addr {
+	__u32 flags; /* reserved, zero */
+};
+
+#endif /* VX_SHARED_H */

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * XDP side of the hooks: a verdict becomes XDP_PASS / XDP_DROP / a devmap
+ * redirect, and is counted. A redirect whose target is missing from the
+ * devmap falls back to XDP_PASS (bpf_redirect_map's flags argument) and is
+ * counted as a redirect failure: never a silent drop.
+ */
+#ifndef VX_HOOK_XDP_H
+#define VX_HOOK_XDP_H
+
+#include "config.h"
+#include "counters.h"
+#include "verdict.h"
+
+/* Redirects to ifindex through the devmap; counts a failure on src_key. */
+static __always_inline int vx_xdp_redirect(__u32 ifindex, __u32 src_key, __u64 len)
+{
+	int rc = bpf_redirect_map(&vx_redirect, ifindex, XDP_PASS);
+
+	if (rc != XDP_REDIRECT)
+		vx_count(src_key, VX_CNT_REDIRECT_FAIL, len);
+	return rc;
+}
+
+static __always_inline int vx_xdp_to_pod(__u32 target, __u32 src_key, __u64 len)
+{
+	int rc = vx_xdp_redirect(target, src_key, len);
+
+	if (rc == XDP_REDIRECT) {
+		vx_count(src_key, VX_CNT_TX_POD, len);
+		vx_count(target, VX_CNT_RX_REDIRECT, len);
+	}
+	return rc;
+}
+
+/* Uplink: to a pod, or to the node. */
+static __always_inline int vx_xdp_uplink_apply(const struct vx_pkt *pkt, struct vx_verdict v)
+{
+	if (v.kind == VX_TO_POD)
+		return vx_xdp_to_pod(v.target, VX_UPLINK_KEY, pkt->len);
+	vx_count(VX_UPLINK_KEY, VX_CNT_PASS, pkt->len);
+	return XDP_PASS;
+}
+
+/*
+ * Host veth. When the uplink cannot take redirected frames (no ndo_xdp_xmit),
+ * the tc program on the same veth is the fallback: wire-bound frames pass to
+ * the stack, where tc redirects the skb; PASS verdicts are then left for tc
+ * to count, so nothing is counted twice.
+ */
+static __always_inline int vx_xdp_host_apply(const struct vx_pkt *pkt, struct vx_verdict v)
+{
+	struct vx_config cfg = vx_config_get();
+	int tc_fallback = !(cfg.flags & VX_CFG_UPLINK_CAN_XMIT);
+	__u32 me = pkt->ifindex;
+	int rc;
+
+	switch (v.kind) {
+	case VX_DROP_SPOOF:
+		vx_count(me, VX_CNT_DROP_SPOOF, pkt->len);
+		return XDP_DROP;
+	case VX_DROP_MALFORMED:
+		vx_count(me, VX_CNT_DROP_MALFORMED, pkt->len);
+		return XDP_DROP;
+	case VX_TO_POD:
+		return vx_xdp_to_pod(v.target, me, pkt->len);
+	case VX_TO_UPLINK:
+		if (tc_fallback)
+			return XDP_PASS;
+		rc = vx_xdp_redirect(cfg.uplink_ifindex, me, pkt->len);
+		if (rc == XDP_REDIRECT)
+			vx_count(me, VX_CNT_TX_UPLINK, pkt->len);
+		return rc;
+	default:
+		if (!tc_fallback)
+			vx_count(me, VX_CNT_PASS, pkt->len);
+		return XDP_PASS;
+	}
+}
+
+#endif /* VX_HOOK_XDP_H */

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Pod egress anti-spoofing: a frame leaving a pod must carry the pod's MAC
+ * and, for IPv4/ARP/IPv6, one of the pod's addresses as its source.
+ * Exceptions that cannot impersonate anyone: IPv4 0.0.0.0 (DHCP discover, ARP
+ * probes of RFC 5227), IPv6 :: (duplicate address detection) and IPv6
+ * link-local sources (the pod derives its own; they never leave the link).
+ * Returns VX_PASS when the source is fine, else the drop kind.
+ */
+#ifndef VX_SPOOF_H
+#define VX_SPOOF_H
+
+#include <linux/ip.h>
+#include "arp.h"
+#include "nd.h"
+#include "verdict.h"
+#include "vx_maps.h"
+
+/* The pod owning IPv4 address ip (network order) is the one on ifindex. */
+static __always_inline int vx_v4_owned_by(__u32 ip, __u32 ifindex)
+{
+	struct vx_pod *owner;
+
+	if (ip == 0)
+		return 1;
+	owner = bpf_map_lookup_elem(&vx_pod_v4, &ip);
+	return owner && owner->host_ifindex == ifindex;
+}
+
+static __always_inline __u32 vx_check_ipv4_src(const struct vx_pkt *pkt)
+{
+	struct iphdr *ip = vx_hdr(pkt, VX_ETH_HLEN, sizeof(struct iphdr));
+
+	if (!ip)
+		return VX_DROP_MALFORMED;
+	return vx_v4_owned_by(ip->saddr, pkt->ifindex) ? VX_PASS : VX_DROP_SPOOF;
+}
+
+static __always_inline __u32 vx_check_arp_src(const struct vx_pkt *pkt, const struct vx_pod *me)
+{
+	struct vx_arp *arp = vx_arp_hdr(pkt);
+
+	if (!arp)
+		return VX_DROP_MALFORMED;
+	/* Other hardware/protocol types have no business leaving a pod. */
+	if (!vx_arp_is_eth_ipv4(arp) || !vx_mac_eq(arp->sha, me->pod_mac))
+		return VX_DROP_SPOOF;
+	return vx_v4_owned_by(vx_arp_ip(arp->spa), pkt->ifindex) ? VX_PASS : VX_DROP_SPOOF;
+}
+
+static __always_inline __u32 vx_check_ipv6_src(const struct vx_pkt *pkt)
+{
+	struct ipv6hdr *ip6 = vx_ip6_hdr(pkt);
+	struct vx_in6_key src;
+	struct vx_pod *owner;
+
+	if (!ip6)
+		return VX_DROP_MALFORMED;
+	__builtin_memcpy(src.addr, &ip6->saddr, 16);
+	if (vx_in6_is_unspecified(&src) || vx_in6_is_link_local(&src))
+		return VX_PASS;
+	owner = bpf_map_lookup_elem(&vx_pod_v6, &src);
+	return owner && owner->host_ifindex == pkt->ifindex ? VX_PASS : VX_DROP_SPOOF;
+}
+
+/* Source check of a frame sent by pod `me` (eth already bounds-checked). */
+static __always_inline __u32 vx_check_source(const struct vx_pkt *pkt, const struct ethhdr *eth,
+					     const struct vx_pod *me)
+{
+	if (!vx_mac_eq(eth->h_source, me->pod_mac))
+		return VX_DROP_SPOOF;
+	/* A tagged frame would carry its IP header past our checks. */
+	if (vx_is_vlan(eth->h_proto))
+		return VX_DROP_SPOOF;
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return vx_check_ipv4_src(pkt);
+	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+		return vx_check_arp_src(pkt, me);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return vx_check_ipv6_src(pkt);
+	return VX_PASS;
+}
+
+#endif /* VX_SPOOF_H */

@@ -43,7 +43,7 @@ int vx_host_xdp(struct xdp_md *ctx)
 
 /* Host-side veth, tc (tcx) ingress: the same steering on skbs. Egress mode
  * `tc`, and the XDP mode's fallback when the uplink has no ndo_xdp_xmit. */
-SEC("tc")
+SEC("classifier") /* aya 0.14 knows "classifier", not libbpf's "tc" */
 int vx_host_tc(struct __sk_buff *skb)
 {
 	struct vx_pkt pkt;

@@ -1,0 +1,280 @@
+//! Helpers for the BPF tests: a throwaway netns + pin root (removed on drop),
+//! veths inside it, frame builders, and BPF_PROG_TEST_RUN wrappers.
+#![allow(dead_code)]
+
+pub mod frames;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, EbpfLoader};
+use veth_xdp::bpf::{self, BpfPaths, NodeSpec, NodeStatus, PodDatapath};
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_SHOT: u32 = 2;
+pub const TC_ACT_REDIRECT: u32 = 7;
+
+/// Runs a command, panicking with its stderr if it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace and a pin root of its own, both removed on drop
+/// (links detached first, so nothing stays attached).
+pub struct Sandbox {
+    pub ns: String,
+    pub ns_path: PathBuf,
+    pub paths: BpfPaths,
+}
+
+impl Sandbox {
+    pub fn new(abbr: &str) -> Self {
+        assert!(nix::unistd::geteuid().is_root(), "BPF tests need root");
+        let ns = format!("vxt-{abbr}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        run("ip", &["netns", "add", &ns]);
+        // No IPv6 autoconf/DAD/MLD chatter reaching the live uplink program.
+        let ns_arg = format!("--net=/var/run/netns/{ns}");
+        for key in ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"] {
+            run("nsenter", &[&ns_arg, "sysctl", "-qw", key]);
+        }
+        let root = PathBuf::from(format!("/sys/fs/bpf/{ns}"));
+        let _ = std::fs::remove_dir_all(&root);
+        bpf::ensure_bpffs(&root).expect("bpffs");
+        Self { ns_path: PathBuf::from(format!("/var/run/netns/{ns}")), ns, paths: BpfPaths::new(root) }
+    }
+
+    /// `ip -n <ns> <args>`.
+    pub fn ip(&self, args: &str) -> String {
+        let mut full = vec!["-n", self.ns.as_str()];
+        full.extend(args.split_whitespace());
+        run("ip", &full)
+    }
+
+    /// A veth pair (both ends up) with fixed MACs; returns (ifindex a, ifindex b).
+    pub fn veth(&self, a: &str, mac_a: [u8; 6], b: &str, mac_b: [u8; 6]) -> (u32, u32) {
+        self.ip(&format!(
+            "link add {a} address {} type veth peer name {b} address {}",
+            mac_str(&mac_a),
+            mac_str(&mac_b)
+        ));
+        self.ip(&format!("link set {a} up"));
+        self.ip(&format!("link set {b} up"));
+        (self.ifindex(a), self.ifindex(b))
+    }
+
+    pub fn link_json(&self, dev: &str) -> serde_json::Value {
+        let out = self.ip(&format!("-d -j link show dev {dev}"));
+        let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
+        v[0].clone()
+    }
+
+    pub fn ifindex(&self, dev: &str) -> u32 {
+        self.link_json(dev)["ifindex"].as_u64().expect("ifindex") as u32
+    }
+
+    /// Runs `f` with this thread inside the sandbox netns.
+    pub fn in_ns<T>(&self, f: impl FnOnce() -> T) -> T {
+        veth_xdp::netns::with_netns(&self.ns_path, f).expect("enter test netns")
+    }
+
+    /// insert_pod from inside the netns: the devmap resolves ifindexes in the
+    /// caller's netns, as the plugin's does in the node's.
+    pub fn insert_pod(&self, pod: &PodDatapath) -> anyhow::Result<()> {
+        self.in_ns(|| bpf::insert_pod(&self.paths, pod))
+    }
+
+    pub fn ensure_node(&self, spec: &NodeSpec) -> NodeStatus {
+        self.in_ns(|| bpf::ensure_node(&self.paths, spec)).expect("ensure_node")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Err(e) = bpf::teardown_node(&self.paths) {
+            eprintln!("teardown_node: {e:#}");
+        }
+        let _ = std::fs::remove_dir_all(self.paths.root());
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+pub fn mac_str(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+pub const UPLINK_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x01];
+pub const WIRE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x02];
+pub const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xbb, 0x01];
+pub const NODE_V4: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
+pub const NODE_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+pub const OTHER_V4: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 99);
+pub const OTHER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99);
+
+/// One pod of the lab: its datapath entry and the names of its veth ends.
+#[derive(Debug, Clone)]
+pub struct LabPod {
+    pub dp: PodDatapath,
+    pub host_dev: String,
+}
+
+impl LabPod {
+    pub fn ifindex(&self) -> u32 {
+        self.dp.host_ifindex
+    }
+    pub fn mac(&self) -> [u8; 6] {
+        self.dp.pod_mac
+    }
+    pub fn host_mac(&self) -> [u8; 6] {
+        self.dp.host_mac
+    }
+    pub fn v4(&self) -> Ipv4Addr {
+        self.dp.ipv4s[0]
+    }
+    pub fn v6(&self) -> Ipv6Addr {
+        self.dp.ipv6s[0]
+    }
+}
+
+/// The standard lab: uplink veth `up0` (peer `up1`), pods 1 and 2 on host
+/// veths `h1`/`h2`, a host veth `h3` without a pod, node addresses set, and
+/// the object's programs loaded against the pinned maps for test runs.
+pub struct Lab {
+    // Dropped first: program fds before the sandbox tears the pins down.
+    pub progs: Ebpf,
+    pub uplink: u32,
+    pub pod1: LabPod,
+    pub pod2: LabPod,
+    pub stray: u32,
+    pub status: NodeStatus,
+    pub sb: Sandbox,
+}
+
+fn lab_pod(sb: &Sandbox, n: u8) -> LabPod {
+    let host_mac = [0x02, 0, 0, 0, n, 0x01];
+    let pod_mac = [0x02, 0, 0, 0, n, 0x02];
+    let host_dev = format!("h{n}");
+    let (host_ifindex, _) = sb.veth(&host_dev, host_mac, &format!("p{n}"), pod_mac);
+    LabPod {
+        dp: PodDatapath {
+            host_ifindex,
+            host_mac,
+            pod_mac,
+            ipv4s: vec![Ipv4Addr::new(10, 10, 0, 10 + n)],
+            ipv6s: vec![Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x10 + u16::from(n))],
+        },
+        host_dev,
+    }
+}
+
+impl Lab {
+    pub fn new(abbr: &str, uplink_can_xmit: bool) -> Self {
+        let sb = Sandbox::new(abbr);
+        let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
+        // Wire end down: the uplink program is live, nothing may reach it but test runs.
+        sb.ip("link set up1 down");
+        let status = sb.ensure_node(&NodeSpec { uplink_ifindex: uplink, uplink_can_xmit, max_pods: 16 });
+        let pod1 = lab_pod(&sb, 1);
+        let pod2 = lab_pod(&sb, 2);
+        let (stray, _) = sb.veth("h3", [0x02, 0, 0, 0, 3, 1], "p3", [0x02, 0, 0, 0, 3, 2]);
+        sb.insert_pod(&pod1.dp).expect("insert pod1");
+        sb.insert_pod(&pod2.dp).expect("insert pod2");
+        bpf::set_node_addrs(&sb.paths, &[IpAddr::V4(NODE_V4), IpAddr::V6(NODE_V6)]).expect("node addrs");
+        let progs = load_programs(&sb.paths);
+        Self { progs, uplink, pod1, pod2, stray, status, sb }
+    }
+
+    pub fn paths(&self) -> &BpfPaths {
+        &self.sb.paths
+    }
+
+    fn xdp(&self, name: &str) -> &Xdp {
+        self.progs.program(name).expect("program").try_into().expect("xdp program")
+    }
+
+    /// Runs the uplink program on `frame` (arriving on the uplink).
+    pub fn run_uplink(&self, frame: &[u8]) -> u32 {
+        let prog = self.xdp(bpf::PROG_UPLINK);
+        self.sb.in_ns(|| test_run_xdp(prog, frame, self.uplink))
+    }
+
+    /// Runs the host-veth XDP program on `frame` sent by the pod behind `ifindex`.
+    pub fn run_host_xdp(&self, ifindex: u32, frame: &[u8]) -> u32 {
+        let prog = self.xdp(bpf::PROG_HOST_XDP);
+        self.sb.in_ns(|| test_run_xdp(prog, frame, ifindex))
+    }
+
+    /// Runs the tc program on `frame` as an skb arriving on `ifindex`.
+    pub fn run_host_tc(&self, ifindex: u32, frame: &[u8]) -> u32 {
+        let prog: &SchedClassifier =
+            self.progs.program(bpf::PROG_HOST_TC).expect("tc program").try_into().expect("sched_cls");
+        self.sb.in_ns(|| test_run_tc(prog, frame, ifindex))
+    }
+
+    /// Packets of counter `idx` of `key` (host ifindex, or 0 = uplink).
+    pub fn count(&self, key: u32, idx: bpf::types::CounterIdx) -> u64 {
+        bpf::counters_of(self.paths(), key).expect("counters").map(|c| c.packets(idx)).unwrap_or(0)
+    }
+
+    /// All counters of `key` as (idx, packets) pairs that are non-zero.
+    pub fn nonzero(&self, key: u32) -> Vec<(bpf::types::CounterIdx, u64)> {
+        use bpf::types::CounterIdx::*;
+        [RxRedirect, TxUplink, TxPod, Pass, DropSpoof, DropMalformed, RedirectFail]
+            .into_iter()
+            .map(|i| (i, self.count(key, i)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// Loads the object's programs against the maps pinned under `paths`
+/// (aya reuses pinned maps by name), so test runs see the node's maps.
+pub fn load_programs(paths: &BpfPaths) -> Ebpf {
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(paths.maps_dir())
+        .load(bpf::OBJECT)
+        .expect("load object against pinned maps");
+    for name in bpf::XDP_PROGRAMS {
+        let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
+        p.load().unwrap_or_else(|e| panic!("load {name}: {e:?}"));
+    }
+    let tc: &mut SchedClassifier = ebpf.program_mut(bpf::PROG_HOST_TC).unwrap().try_into().unwrap();
+    tc.load().expect("load vx_host_tc");
+    ebpf
+}
+
+/// BPF_PROG_TEST_RUN of an XDP program with `xdp_md.ingress_ifindex` set
+/// (the device must exist in the calling thread's netns).
+pub fn test_run_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> u32 {
+    // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+    // egress_ifindex }: data_end must equal the frame length.
+    let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
+    let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let opts = TestRunOptions { data_in: Some(frame), ctx_in: Some(&ctx), ..TestRunOptions::default() };
+    prog.test_run(opts).expect("BPF_PROG_TEST_RUN (xdp)").return_value
+}
+
+/// BPF_PROG_TEST_RUN of a sched_cls program with `__sk_buff.ifindex` set
+/// (the kernel then builds the skb on that device).
+pub fn test_run_tc(prog: &SchedClassifier, frame: &[u8], ifindex: u32) -> u32 {
+    let mut ctx = vec![0u8; 192]; // sizeof(struct __sk_buff)
+    ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes()); // offsetof(ifindex)
+    let opts = TestRunOptions { data_in: Some(frame), ctx_in: Some(&ctx), ..TestRunOptions::default() };
+    prog.test_run(opts).expect("BPF_PROG_TEST_RUN (tc)").return_value
+}
+
+pub fn pin_exists(path: &Path) -> bool {
+    path.exists()
+}

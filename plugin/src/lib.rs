@@ -21,6 +21,7 @@ pub mod cli;
 pub mod cmd;
 pub mod cni;
 pub mod ethtool;
+pub mod ethtool_stats;
 pub mod ipam;
 pub mod lock;
 pub mod logging;

@@ -37,10 +37,13 @@ mod paths;
 mod sys;
 pub mod types;
 
-pub use attach::{attach_host_tc, attach_host_xdp, detach_host, host_attachment, pod_pass_program, Hook};
+pub use attach::{
+    attach_host_tc, attach_host_xdp, detach_host, host_attachment, pod_pass_program, Hook,
+};
 pub use maps::{
-    check_pinned, counters_of, insert_pod, max_entries, open_map, pod_entry, pod_present, read_counters,
-    remove_pod, set_node_addrs, MapSpec, PodCounters, PodDatapath, PodMapError, MAP_SPECS,
+    check_pinned, counters_of, insert_pod, max_entries, open_map, pod_entry, pod_present,
+    read_counters, remove_pod, set_node_addrs, MapSpec, PodCounters, PodDatapath, PodMapError,
+    MAP_SPECS,
 };
 pub use node::{ensure_node, teardown_node, NodeSpec, NodeStatus, UplinkMode, LINK_UPLINK};
 pub use paths::{ensure_bpffs, BpfPaths, BPFFS_MOUNT, DEFAULT_PIN_ROOT};

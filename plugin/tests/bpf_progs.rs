@@ -686,12 +686,51 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     assert_eq!(bpf::host_attachment(&sb.paths, "pod1").unwrap(), None);
     assert!(sb.link_json("h1").get("xdp").is_none(), "host XDP detached");
 
-    bpf::teardown_node(&sb.paths).unwrap();
+    // A partial setup (a program pin lost) reloads, reusing the pinned maps.
+    let dp = PodDatapath {
+        host_ifindex: h1,
+        host_mac: [2, 0, 0, 0, 1, 1],
+        pod_mac: [2, 0, 0, 0, 1, 2],
+        ipv4s: vec![Ipv4Addr::new(10, 40, 0, 1)],
+        ipv6s: vec![],
+    };
+    sb.insert_pod(&dp).unwrap();
+    std::fs::remove_file(sb.paths.prog(bpf::PROG_POD_PASS)).unwrap();
+    let reloaded = sb.ensure_node(&spec);
+    assert!(reloaded.loaded_now, "missing program pin -> reload");
+    assert!(
+        bpf::pod_present(&sb.paths, h1).unwrap(),
+        "pod entries survive the reload (maps reused)"
+    );
+    assert!(sb.paths.prog(bpf::PROG_POD_PASS).exists());
+
+    // Another uplink: the link moves, the devmap follows.
+    let (uplink2, _) = sb.veth("up2", [2, 0, 0, 0, 0xaa, 3], "up3", [2, 0, 0, 0, 0xaa, 4]);
+    let moved = sb.ensure_node(&NodeSpec {
+        uplink_ifindex: uplink2,
+        ..spec
+    });
+    assert_eq!(moved.uplink_mode, UplinkMode::Driver);
     assert!(
         sb.link_json("up0").get("xdp").is_none(),
+        "old uplink detached"
+    );
+    assert_eq!(sb.link_json("up2")["xdp"]["mode"], 1, "new uplink attached");
+    let devmap =
+        aya::maps::DevMapHash::try_from(bpf::open_map(&sb.paths, "vx_redirect").unwrap()).unwrap();
+    let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
+    targets.sort();
+    let mut want = vec![h1, uplink2];
+    want.sort();
+    assert_eq!(targets, want, "devmap = pod + new uplink only");
+
+    bpf::teardown_node(&sb.paths).unwrap();
+    assert!(
+        sb.link_json("up2").get("xdp").is_none(),
         "uplink XDP detached by teardown"
     );
     assert!(!sb.paths.version_dir().exists(), "pins removed");
+    bpf::remove_pod(&sb.paths, h1).unwrap(); // nothing pinned: still Ok
 }
 
 /// Live frames through real attachments: wire netns ⇄ uplink XDP ⇄ host veth

@@ -369,8 +369,12 @@ fn write_pod(paths: &BpfPaths, pod: &PodDatapath) -> Result<()> {
 
 /// Removes everything of the pod on `host_ifindex`: MAC and address entries,
 /// its record, devmap entry and counters. Idempotent; also cleans up a
-/// half-inserted pod.
+/// half-inserted pod. With no pinned maps at all (node never set up or torn
+/// down) there is nothing to remove: Ok.
 pub fn remove_pod(paths: &BpfPaths, host_ifindex: u32) -> Result<()> {
+    if !paths.map(MAP_POD_IF).exists() {
+        return Ok(());
+    }
     let me = host_ifindex;
     let mut macs = hash::<VxMacKey, VxPod>(paths, MAP_POD_MAC)?;
     sweep_pod(&mut macs, MAP_POD_MAC, me, &HashSet::new())?;

@@ -734,14 +734,13 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
 }
 
 /// Live frames through real attachments: wire netns ⇄ uplink XDP ⇄ host veth
-/// XDP ⇄ pod netns. The pod is reachable only through the redirects (it is
+/// (XDP, tc, or XDP with the tc fallback) ⇄ pod netns. The pod is reachable only through the redirects (it is
 /// not routed by the node: the node netns has no addresses), and a spoofed
 /// source is dropped and counted.
-#[test]
-fn live_frames_wire_to_pod_and_back_through_redirects() {
-    let node = Sandbox::new("live");
-    let wire = Netns::new("livew");
-    let pod = Netns::new("livep");
+fn live_frames(abbr: &str, egress: Egress) {
+    let node = Sandbox::new(abbr);
+    let wire = Netns::new(&format!("{abbr}w"));
+    let pod = Netns::new(&format!("{abbr}p"));
     let wire_mac = [2, 0, 0, 0, 0xee, 1];
     let pod_mac = [2, 0, 0, 0, 0xee, 2];
     let host_mac = [2, 0, 0, 0, 0xee, 3];
@@ -772,7 +771,7 @@ fn live_frames_wire_to_pod_and_back_through_redirects() {
 
     node.ensure_node(&NodeSpec {
         uplink_ifindex: uplink,
-        uplink_can_xmit: true,
+        uplink_can_xmit: egress != Egress::XdpTcFallback,
         max_pods: 4,
     });
     let dp = PodDatapath {
@@ -783,8 +782,13 @@ fn live_frames_wire_to_pod_and_back_through_redirects() {
         ipv6s: vec![],
     };
     node.insert_pod(&dp).unwrap();
-    node.in_ns(|| bpf::attach_host_xdp(&node.paths, "live", h1))
-        .unwrap();
+    node.in_ns(|| match egress {
+        Egress::Xdp => bpf::attach_host_xdp(&node.paths, "live", h1),
+        Egress::Tc => bpf::attach_host_tc(&node.paths, "live", h1),
+        Egress::XdpTcFallback => bpf::attach_host_xdp(&node.paths, "live", h1)
+            .and_then(|()| bpf::attach_host_tc(&node.paths, "live", h1)),
+    })
+    .unwrap();
 
     wire.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.30.0.11"]);
     let count = |idx| {
@@ -826,4 +830,27 @@ fn live_frames_wire_to_pod_and_back_through_redirects() {
         "spoofed frames dropped and counted: {}",
         count(DropSpoof)
     );
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Egress {
+    Xdp,
+    Tc,
+    /// XDP on the host veth, but the uplink "cannot xmit": tc redirects.
+    XdpTcFallback,
+}
+
+#[test]
+fn live_frames_xdp_egress() {
+    live_frames("lvx", Egress::Xdp);
+}
+
+#[test]
+fn live_frames_tc_egress() {
+    live_frames("lvt", Egress::Tc);
+}
+
+#[test]
+fn live_frames_xdp_with_tc_fallback() {
+    live_frames("lvf", Egress::XdpTcFallback);
 }

@@ -22,6 +22,10 @@
 //! - observation: [`read_counters`]`(paths) -> Vec<PodCounters>` (per-CPU sums;
 //!   ifindex 0 = the uplink), [`counters_of`]`(paths, key)`.
 //!
+//! Netns: `ensure_node`, `insert_pod` and `attach_host_*` resolve ifindexes in
+//! the calling thread's netns (devmap updates and attaches do): call them from
+//! the node's netns. Pins are per bpffs mount, not per netns.
+//!
 //! Datapath (see bpf/README.md): `vx_uplink` on the uplink redirects frames for
 //! pod MACs and ARP/NS for pod addresses into the pod's host veth; `vx_host_xdp`
 //! (or `vx_host_tc`) on each host veth drops spoofed sources and sends the rest

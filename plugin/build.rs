@@ -27,7 +27,10 @@ fn main() {
         .arg(&out)
         .status()
         .unwrap_or_else(|e| panic!("clang not found ({clang}: {e}): {SETUP_HINT}"));
-    assert!(status.success(), "clang failed to compile bpf/veth_xdp.c ({status})");
+    assert!(
+        status.success(),
+        "clang failed to compile bpf/veth_xdp.c ({status})"
+    );
 }
 
 fn env(name: &str) -> String {
@@ -50,7 +53,11 @@ fn rerun_if_changed(dir: &Path) {
 
 fn check_libbpf_headers() {
     let helpers = Path::new("/usr/include/bpf/bpf_helpers.h");
-    assert!(helpers.exists(), "{} not found: {SETUP_HINT}", helpers.display());
+    assert!(
+        helpers.exists(),
+        "{} not found: {SETUP_HINT}",
+        helpers.display()
+    );
 }
 
 /// The Debian multiarch include dir that holds `asm/types.h` (without it,

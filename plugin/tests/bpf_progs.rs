@@ -24,9 +24,15 @@ fn uplink_unicast_to_pod_redirects_to_that_pod() {
     let frame = udp4(lab.pod1.mac(), GATEWAY_MAC, OTHER_V4, lab.pod1.v4());
     assert_eq!(lab.run_uplink(&frame), XDP_REDIRECT);
     assert_eq!(lab.nonzero(0), vec![(TxPod, 1)], "uplink counters");
-    assert_eq!(lab.nonzero(lab.pod1.ifindex()), vec![(RxRedirect, 1)], "pod1 counters");
+    assert_eq!(
+        lab.nonzero(lab.pod1.ifindex()),
+        vec![(RxRedirect, 1)],
+        "pod1 counters"
+    );
     assert_eq!(lab.nonzero(lab.pod2.ifindex()), vec![], "pod2 untouched");
-    let c = bpf::counters_of(lab.paths(), lab.pod1.ifindex()).unwrap().unwrap();
+    let c = bpf::counters_of(lab.paths(), lab.pod1.ifindex())
+        .unwrap()
+        .unwrap();
     assert_eq!(c.get(RxRedirect).bytes, frame.len() as u64);
 }
 
@@ -52,12 +58,12 @@ fn uplink_ns_for_pod_ip_redirects_to_that_pod() {
 fn uplink_passes_everything_not_for_a_pod() {
     let lab = Lab::new("uppass", true);
     let frames = [
-        arp_request(GATEWAY_MAC, OTHER_V4, NODE_V4),           // ARP for the node
-        arp_request(GATEWAY_MAC, OTHER_V4, OTHER_V4),          // ARP for someone else
+        arp_request(GATEWAY_MAC, OTHER_V4, NODE_V4), // ARP for the node
+        arp_request(GATEWAY_MAC, OTHER_V4, OTHER_V4), // ARP for someone else
         udp4(BROADCAST, GATEWAY_MAC, OTHER_V4, Ipv4Addr::BROADCAST), // broadcast
-        udp4(UPLINK_MAC, GATEWAY_MAC, OTHER_V4, NODE_V4),      // unicast to the node
+        udp4(UPLINK_MAC, GATEWAY_MAC, OTHER_V4, NODE_V4), // unicast to the node
         udp4([0x02, 9, 9, 9, 9, 9], GATEWAY_MAC, OTHER_V4, OTHER_V4), // unknown MAC
-        ns(GATEWAY_MAC, OTHER_V6, NODE_V6),                    // NS for the node
+        ns(GATEWAY_MAC, OTHER_V6, NODE_V6),          // NS for the node
     ];
     for (i, f) in frames.iter().enumerate() {
         assert_eq!(lab.run_uplink(f), XDP_PASS, "frame {i}");
@@ -85,9 +91,9 @@ fn uplink_truncated_frames_pass() {
     let arp = arp_request(GATEWAY_MAC, OTHER_V4, lab.pod1.v4());
     let nsf = ns(GATEWAY_MAC, OTHER_V6, lab.pod1.v6());
     let frames = [
-        truncated(&arp, 14),      // Ethernet header only
-        truncated(&arp, 14 + 20), // ARP cut before the target IP
-        truncated(&nsf, 14 + 30), // IPv6 header cut
+        truncated(&arp, 14),           // Ethernet header only
+        truncated(&arp, 14 + 20),      // ARP cut before the target IP
+        truncated(&nsf, 14 + 30),      // IPv6 header cut
         truncated(&nsf, 14 + 40 + 10), // NS cut before the target
     ];
     for (i, f) in frames.iter().enumerate() {
@@ -122,40 +128,132 @@ fn pod_egress_cases(lab: &Lab) -> Vec<Case> {
     let ipv4 = udp4(GATEWAY_MAC, me, v4, OTHER_V4);
     vec![
         // anti-spoofing
-        Case { name: "spoofed src MAC", frame: udp4(GATEWAY_MAC, p2.mac(), v4, OTHER_V4), expect: Outcome::Spoof },
-        Case { name: "spoofed IPv4 src", frame: udp4(GATEWAY_MAC, me, p2.v4(), OTHER_V4), expect: Outcome::Spoof },
-        Case { name: "foreign IPv4 src", frame: udp4(GATEWAY_MAC, me, OTHER_V4, OTHER_V4), expect: Outcome::Spoof },
-        Case { name: "spoofed ARP sender IP", frame: arp_request(me, p2.v4(), OTHER_V4), expect: Outcome::Spoof },
         Case {
-            name: "spoofed ARP sender MAC",
-            frame: eth(BROADCAST, me, ETH_P_ARP, &arp(1, p2.mac(), v4, [0; 6], OTHER_V4)),
+            name: "spoofed src MAC",
+            frame: udp4(GATEWAY_MAC, p2.mac(), v4, OTHER_V4),
             expect: Outcome::Spoof,
         },
-        Case { name: "spoofed IPv6 src", frame: ipv6_udp(me, GATEWAY_MAC, p2.v6(), OTHER_V6), expect: Outcome::Spoof },
-        Case { name: "VLAN-tagged from pod", frame: tagged(&ipv4, ETH_P_8021Q, 7), expect: Outcome::Spoof },
-        Case { name: "truncated IPv4", frame: truncated(&ipv4, 14 + 12), expect: Outcome::Malformed },
-        Case { name: "truncated ARP", frame: truncated(&arp_request(me, v4, OTHER_V4), 20), expect: Outcome::Malformed },
+        Case {
+            name: "spoofed IPv4 src",
+            frame: udp4(GATEWAY_MAC, me, p2.v4(), OTHER_V4),
+            expect: Outcome::Spoof,
+        },
+        Case {
+            name: "foreign IPv4 src",
+            frame: udp4(GATEWAY_MAC, me, OTHER_V4, OTHER_V4),
+            expect: Outcome::Spoof,
+        },
+        Case {
+            name: "spoofed ARP sender IP",
+            frame: arp_request(me, p2.v4(), OTHER_V4),
+            expect: Outcome::Spoof,
+        },
+        Case {
+            name: "spoofed ARP sender MAC",
+            frame: eth(
+                BROADCAST,
+                me,
+                ETH_P_ARP,
+                &arp(1, p2.mac(), v4, [0; 6], OTHER_V4),
+            ),
+            expect: Outcome::Spoof,
+        },
+        Case {
+            name: "spoofed IPv6 src",
+            frame: ipv6_udp(me, GATEWAY_MAC, p2.v6(), OTHER_V6),
+            expect: Outcome::Spoof,
+        },
+        Case {
+            name: "VLAN-tagged from pod",
+            frame: tagged(&ipv4, ETH_P_8021Q, 7),
+            expect: Outcome::Spoof,
+        },
+        Case {
+            name: "truncated IPv4",
+            frame: truncated(&ipv4, 14 + 12),
+            expect: Outcome::Malformed,
+        },
+        Case {
+            name: "truncated ARP",
+            frame: truncated(&arp_request(me, v4, OTHER_V4), 20),
+            expect: Outcome::Malformed,
+        },
         // to the node
-        Case { name: "unicast to host veth MAC", frame: udp4(p1.host_mac(), me, v4, NODE_V4), expect: Outcome::Node },
-        Case { name: "ARP for a node address", frame: arp_request(me, v4, NODE_V4), expect: Outcome::Node },
-        Case { name: "NS for a node address", frame: ns(me, v6, NODE_V6), expect: Outcome::Node },
-        Case { name: "DAD NS from ::", frame: ns(me, "::".parse().unwrap(), NODE_V6), expect: Outcome::Node },
-        Case { name: "ARP probe from 0.0.0.0", frame: arp_request(me, Ipv4Addr::UNSPECIFIED, NODE_V4), expect: Outcome::Node },
+        Case {
+            name: "unicast to host veth MAC",
+            frame: udp4(p1.host_mac(), me, v4, NODE_V4),
+            expect: Outcome::Node,
+        },
+        Case {
+            name: "ARP for a node address",
+            frame: arp_request(me, v4, NODE_V4),
+            expect: Outcome::Node,
+        },
+        Case {
+            name: "NS for a node address",
+            frame: ns(me, v6, NODE_V6),
+            expect: Outcome::Node,
+        },
+        Case {
+            name: "DAD NS from ::",
+            frame: ns(me, "::".parse().unwrap(), NODE_V6),
+            expect: Outcome::Node,
+        },
+        Case {
+            name: "ARP probe from 0.0.0.0",
+            frame: arp_request(me, Ipv4Addr::UNSPECIFIED, NODE_V4),
+            expect: Outcome::Node,
+        },
         // to another local pod
-        Case { name: "unicast to pod2 MAC", frame: udp4(p2.mac(), me, v4, p2.v4()), expect: Outcome::ToPod2 },
-        Case { name: "ARP for pod2", frame: arp_request(me, v4, p2.v4()), expect: Outcome::ToPod2 },
-        Case { name: "NS for pod2 from link-local", frame: ns(me, link_local, p2.v6()), expect: Outcome::ToPod2 },
+        Case {
+            name: "unicast to pod2 MAC",
+            frame: udp4(p2.mac(), me, v4, p2.v4()),
+            expect: Outcome::ToPod2,
+        },
+        Case {
+            name: "ARP for pod2",
+            frame: arp_request(me, v4, p2.v4()),
+            expect: Outcome::ToPod2,
+        },
+        Case {
+            name: "NS for pod2 from link-local",
+            frame: ns(me, link_local, p2.v6()),
+            expect: Outcome::ToPod2,
+        },
         // to the wire
-        Case { name: "unicast to the gateway", frame: ipv4.clone(), expect: Outcome::ToWire },
-        Case { name: "IPv6 unicast off-node", frame: ipv6_udp(me, GATEWAY_MAC, v6, OTHER_V6), expect: Outcome::ToWire },
-        Case { name: "ARP for someone else", frame: arp_request(me, v4, OTHER_V4), expect: Outcome::ToWire },
-        Case { name: "broadcast DHCP discover", frame: udp4(BROADCAST, me, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST), expect: Outcome::ToWire },
-        Case { name: "NS for someone else", frame: ns(me, v6, OTHER_V6), expect: Outcome::ToWire },
+        Case {
+            name: "unicast to the gateway",
+            frame: ipv4.clone(),
+            expect: Outcome::ToWire,
+        },
+        Case {
+            name: "IPv6 unicast off-node",
+            frame: ipv6_udp(me, GATEWAY_MAC, v6, OTHER_V6),
+            expect: Outcome::ToWire,
+        },
+        Case {
+            name: "ARP for someone else",
+            frame: arp_request(me, v4, OTHER_V4),
+            expect: Outcome::ToWire,
+        },
+        Case {
+            name: "broadcast DHCP discover",
+            frame: udp4(BROADCAST, me, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST),
+            expect: Outcome::ToWire,
+        },
+        Case {
+            name: "NS for someone else",
+            frame: ns(me, v6, OTHER_V6),
+            expect: Outcome::ToWire,
+        },
     ]
 }
 
 /// The counters a case must leave (pod1's, pod2's), given the hook.
-fn expected_counters(o: Outcome) -> (Vec<(CounterIdx, u64)>, Vec<(CounterIdx, u64)>) {
+/// Non-zero counters of one key.
+type Counts = Vec<(CounterIdx, u64)>;
+
+fn expected_counters(o: Outcome) -> (Counts, Counts) {
     match o {
         Outcome::Spoof => (vec![(DropSpoof, 1)], vec![]),
         Outcome::Malformed => (vec![(DropMalformed, 1)], vec![]),
@@ -186,8 +284,18 @@ fn check_pod_egress(abbr: &str, hook: &str) {
         assert_eq!(verdict, want, "{hook}: {}", case.name);
         let (c1, c2) = expected_counters(case.expect);
         assert_eq!(lab.nonzero(p1), c1, "{hook}: {}: pod1 counters", case.name);
-        assert_eq!(lab.nonzero(lab.pod2.ifindex()), c2, "{hook}: {}: pod2 counters", case.name);
-        assert_eq!(lab.nonzero(0), vec![], "{hook}: {}: uplink counters", case.name);
+        assert_eq!(
+            lab.nonzero(lab.pod2.ifindex()),
+            c2,
+            "{hook}: {}: pod2 counters",
+            case.name
+        );
+        assert_eq!(
+            lab.nonzero(0),
+            vec![],
+            "{hook}: {}: uplink counters",
+            case.name
+        );
     }
 }
 
@@ -232,7 +340,9 @@ fn host_xdp_redirects_to_the_uplink_devmap_entry() {
     let p1 = lab.pod1.ifindex();
     let frame = udp4(GATEWAY_MAC, lab.pod1.mac(), lab.pod1.v4(), OTHER_V4);
     assert_eq!(lab.run_host_xdp(p1, &frame), XDP_REDIRECT);
-    let devmap = aya::maps::DevMapHash::try_from(bpf::open_map(lab.paths(), "vx_redirect").unwrap()).unwrap();
+    let devmap =
+        aya::maps::DevMapHash::try_from(bpf::open_map(lab.paths(), "vx_redirect").unwrap())
+            .unwrap();
     let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
     targets.sort();
     let mut want = vec![lab.uplink, p1, lab.pod2.ifindex()];
@@ -240,7 +350,11 @@ fn host_xdp_redirects_to_the_uplink_devmap_entry() {
     assert_eq!(targets, want, "devmap = uplink + both pods");
     let mut devmap = devmap;
     devmap.remove(lab.uplink).unwrap();
-    assert_eq!(lab.run_host_xdp(p1, &frame), XDP_PASS, "missing target falls back to PASS");
+    assert_eq!(
+        lab.run_host_xdp(p1, &frame),
+        XDP_PASS,
+        "missing target falls back to PASS"
+    );
     assert_eq!(lab.count(p1, RedirectFail), 1);
     assert_eq!(lab.count(p1, TxUplink), 1, "only the first frame went out");
 }
@@ -250,16 +364,31 @@ fn host_xdp_without_uplink_xmit_passes_wire_frames_to_tc() {
     let lab = Lab::new("hnoxmit", false);
     let p1 = lab.pod1.ifindex();
     let to_wire = udp4(GATEWAY_MAC, lab.pod1.mac(), lab.pod1.v4(), OTHER_V4);
-    assert_eq!(lab.run_host_xdp(p1, &to_wire), XDP_PASS, "XDP leaves wire frames to tc");
-    assert_eq!(lab.nonzero(p1), vec![], "XDP does not count what tc will count");
-    assert_eq!(lab.run_host_tc(p1, &to_wire), TC_ACT_REDIRECT, "tc redirects the skb to the uplink");
+    assert_eq!(
+        lab.run_host_xdp(p1, &to_wire),
+        XDP_PASS,
+        "XDP leaves wire frames to tc"
+    );
+    assert_eq!(
+        lab.nonzero(p1),
+        vec![],
+        "XDP does not count what tc will count"
+    );
+    assert_eq!(
+        lab.run_host_tc(p1, &to_wire),
+        TC_ACT_REDIRECT,
+        "tc redirects the skb to the uplink"
+    );
     assert_eq!(lab.nonzero(p1), vec![(TxUplink, 1)]);
     // Spoofing and pod-to-pod still happen in XDP.
     let spoof = udp4(GATEWAY_MAC, lab.pod1.mac(), lab.pod2.v4(), OTHER_V4);
     assert_eq!(lab.run_host_xdp(p1, &spoof), XDP_DROP);
     let to_pod = udp4(lab.pod2.mac(), lab.pod1.mac(), lab.pod1.v4(), lab.pod2.v4());
     assert_eq!(lab.run_host_xdp(p1, &to_pod), XDP_REDIRECT);
-    assert_eq!(lab.nonzero(p1), vec![(TxUplink, 1), (TxPod, 1), (DropSpoof, 1)]);
+    assert_eq!(
+        lab.nonzero(p1),
+        vec![(TxUplink, 1), (TxPod, 1), (DropSpoof, 1)]
+    );
 }
 
 #[test]
@@ -276,8 +405,22 @@ fn host_veth_without_pod_record_drops() {
 fn pod_maps_full_is_a_typed_error() {
     let sb = Sandbox::new("full");
     let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
-    sb.ensure_node(&NodeSpec { uplink_ifindex: uplink, uplink_can_xmit: true, max_pods: 2 });
-    let hosts: Vec<u32> = (1..=3u8).map(|n| sb.veth(&format!("h{n}"), [2, 0, 0, 1, n, 1], &format!("p{n}"), [2, 0, 0, 1, n, 2]).0).collect();
+    sb.ensure_node(&NodeSpec {
+        uplink_ifindex: uplink,
+        uplink_can_xmit: true,
+        max_pods: 2,
+    });
+    let hosts: Vec<u32> = (1..=3u8)
+        .map(|n| {
+            sb.veth(
+                &format!("h{n}"),
+                [2, 0, 0, 1, n, 1],
+                &format!("p{n}"),
+                [2, 0, 0, 1, n, 2],
+            )
+            .0
+        })
+        .collect();
     let pod = |n: u8| PodDatapath {
         host_ifindex: hosts[usize::from(n) - 1],
         host_mac: [2, 0, 0, 1, n, 1],
@@ -292,9 +435,18 @@ fn pod_maps_full_is_a_typed_error() {
         Some(PodMapError::Full { max_pods: 2 }) => {}
         other => panic!("expected PodMapError::Full{{max_pods: 2}}, got {other:?} ({err:#})"),
     }
-    assert_eq!(err.to_string().contains("pod maps full (max 2 pods)"), true, "{err}");
-    assert!(!bpf::pod_present(&sb.paths, hosts[2]).unwrap(), "failed insert rolled back");
-    assert!(bpf::counters_of(&sb.paths, hosts[2]).unwrap().is_none(), "no counters left behind");
+    assert!(
+        err.to_string().contains("pod maps full (max 2 pods)"),
+        "{err}"
+    );
+    assert!(
+        !bpf::pod_present(&sb.paths, hosts[2]).unwrap(),
+        "failed insert rolled back"
+    );
+    assert!(
+        bpf::counters_of(&sb.paths, hosts[2]).unwrap().is_none(),
+        "no counters left behind"
+    );
 }
 
 #[test]
@@ -307,13 +459,30 @@ fn remove_pod_removes_everything_and_is_idempotent() {
     assert!(!bpf::pod_present(lab.paths(), p1).unwrap());
     assert!(bpf::counters_of(lab.paths(), p1).unwrap().is_none());
     // Nothing steers to it any more: its MAC, ARP and NS now pass to the node.
-    assert_eq!(lab.run_uplink(&udp4(lab.pod1.mac(), GATEWAY_MAC, OTHER_V4, lab.pod1.v4())), XDP_PASS);
-    assert_eq!(lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod1.v4())), XDP_PASS);
-    assert_eq!(lab.run_uplink(&ns(GATEWAY_MAC, OTHER_V6, lab.pod1.v6())), XDP_PASS);
-    let devmap = aya::maps::DevMapHash::try_from(bpf::open_map(lab.paths(), "vx_redirect").unwrap()).unwrap();
-    assert!(devmap.keys().map(Result::unwrap).all(|k| k != p1), "devmap entry removed");
+    assert_eq!(
+        lab.run_uplink(&udp4(lab.pod1.mac(), GATEWAY_MAC, OTHER_V4, lab.pod1.v4())),
+        XDP_PASS
+    );
+    assert_eq!(
+        lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod1.v4())),
+        XDP_PASS
+    );
+    assert_eq!(
+        lab.run_uplink(&ns(GATEWAY_MAC, OTHER_V6, lab.pod1.v6())),
+        XDP_PASS
+    );
+    let devmap =
+        aya::maps::DevMapHash::try_from(bpf::open_map(lab.paths(), "vx_redirect").unwrap())
+            .unwrap();
+    assert!(
+        devmap.keys().map(Result::unwrap).all(|k| k != p1),
+        "devmap entry removed"
+    );
     // pod2 untouched
-    assert_eq!(lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod2.v4())), XDP_REDIRECT);
+    assert_eq!(
+        lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod2.v4())),
+        XDP_REDIRECT
+    );
 }
 
 #[test]
@@ -323,15 +492,32 @@ fn insert_pod_refuses_another_pods_address_and_replaces_its_own() {
     thief.host_ifindex = lab.stray;
     thief.pod_mac = [2, 0, 0, 0, 3, 2];
     let err = lab.sb.insert_pod(&thief).unwrap_err();
-    assert!(matches!(err.downcast_ref::<PodMapError>(), Some(PodMapError::InUse { .. })), "{err:#}");
-    assert!(bpf::pod_present(lab.paths(), lab.pod1.ifindex()).unwrap(), "owner intact");
+    assert!(
+        matches!(
+            err.downcast_ref::<PodMapError>(),
+            Some(PodMapError::InUse { .. })
+        ),
+        "{err:#}"
+    );
+    assert!(
+        bpf::pod_present(lab.paths(), lab.pod1.ifindex()).unwrap(),
+        "owner intact"
+    );
     // Re-inserting pod1 with a new address replaces the old one.
     let mut moved = lab.pod1.dp.clone();
     moved.ipv4s = vec![Ipv4Addr::new(10, 10, 0, 77)];
     lab.sb.insert_pod(&moved).unwrap();
-    assert_eq!(lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod1.v4())), XDP_PASS, "old address gone");
     assert_eq!(
-        lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, Ipv4Addr::new(10, 10, 0, 77))),
+        lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod1.v4())),
+        XDP_PASS,
+        "old address gone"
+    );
+    assert_eq!(
+        lab.run_uplink(&arp_request(
+            GATEWAY_MAC,
+            OTHER_V4,
+            Ipv4Addr::new(10, 10, 0, 77)
+        )),
         XDP_REDIRECT
     );
 }
@@ -341,12 +527,26 @@ fn set_node_addrs_replaces_the_set() {
     let lab = Lab::new("naddr", true);
     let p1 = lab.pod1.ifindex();
     let (me, v4) = (lab.pod1.mac(), lab.pod1.v4());
-    assert_eq!(lab.run_host_xdp(p1, &arp_request(me, v4, NODE_V4)), XDP_PASS);
+    assert_eq!(
+        lab.run_host_xdp(p1, &arp_request(me, v4, NODE_V4)),
+        XDP_PASS
+    );
     let new_node = Ipv4Addr::new(10, 10, 0, 2);
     bpf::set_node_addrs(lab.paths(), &[IpAddr::V4(new_node)]).unwrap();
-    assert_eq!(lab.run_host_xdp(p1, &arp_request(me, v4, NODE_V4)), XDP_REDIRECT, "old address now off-node");
-    assert_eq!(lab.run_host_xdp(p1, &arp_request(me, v4, new_node)), XDP_PASS);
-    assert_eq!(lab.run_host_xdp(p1, &ns(me, lab.pod1.v6(), NODE_V6)), XDP_REDIRECT, "v6 set emptied");
+    assert_eq!(
+        lab.run_host_xdp(p1, &arp_request(me, v4, NODE_V4)),
+        XDP_REDIRECT,
+        "old address now off-node"
+    );
+    assert_eq!(
+        lab.run_host_xdp(p1, &arp_request(me, v4, new_node)),
+        XDP_PASS
+    );
+    assert_eq!(
+        lab.run_host_xdp(p1, &ns(me, lab.pod1.v6(), NODE_V6)),
+        XDP_REDIRECT,
+        "v6 set emptied"
+    );
 }
 
 // ------------------------------------------------------------------ pins
@@ -355,25 +555,63 @@ fn set_node_addrs_replaces_the_set() {
 fn pinned_maps_match_the_abi_and_incompatible_pins_are_refused() {
     let lab = Lab::new("compat", true);
     for spec in &bpf::MAP_SPECS {
-        assert!(bpf::check_pinned(lab.paths(), spec).unwrap(), "{} pinned and compatible", spec.name);
+        assert!(
+            bpf::check_pinned(lab.paths(), spec).unwrap(),
+            "{} pinned and compatible",
+            spec.name
+        );
         let info = aya::maps::MapInfo::from_pin(lab.paths().map(spec.name)).unwrap();
-        assert_eq!(info.max_entries(), bpf::max_entries(spec.name, 16), "{} sized for 16 pods", spec.name);
+        assert_eq!(
+            info.max_entries(),
+            bpf::max_entries(spec.name, 16),
+            "{} sized for 16 pods",
+            spec.name
+        );
     }
     // A node whose vx_pod_mac has another value size must be refused.
     let sb = Sandbox::new("compat2");
     let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
     sb.paths.create_dirs().unwrap();
     let pin = sb.paths.map("vx_pod_mac");
-    run("bpftool", &[
-        "map", "create", pin.to_str().unwrap(), "type", "hash", "key", "8", "value", "4", "entries", "4", "name",
-        "vx_pod_mac",
-    ]);
+    run(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            pin.to_str().unwrap(),
+            "type",
+            "hash",
+            "key",
+            "8",
+            "value",
+            "4",
+            "entries",
+            "4",
+            "name",
+            "vx_pod_mac",
+        ],
+    );
     let err = sb
-        .in_ns(|| bpf::ensure_node(&sb.paths, &NodeSpec { uplink_ifindex: uplink, uplink_can_xmit: true, max_pods: 4 }))
+        .in_ns(|| {
+            bpf::ensure_node(
+                &sb.paths,
+                &NodeSpec {
+                    uplink_ifindex: uplink,
+                    uplink_can_xmit: true,
+                    max_pods: 4,
+                },
+            )
+        })
         .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("incompatible") && msg.contains("vx_pod_mac"), "{msg}");
-    assert!(sb.link_json("up0").get("xdp").is_none(), "nothing attached after a refusal");
+    assert!(
+        msg.contains("incompatible") && msg.contains("vx_pod_mac"),
+        "{msg}"
+    );
+    assert!(
+        sb.link_json("up0").get("xdp").is_none(),
+        "nothing attached after a refusal"
+    );
 }
 
 /// Smoke test with real attachments in a test netns: driver mode, pinned
@@ -386,21 +624,41 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     sb.ip("link set up0 mtu 9000");
     sb.ip("link set up1 mtu 9000");
     let (h1, _) = sb.veth("h1", [2, 0, 0, 0, 1, 1], "p1", [2, 0, 0, 0, 1, 2]);
-    let spec = NodeSpec { uplink_ifindex: uplink, uplink_can_xmit: true, max_pods: 8 };
+    let spec = NodeSpec {
+        uplink_ifindex: uplink,
+        uplink_can_xmit: true,
+        max_pods: 8,
+    };
 
     let status = sb.ensure_node(&spec);
     assert_eq!(status.uplink_mode, UplinkMode::Driver);
     assert!(status.loaded_now);
     // Nothing of this process holds the program or link now: the pins do.
     let up = sb.link_json("up0");
-    assert_eq!(up["xdp"]["mode"], 1, "xdp attached in driver mode (jumbo MTU): {up}");
+    assert_eq!(
+        up["xdp"]["mode"], 1,
+        "xdp attached in driver mode (jumbo MTU): {up}"
+    );
     let prog_id = up["xdp"]["prog"]["id"].as_u64().expect("prog id");
     let info = bpf::pinned_link_info(&sb.paths.link(bpf::LINK_UPLINK)).unwrap();
-    assert_eq!((info.link_type, info.ifindex, u64::from(info.prog_id)), (bpf::BPF_LINK_TYPE_XDP, uplink, prog_id));
+    assert_eq!(
+        (info.link_type, info.ifindex, u64::from(info.prog_id)),
+        (bpf::BPF_LINK_TYPE_XDP, uplink, prog_id)
+    );
 
     let again = sb.ensure_node(&spec);
-    assert_eq!(again, bpf::NodeStatus { uplink_mode: UplinkMode::Driver, loaded_now: false });
-    assert_eq!(sb.link_json("up0")["xdp"]["prog"]["id"].as_u64(), Some(prog_id), "same program kept");
+    assert_eq!(
+        again,
+        bpf::NodeStatus {
+            uplink_mode: UplinkMode::Driver,
+            loaded_now: false
+        }
+    );
+    assert_eq!(
+        sb.link_json("up0")["xdp"]["prog"]["id"].as_u64(),
+        Some(prog_id),
+        "same program kept"
+    );
 
     // Host veth: XDP (driver) + tcx fallback, from the pins.
     sb.in_ns(|| {
@@ -408,10 +666,17 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
         bpf::attach_host_xdp(&sb.paths, "pod1", h1).unwrap(); // idempotent
         bpf::attach_host_tc(&sb.paths, "pod1", h1).unwrap();
     });
-    assert_eq!(sb.link_json("h1")["xdp"]["mode"], 1, "host veth XDP in driver mode");
+    assert_eq!(
+        sb.link_json("h1")["xdp"]["mode"],
+        1,
+        "host veth XDP in driver mode"
+    );
     assert_eq!(
         bpf::host_attachment(&sb.paths, "pod1").unwrap(),
-        Some(Hook::XdpAndTc { xdp_ifindex: h1, tc_ifindex: h1 })
+        Some(Hook::XdpAndTc {
+            xdp_ifindex: h1,
+            tc_ifindex: h1
+        })
     );
     let fd = bpf::pod_pass_program(&sb.paths).unwrap();
     drop(fd);
@@ -421,8 +686,171 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     assert_eq!(bpf::host_attachment(&sb.paths, "pod1").unwrap(), None);
     assert!(sb.link_json("h1").get("xdp").is_none(), "host XDP detached");
 
+    // A partial setup (a program pin lost) reloads, reusing the pinned maps.
+    let dp = PodDatapath {
+        host_ifindex: h1,
+        host_mac: [2, 0, 0, 0, 1, 1],
+        pod_mac: [2, 0, 0, 0, 1, 2],
+        ipv4s: vec![Ipv4Addr::new(10, 40, 0, 1)],
+        ipv6s: vec![],
+    };
+    sb.insert_pod(&dp).unwrap();
+    std::fs::remove_file(sb.paths.prog(bpf::PROG_POD_PASS)).unwrap();
+    let reloaded = sb.ensure_node(&spec);
+    assert!(reloaded.loaded_now, "missing program pin -> reload");
+    assert!(
+        bpf::pod_present(&sb.paths, h1).unwrap(),
+        "pod entries survive the reload (maps reused)"
+    );
+    assert!(sb.paths.prog(bpf::PROG_POD_PASS).exists());
+
+    // Another uplink: the link moves, the devmap follows.
+    let (uplink2, _) = sb.veth("up2", [2, 0, 0, 0, 0xaa, 3], "up3", [2, 0, 0, 0, 0xaa, 4]);
+    let moved = sb.ensure_node(&NodeSpec {
+        uplink_ifindex: uplink2,
+        ..spec
+    });
+    assert_eq!(moved.uplink_mode, UplinkMode::Driver);
+    assert!(
+        sb.link_json("up0").get("xdp").is_none(),
+        "old uplink detached"
+    );
+    assert_eq!(sb.link_json("up2")["xdp"]["mode"], 1, "new uplink attached");
+    let devmap =
+        aya::maps::DevMapHash::try_from(bpf::open_map(&sb.paths, "vx_redirect").unwrap()).unwrap();
+    let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
+    targets.sort();
+    let mut want = vec![h1, uplink2];
+    want.sort();
+    assert_eq!(targets, want, "devmap = pod + new uplink only");
+
     bpf::teardown_node(&sb.paths).unwrap();
-    assert!(sb.link_json("up0").get("xdp").is_none(), "uplink XDP detached by teardown");
+    assert!(
+        sb.link_json("up2").get("xdp").is_none(),
+        "uplink XDP detached by teardown"
+    );
     assert!(!sb.paths.version_dir().exists(), "pins removed");
+    bpf::remove_pod(&sb.paths, h1).unwrap(); // nothing pinned: still Ok
 }
 
+/// Live frames through real attachments: wire netns ⇄ uplink XDP ⇄ host veth
+/// (XDP, tc, or XDP with the tc fallback) ⇄ pod netns. The pod is reachable only through the redirects (it is
+/// not routed by the node: the node netns has no addresses), and a spoofed
+/// source is dropped and counted.
+fn live_frames(abbr: &str, egress: Egress) {
+    let node = Sandbox::new(abbr);
+    let wire = Netns::new(&format!("{abbr}w"));
+    let pod = Netns::new(&format!("{abbr}p"));
+    let wire_mac = [2, 0, 0, 0, 0xee, 1];
+    let pod_mac = [2, 0, 0, 0, 0xee, 2];
+    let host_mac = [2, 0, 0, 0, 0xee, 3];
+    node.ip(&format!(
+        "link add up0 address {} type veth peer name up1 address {} netns {}",
+        mac_str(&UPLINK_MAC),
+        mac_str(&wire_mac),
+        wire.name
+    ));
+    node.ip(&format!(
+        "link add h1 address {} type veth peer name p1 address {} netns {}",
+        mac_str(&host_mac),
+        mac_str(&pod_mac),
+        pod.name
+    ));
+    for (ns, dev) in [(&wire, "up1"), (&pod, "p1")] {
+        // Receiving XDP-redirected frames needs GRO (or a program) on the
+        // receiving end; frames XDP reads need full checksums.
+        ns.exec(&["ethtool", "-K", dev, "gro", "on", "tx", "off"]);
+        ns.ip(&format!("link set {dev} up"));
+    }
+    node.ip("link set up0 up");
+    node.ip("link set h1 up");
+    wire.ip("addr add 10.30.0.1/24 dev up1");
+    pod.ip("addr add 10.30.0.11/24 dev p1");
+    pod.ip("addr add 10.30.0.50/24 dev p1"); // not the pod's in the maps
+    let (uplink, h1) = (node.ifindex("up0"), node.ifindex("h1"));
+
+    node.ensure_node(&NodeSpec {
+        uplink_ifindex: uplink,
+        uplink_can_xmit: egress != Egress::XdpTcFallback,
+        max_pods: 4,
+    });
+    let dp = PodDatapath {
+        host_ifindex: h1,
+        host_mac,
+        pod_mac,
+        ipv4s: vec![Ipv4Addr::new(10, 30, 0, 11)],
+        ipv6s: vec![],
+    };
+    node.insert_pod(&dp).unwrap();
+    node.in_ns(|| match egress {
+        Egress::Xdp => bpf::attach_host_xdp(&node.paths, "live", h1),
+        Egress::Tc => bpf::attach_host_tc(&node.paths, "live", h1),
+        Egress::XdpTcFallback => bpf::attach_host_xdp(&node.paths, "live", h1)
+            .and_then(|()| bpf::attach_host_tc(&node.paths, "live", h1)),
+    })
+    .unwrap();
+
+    wire.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.30.0.11"]);
+    let count = |idx| {
+        bpf::counters_of(&node.paths, h1)
+            .unwrap()
+            .unwrap()
+            .packets(idx)
+    };
+    assert!(
+        count(RxRedirect) >= 4,
+        "ARP + 3 echo requests redirected in: {}",
+        count(RxRedirect)
+    );
+    assert!(
+        count(TxUplink) >= 4,
+        "ARP reply + 3 echo replies redirected out: {}",
+        count(TxUplink)
+    );
+    assert_eq!(count(DropSpoof), 0);
+
+    let spoofed = pod.try_exec(&[
+        "ping",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "-I",
+        "10.30.0.50",
+        "10.30.0.1",
+    ]);
+    assert!(
+        !spoofed,
+        "a ping from an address the pod does not own must not get through"
+    );
+    assert!(
+        count(DropSpoof) >= 2,
+        "spoofed frames dropped and counted: {}",
+        count(DropSpoof)
+    );
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Egress {
+    Xdp,
+    Tc,
+    /// XDP on the host veth, but the uplink "cannot xmit": tc redirects.
+    XdpTcFallback,
+}
+
+#[test]
+fn live_frames_xdp_egress() {
+    live_frames("lvx", Egress::Xdp);
+}
+
+#[test]
+fn live_frames_tc_egress() {
+    live_frames("lvt", Egress::Tc);
+}
+
+#[test]
+fn live_frames_xdp_with_tc_fallback() {
+    live_frames("lvf", Egress::XdpTcFallback);
+}

@@ -18,10 +18,17 @@ use super::{PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS};
 /// the device is gone: the link is defunct).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
-    Xdp { ifindex: u32 },
-    Tc { ifindex: u32 },
+    Xdp {
+        ifindex: u32,
+    },
+    Tc {
+        ifindex: u32,
+    },
     /// XDP mode with the tc fallback (uplink without ndo_xdp_xmit).
-    XdpAndTc { xdp_ifindex: u32, tc_ifindex: u32 },
+    XdpAndTc {
+        xdp_ifindex: u32,
+        tc_ifindex: u32,
+    },
 }
 
 fn xdp_pin(paths: &BpfPaths, key: &str) -> Result<PathBuf> {
@@ -54,8 +61,16 @@ pub fn attach_host_xdp(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result
     if already_attached(&pin, host_ifindex)? {
         return Ok(());
     }
-    attach_xdp_pinned(paths, PROG_HOST_XDP, host_ifindex, sys::XDP_FLAGS_DRV_MODE, &pin)
-        .with_context(|| format!("attach {PROG_HOST_XDP} (driver mode) to host veth ifindex {host_ifindex}"))
+    attach_xdp_pinned(
+        paths,
+        PROG_HOST_XDP,
+        host_ifindex,
+        sys::XDP_FLAGS_DRV_MODE,
+        &pin,
+    )
+    .with_context(|| {
+        format!("attach {PROG_HOST_XDP} (driver mode) to host veth ifindex {host_ifindex}")
+    })
 }
 
 /// Attaches the pinned XDP program `prog` to `ifindex` through a bpf_link and
@@ -68,17 +83,20 @@ pub(crate) fn attach_xdp_pinned(
     link_pin: &Path,
 ) -> Result<()> {
     let prog_pin = paths.prog(prog);
-    let prog_fd =
-        sys::obj_get(&prog_pin).with_context(|| format!("open pinned program {} (BPF_OBJ_GET)", prog_pin.display()))?;
-    let link = sys::xdp_link_create(prog_fd.as_fd(), ifindex, xdp_flags)
-        .with_context(|| format!("BPF_LINK_CREATE (xdp, flags {xdp_flags:#x}) on ifindex {ifindex}"))?;
+    let prog_fd = sys::obj_get(&prog_pin)
+        .with_context(|| format!("open pinned program {} (BPF_OBJ_GET)", prog_pin.display()))?;
+    let link = sys::xdp_link_create(prog_fd.as_fd(), ifindex, xdp_flags).with_context(|| {
+        format!("BPF_LINK_CREATE (xdp, flags {xdp_flags:#x}) on ifindex {ifindex}")
+    })?;
     sys::obj_pin(link.as_fd(), link_pin)
         .with_context(|| format!("pin XDP link at {} (BPF_OBJ_PIN)", link_pin.display()))
 }
 
 /// The errno of the first io::Error in an anyhow chain.
 pub(crate) fn errno_in(e: &anyhow::Error) -> Option<i32> {
-    e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()).and_then(std::io::Error::raw_os_error)
+    e.chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error)
 }
 
 /// Attaches the tc program at the host veth's tcx ingress (pod egress);
@@ -93,11 +111,16 @@ pub fn attach_host_tc(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<
         .with_context(|| format!("open pinned program {}", prog_pin.display()))?;
     let ifname = if_name(host_ifindex)?;
     let id = prog
-        .attach_with_options(&ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+        .attach_with_options(
+            &ifname,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
         .with_context(|| format!("attach {PROG_HOST_TC} (tcx ingress) to host veth {ifname}"))?;
     let link = FdLink::try_from(prog.take_link(id).context("take host tc link")?)
         .context("host tc program attached over netlink, not tcx: cannot pin it")?;
-    link.pin(&pin).with_context(|| format!("pin host tc link at {} (BPF_OBJ_PIN)", pin.display()))?;
+    link.pin(&pin)
+        .with_context(|| format!("pin host tc link at {} (BPF_OBJ_PIN)", pin.display()))?;
     Ok(())
 }
 
@@ -119,7 +142,10 @@ pub fn host_attachment(paths: &BpfPaths, key: &str) -> Result<Option<Hook>> {
     let xdp = ifindex_of(xdp_pin(paths, key)?)?;
     let tc = ifindex_of(tc_pin(paths, key)?)?;
     Ok(match (xdp, tc) {
-        (Some(x), Some(t)) => Some(Hook::XdpAndTc { xdp_ifindex: x, tc_ifindex: t }),
+        (Some(x), Some(t)) => Some(Hook::XdpAndTc {
+            xdp_ifindex: x,
+            tc_ifindex: t,
+        }),
         (Some(x), None) => Some(Hook::Xdp { ifindex: x }),
         (None, Some(t)) => Some(Hook::Tc { ifindex: t }),
         (None, None) => None,
@@ -129,7 +155,8 @@ pub fn host_attachment(paths: &BpfPaths, key: &str) -> Result<Option<Hook>> {
 /// A new fd of the pinned pod-side pass program, for an IFLA_XDP attach.
 pub fn pod_pass_program(paths: &BpfPaths) -> Result<OwnedFd> {
     let pin = paths.prog(PROG_POD_PASS);
-    sys::obj_get(&pin).with_context(|| format!("open pinned program {} (BPF_OBJ_GET)", pin.display()))
+    sys::obj_get(&pin)
+        .with_context(|| format!("open pinned program {} (BPF_OBJ_GET)", pin.display()))
 }
 
 /// Interface name of `ifindex` in the caller's netns (tcx attach in aya takes a name).
@@ -138,8 +165,13 @@ fn if_name(ifindex: u32) -> Result<String> {
     // SAFETY: buf has IF_NAMESIZE bytes as if_indextoname requires.
     let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
     if p.is_null() {
-        bail!("if_indextoname({ifindex}): {}", std::io::Error::last_os_error());
+        bail!(
+            "if_indextoname({ifindex}): {}",
+            std::io::Error::last_os_error()
+        );
     }
     // SAFETY: on success buf holds a NUL-terminated name.
-    Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+    Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned())
 }

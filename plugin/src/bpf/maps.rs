@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{bail, Context, Result};
 use aya::maps::xdp::XdpMapError;
-use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, MapType, PerCpuHashMap, PerCpuValues};
+use aya::maps::{
+    Array, DevMapHash, HashMap, Map, MapData, MapError, MapType, PerCpuHashMap, PerCpuValues,
+};
 use aya::Pod;
 
 use super::paths::BpfPaths;
@@ -31,20 +33,55 @@ pub struct MapSpec {
     pub value_size: u32,
 }
 
-const fn spec(name: &'static str, map_type: MapType, key_size: usize, value_size: usize) -> MapSpec {
-    MapSpec { name, map_type, key_size: key_size as u32, value_size: value_size as u32 }
+const fn spec(
+    name: &'static str,
+    map_type: MapType,
+    key_size: usize,
+    value_size: usize,
+) -> MapSpec {
+    MapSpec {
+        name,
+        map_type,
+        key_size: key_size as u32,
+        value_size: value_size as u32,
+    }
 }
 
 /// Every map of the object, as vx_maps.h defines it.
 pub const MAP_SPECS: [MapSpec; 9] = [
-    spec(MAP_POD_MAC, MapType::Hash, size_of::<VxMacKey>(), size_of::<VxPod>()),
+    spec(
+        MAP_POD_MAC,
+        MapType::Hash,
+        size_of::<VxMacKey>(),
+        size_of::<VxPod>(),
+    ),
     spec(MAP_POD_V4, MapType::Hash, 4, size_of::<VxPod>()),
-    spec(MAP_POD_V6, MapType::Hash, size_of::<VxIn6Key>(), size_of::<VxPod>()),
+    spec(
+        MAP_POD_V6,
+        MapType::Hash,
+        size_of::<VxIn6Key>(),
+        size_of::<VxPod>(),
+    ),
     spec(MAP_POD_IF, MapType::Hash, 4, size_of::<VxPod>()),
-    spec(MAP_REDIRECT, MapType::DevMapHash, 4, DEVMAP_VAL_SIZE as usize),
+    spec(
+        MAP_REDIRECT,
+        MapType::DevMapHash,
+        4,
+        DEVMAP_VAL_SIZE as usize,
+    ),
     spec(MAP_NODE_V4, MapType::Hash, 4, size_of::<VxNodeAddr>()),
-    spec(MAP_NODE_V6, MapType::Hash, size_of::<VxIn6Key>(), size_of::<VxNodeAddr>()),
-    spec(MAP_COUNTERS, MapType::PerCpuHash, 4, size_of::<VxCounters>()),
+    spec(
+        MAP_NODE_V6,
+        MapType::Hash,
+        size_of::<VxIn6Key>(),
+        size_of::<VxNodeAddr>(),
+    ),
+    spec(
+        MAP_COUNTERS,
+        MapType::PerCpuHash,
+        4,
+        size_of::<VxCounters>(),
+    ),
     spec(MAP_CONFIG, MapType::Array, 4, size_of::<VxConfig>()),
 ];
 
@@ -86,8 +123,12 @@ fn is_not_found(e: &MapError) -> bool {
 /// Opens the map pinned under `<maps>/<name>`.
 pub fn open_map(paths: &BpfPaths, name: &str) -> Result<Map> {
     let path = paths.map(name);
-    let data = MapData::from_pin(&path)
-        .with_context(|| format!("open pinned map {} (bpf_obj_get); is the node set up?", path.display()))?;
+    let data = MapData::from_pin(&path).with_context(|| {
+        format!(
+            "open pinned map {} (bpf_obj_get); is the node set up?",
+            path.display()
+        )
+    })?;
     Map::from_map_data(data).with_context(|| format!("map {}", path.display()))
 }
 
@@ -100,7 +141,8 @@ fn devmap(paths: &BpfPaths) -> Result<DevMapHash<MapData>> {
 }
 
 fn counters_map(paths: &BpfPaths) -> Result<PerCpuHashMap<MapData, u32, VxCounters>> {
-    PerCpuHashMap::try_from(open_map(paths, MAP_COUNTERS)?).context("map vx_counters as per-CPU hash")
+    PerCpuHashMap::try_from(open_map(paths, MAP_COUNTERS)?)
+        .context("map vx_counters as per-CPU hash")
 }
 
 fn config_map(paths: &BpfPaths) -> Result<Array<MapData, VxConfig>> {
@@ -108,7 +150,11 @@ fn config_map(paths: &BpfPaths) -> Result<Array<MapData, VxConfig>> {
 }
 
 /// Removes `key`; a missing key is fine.
-fn remove_quiet<K: Pod, V: Pod>(map: &mut HashMap<MapData, K, V>, key: &K, name: &str) -> Result<()> {
+fn remove_quiet<K: Pod, V: Pod>(
+    map: &mut HashMap<MapData, K, V>,
+    key: &K,
+    name: &str,
+) -> Result<()> {
     match map.remove(key) {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
@@ -138,18 +184,24 @@ fn sweep_pod<K: Pod + Eq + std::hash::Hash>(
 // ---------------------------------------------------------------- node config
 
 pub fn read_config(paths: &BpfPaths) -> Result<VxConfig> {
-    config_map(paths)?.get(&0, 0).context("read vx_config[0] (bpf_map_lookup_elem)")
+    config_map(paths)?
+        .get(&0, 0)
+        .context("read vx_config[0] (bpf_map_lookup_elem)")
 }
 
 pub fn write_config(paths: &BpfPaths, cfg: VxConfig) -> Result<()> {
-    config_map(paths)?.set(0, cfg, 0).context("write vx_config[0] (bpf_map_update_elem)")
+    config_map(paths)?
+        .set(0, cfg, 0)
+        .context("write vx_config[0] (bpf_map_update_elem)")
 }
 
 /// Adds `ifindex` as a redirect target (pod host veth or uplink).
 pub fn add_redirect_target(paths: &BpfPaths, ifindex: u32) -> Result<()> {
     match devmap(paths)?.insert(ifindex, ifindex, None, 0) {
         Ok(()) => Ok(()),
-        Err(XdpMapError::MapError(e)) if map_errno(&e) == Some(libc::E2BIG) => Err(full_error(paths)),
+        Err(XdpMapError::MapError(e)) if map_errno(&e) == Some(libc::E2BIG) => {
+            Err(full_error(paths))
+        }
         Err(e) => Err(e).with_context(|| {
             format!("add ifindex {ifindex} to devmap vx_redirect (bpf_map_update_elem)")
         }),
@@ -160,20 +212,27 @@ pub fn remove_redirect_target(paths: &BpfPaths, ifindex: u32) -> Result<()> {
     match devmap(paths)?.remove(ifindex) {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("delete ifindex {ifindex} from devmap vx_redirect")),
+        Err(e) => {
+            Err(e).with_context(|| format!("delete ifindex {ifindex} from devmap vx_redirect"))
+        }
     }
 }
 
 /// Creates the zeroed counters of `key` unless they exist.
 pub fn create_counters(paths: &BpfPaths, key: u32) -> Result<()> {
     let mut map = counters_map(paths)?;
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e).context("read possible CPUs")?;
-    let zero = PerCpuValues::try_from(vec![VxCounters::default(); cpus]).context("per-CPU zero value")?;
+    let cpus = aya::util::nr_cpus()
+        .map_err(|(_, e)| e)
+        .context("read possible CPUs")?;
+    let zero =
+        PerCpuValues::try_from(vec![VxCounters::default(); cpus]).context("per-CPU zero value")?;
     match map.insert(key, zero, BPF_NOEXIST) {
         Ok(()) => Ok(()),
         Err(e) if map_errno(&e) == Some(libc::EEXIST) => Ok(()),
         Err(e) if map_errno(&e) == Some(libc::E2BIG) => Err(full_error(paths)),
-        Err(e) => Err(e).with_context(|| format!("create vx_counters[{key}] (bpf_map_update_elem)")),
+        Err(e) => {
+            Err(e).with_context(|| format!("create vx_counters[{key}] (bpf_map_update_elem)"))
+        }
     }
 }
 
@@ -207,7 +266,12 @@ pub struct PodDatapath {
 
 impl PodDatapath {
     fn record(&self) -> VxPod {
-        VxPod { host_ifindex: self.host_ifindex, flags: 0, host_mac: self.host_mac, pod_mac: self.pod_mac }
+        VxPod {
+            host_ifindex: self.host_ifindex,
+            flags: 0,
+            host_mac: self.host_mac,
+            pod_mac: self.pod_mac,
+        }
     }
 }
 
@@ -237,14 +301,21 @@ fn check_not_in_use(paths: &BpfPaths, pod: &PodDatapath) -> Result<()> {
     let me = pod.host_ifindex;
     let owner_of = |r: Result<VxPod, MapError>, what: String| -> Result<()> {
         match r {
-            Ok(p) if p.host_ifindex != me => Err(PodMapError::InUse { what, owner: p.host_ifindex }.into()),
+            Ok(p) if p.host_ifindex != me => Err(PodMapError::InUse {
+                what,
+                owner: p.host_ifindex,
+            }
+            .into()),
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(e).context(format!("look up {what}")),
         }
     };
     let macs = hash::<VxMacKey, VxPod>(paths, MAP_POD_MAC)?;
-    owner_of(macs.get(&VxMacKey::new(pod.pod_mac), 0), format!("MAC {}", fmt_mac(&pod.pod_mac)))?;
+    owner_of(
+        macs.get(&VxMacKey::new(pod.pod_mac), 0),
+        format!("MAC {}", fmt_mac(&pod.pod_mac)),
+    )?;
     let v4 = hash::<u32, VxPod>(paths, MAP_POD_V4)?;
     for ip in &pod.ipv4s {
         owner_of(v4.get(&v4_key(ip), 0), format!("address {ip}"))?;
@@ -285,59 +356,32 @@ fn write_pod(paths: &BpfPaths, pod: &PodDatapath) -> Result<()> {
         insert_entry(paths, &mut v4, MAP_POD_V4, key, rec)?;
     }
     let mut v6 = hash::<VxIn6Key, VxPod>(paths, MAP_POD_V6)?;
-    let keep6: HashSet<[u8; 16]> = pod.ipv6s.iter().map(|ip| ip.octets()).collect();
-    let keep6_keys: HashSet<VxIn6KeyHash> = keep6.iter().map(|a| VxIn6KeyHash(*a)).collect();
-    sweep_v6(&mut v6, me, &keep6_keys)?;
-    for addr in keep6 {
-        insert_entry(paths, &mut v6, MAP_POD_V6, VxIn6Key { addr }, rec)?;
+    let keep6: HashSet<VxIn6Key> = pod.ipv6s.iter().map(v6_key).collect();
+    sweep_pod(&mut v6, MAP_POD_V6, me, &keep6)?;
+    for key in keep6 {
+        insert_entry(paths, &mut v6, MAP_POD_V6, key, rec)?;
     }
     let mut macs = hash::<VxMacKey, VxPod>(paths, MAP_POD_MAC)?;
     let mac_key = VxMacKey::new(pod.pod_mac);
-    sweep_mac(&mut macs, me, &mac_key)?;
+    sweep_pod(&mut macs, MAP_POD_MAC, me, &HashSet::from([mac_key]))?;
     insert_entry(paths, &mut macs, MAP_POD_MAC, mac_key, rec)
-}
-
-/// Hashable wrapper for IPv6 keys in sets.
-#[derive(PartialEq, Eq, Hash)]
-struct VxIn6KeyHash([u8; 16]);
-
-fn sweep_v6(map: &mut HashMap<MapData, VxIn6Key, VxPod>, ifindex: u32, keep: &HashSet<VxIn6KeyHash>) -> Result<()> {
-    let stale: Vec<VxIn6Key> = map
-        .iter()
-        .filter_map(|r| r.ok())
-        .filter(|(k, pod)| pod.host_ifindex == ifindex && !keep.contains(&VxIn6KeyHash(k.addr)))
-        .map(|(k, _)| k)
-        .collect();
-    for key in stale {
-        remove_quiet(map, &key, MAP_POD_V6)?;
-    }
-    Ok(())
-}
-
-fn sweep_mac(map: &mut HashMap<MapData, VxMacKey, VxPod>, ifindex: u32, keep: &VxMacKey) -> Result<()> {
-    let stale: Vec<VxMacKey> = map
-        .iter()
-        .filter_map(|r| r.ok())
-        .filter(|(k, pod)| pod.host_ifindex == ifindex && k != keep)
-        .map(|(k, _)| k)
-        .collect();
-    for key in stale {
-        remove_quiet(map, &key, MAP_POD_MAC)?;
-    }
-    Ok(())
 }
 
 /// Removes everything of the pod on `host_ifindex`: MAC and address entries,
 /// its record, devmap entry and counters. Idempotent; also cleans up a
-/// half-inserted pod.
+/// half-inserted pod. With no pinned maps at all (node never set up or torn
+/// down) there is nothing to remove: Ok.
 pub fn remove_pod(paths: &BpfPaths, host_ifindex: u32) -> Result<()> {
+    if !paths.map(MAP_POD_IF).exists() {
+        return Ok(());
+    }
     let me = host_ifindex;
     let mut macs = hash::<VxMacKey, VxPod>(paths, MAP_POD_MAC)?;
-    sweep_mac(&mut macs, me, &VxMacKey { addr: [0; 6], pad: [0xff; 2] })?;
+    sweep_pod(&mut macs, MAP_POD_MAC, me, &HashSet::new())?;
     let mut v4 = hash::<u32, VxPod>(paths, MAP_POD_V4)?;
     sweep_pod(&mut v4, MAP_POD_V4, me, &HashSet::new())?;
     let mut v6 = hash::<VxIn6Key, VxPod>(paths, MAP_POD_V6)?;
-    sweep_v6(&mut v6, me, &HashSet::new())?;
+    sweep_pod(&mut v6, MAP_POD_V6, me, &HashSet::new())?;
     remove_redirect_target(paths, me)?;
     let mut by_if = hash::<u32, VxPod>(paths, MAP_POD_IF)?;
     remove_quiet(&mut by_if, &me, MAP_POD_IF)?;
@@ -382,15 +426,24 @@ pub fn set_node_addrs(paths: &BpfPaths, addrs: &[IpAddr]) -> Result<()> {
         .collect();
 
     let mut v4 = hash::<u32, VxNodeAddr>(paths, MAP_NODE_V4)?;
-    let old4: Vec<u32> = v4.keys().filter_map(|k| k.ok()).filter(|k| !want4.contains(k)).collect();
+    let old4: Vec<u32> = v4
+        .keys()
+        .filter_map(|k| k.ok())
+        .filter(|k| !want4.contains(k))
+        .collect();
     for k in old4 {
         remove_quiet(&mut v4, &k, MAP_NODE_V4)?;
     }
     for k in want4 {
-        v4.insert(k, VxNodeAddr::default(), 0).context("insert into vx_node_v4 (bpf_map_update_elem)")?;
+        v4.insert(k, VxNodeAddr::default(), 0)
+            .context("insert into vx_node_v4 (bpf_map_update_elem)")?;
     }
     let mut v6 = hash::<VxIn6Key, VxNodeAddr>(paths, MAP_NODE_V6)?;
-    let old6: Vec<VxIn6Key> = v6.keys().filter_map(|k| k.ok()).filter(|k| !want6.contains(&k.addr)).collect();
+    let old6: Vec<VxIn6Key> = v6
+        .keys()
+        .filter_map(|k| k.ok())
+        .filter(|k| !want6.contains(&k.addr))
+        .collect();
     for k in old6 {
         remove_quiet(&mut v6, &k, MAP_NODE_V6)?;
     }
@@ -426,7 +479,10 @@ impl PodCounters {
 }
 
 fn sum_cpus(ifindex: u32, values: &PerCpuValues<VxCounters>) -> PodCounters {
-    let mut out = PodCounters { ifindex, counts: VxCounters::default() };
+    let mut out = PodCounters {
+        ifindex,
+        counts: VxCounters::default(),
+    };
     for cpu in values.iter() {
         for (acc, c) in out.counts.c.iter_mut().zip(cpu.c.iter()) {
             acc.packets += c.packets;
@@ -466,9 +522,15 @@ pub fn check_pinned(paths: &BpfPaths, spec: &MapSpec) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
-    let info = aya::maps::MapInfo::from_pin(&path)
-        .with_context(|| format!("read info of pinned map {} (BPF_OBJ_GET_INFO_BY_FD)", path.display()))?;
-    let map_type = info.map_type().with_context(|| format!("type of pinned map {}", path.display()))?;
+    let info = aya::maps::MapInfo::from_pin(&path).with_context(|| {
+        format!(
+            "read info of pinned map {} (BPF_OBJ_GET_INFO_BY_FD)",
+            path.display()
+        )
+    })?;
+    let map_type = info
+        .map_type()
+        .with_context(|| format!("type of pinned map {}", path.display()))?;
     let found = (map_type, info.key_size(), info.value_size());
     let want = (spec.map_type, spec.key_size, spec.value_size);
     if found != want {
@@ -488,5 +550,8 @@ pub fn check_pinned(paths: &BpfPaths, spec: &MapSpec) -> Result<bool> {
 }
 
 pub(crate) fn fmt_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

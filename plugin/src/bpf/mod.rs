@@ -22,6 +22,10 @@
 //! - observation: [`read_counters`]`(paths) -> Vec<PodCounters>` (per-CPU sums;
 //!   ifindex 0 = the uplink), [`counters_of`]`(paths, key)`.
 //!
+//! Netns: `ensure_node`, `insert_pod` and `attach_host_*` resolve ifindexes in
+//! the calling thread's netns (devmap updates and attaches do): call them from
+//! the node's netns. Pins are per bpffs mount, not per netns.
+//!
 //! Datapath (see bpf/README.md): `vx_uplink` on the uplink redirects frames for
 //! pod MACs and ARP/NS for pod addresses into the pod's host veth; `vx_host_xdp`
 //! (or `vx_host_tc`) on each host veth drops spoofed sources and sends the rest
@@ -37,10 +41,13 @@ mod paths;
 mod sys;
 pub mod types;
 
-pub use attach::{attach_host_tc, attach_host_xdp, detach_host, host_attachment, pod_pass_program, Hook};
+pub use attach::{
+    attach_host_tc, attach_host_xdp, detach_host, host_attachment, pod_pass_program, Hook,
+};
 pub use maps::{
-    check_pinned, counters_of, insert_pod, max_entries, open_map, pod_entry, pod_present, read_counters,
-    remove_pod, set_node_addrs, MapSpec, PodCounters, PodDatapath, PodMapError, MAP_SPECS,
+    check_pinned, counters_of, insert_pod, max_entries, open_map, pod_entry, pod_present,
+    read_counters, remove_pod, set_node_addrs, MapSpec, PodCounters, PodDatapath, PodMapError,
+    MAP_SPECS,
 };
 pub use node::{ensure_node, teardown_node, NodeSpec, NodeStatus, UplinkMode, LINK_UPLINK};
 pub use paths::{ensure_bpffs, BpfPaths, BPFFS_MOUNT, DEFAULT_PIN_ROOT};

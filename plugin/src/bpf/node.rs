@@ -68,11 +68,20 @@ pub fn ensure_node(paths: &BpfPaths, spec: &NodeSpec) -> Result<NodeStatus> {
     if uplink_mode == UplinkMode::Generic {
         flags |= CFG_UPLINK_GENERIC;
     }
-    maps::write_config(paths, VxConfig { uplink_ifindex: spec.uplink_ifindex, flags })?;
+    maps::write_config(
+        paths,
+        VxConfig {
+            uplink_ifindex: spec.uplink_ifindex,
+            flags,
+        },
+    )?;
     if previous.uplink_ifindex != 0 && previous.uplink_ifindex != spec.uplink_ifindex {
         maps::remove_redirect_target(paths, previous.uplink_ifindex)?;
     }
-    Ok(NodeStatus { uplink_mode, loaded_now })
+    Ok(NodeStatus {
+        uplink_mode,
+        loaded_now,
+    })
 }
 
 /// True if every map and program is pinned (maps checked for compatibility).
@@ -100,7 +109,9 @@ fn ensure_loaded(paths: &BpfPaths, max_pods: u32) -> Result<bool> {
         loader.map_max_entries(spec.name, maps::max_entries(spec.name, max_pods));
     }
     // Maps already pinned (compatible, checked above) are reused by name.
-    let mut ebpf = loader.load(OBJECT).context("load the embedded BPF object (maps, BTF)")?;
+    let mut ebpf = loader
+        .load(OBJECT)
+        .context("load the embedded BPF object (maps, BTF)")?;
 
     for name in XDP_PROGRAMS {
         let prog: &mut Xdp = ebpf
@@ -108,7 +119,8 @@ fn ensure_loaded(paths: &BpfPaths, max_pods: u32) -> Result<bool> {
             .with_context(|| format!("program {name} missing from the object"))?
             .try_into()
             .with_context(|| format!("program {name} is not XDP"))?;
-        prog.load().with_context(|| format!("load program {name} (BPF_PROG_LOAD, verifier)"))?;
+        prog.load()
+            .with_context(|| format!("load program {name} (BPF_PROG_LOAD, verifier)"))?;
         pin_replacing(paths.prog(name), |p| prog.pin(p).map_err(Into::into))?;
     }
     let tc: &mut SchedClassifier = ebpf
@@ -116,7 +128,8 @@ fn ensure_loaded(paths: &BpfPaths, max_pods: u32) -> Result<bool> {
         .context("program vx_host_tc missing from the object")?
         .try_into()
         .context("program vx_host_tc is not sched_cls")?;
-    tc.load().context("load program vx_host_tc (BPF_PROG_LOAD, verifier)")?;
+    tc.load()
+        .context("load program vx_host_tc (BPF_PROG_LOAD, verifier)")?;
     pin_replacing(paths.prog(PROG_HOST_TC), |p| tc.pin(p).map_err(Into::into))?;
     Ok(true)
 }
@@ -124,7 +137,8 @@ fn ensure_loaded(paths: &BpfPaths, max_pods: u32) -> Result<bool> {
 /// Pins at `path`, replacing a stale pin of a partial earlier setup.
 fn pin_replacing(path: std::path::PathBuf, pin: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if path.exists() {
-        std::fs::remove_file(&path).with_context(|| format!("remove stale pin {}", path.display()))?;
+        std::fs::remove_file(&path)
+            .with_context(|| format!("remove stale pin {}", path.display()))?;
     }
     pin(&path).with_context(|| format!("pin program at {} (BPF_OBJ_PIN)", path.display()))
 }
@@ -156,7 +170,9 @@ fn attach_uplink(paths: &BpfPaths, ifindex: u32) -> Result<UplinkMode> {
     };
     if errno_in(&driver_err) == Some(libc::EBUSY) {
         return Err(driver_err).with_context(|| {
-            format!("attach {PROG_UPLINK} to uplink ifindex {ifindex}: another XDP program is attached")
+            format!(
+                "attach {PROG_UPLINK} to uplink ifindex {ifindex}: another XDP program is attached"
+            )
         });
     }
     attach_xdp_pinned(paths, PROG_UPLINK, ifindex, sys::XDP_FLAGS_SKB_MODE, &pin).with_context(|| {

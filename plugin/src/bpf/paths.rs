@@ -81,14 +81,19 @@ impl BpfPaths {
 /// A link pin name for an attachment key: bpffs refuses names with '.'
 /// (EPERM), so keys are limited to `[A-Za-z0-9_-]`.
 pub fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         bail!("invalid attachment key {key:?}: use only [A-Za-z0-9_-] (bpffs pin names)");
     }
     Ok(())
 }
 
 fn is_bpffs(path: &Path) -> Result<bool> {
-    let st = nix::sys::statfs::statfs(path).with_context(|| format!("statfs {}", path.display()))?;
+    let st =
+        nix::sys::statfs::statfs(path).with_context(|| format!("statfs {}", path.display()))?;
     Ok(st.filesystem_type().0 as i64 == BPF_FS_MAGIC)
 }
 
@@ -108,7 +113,10 @@ pub fn ensure_bpffs(root: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
     if !is_bpffs(root)? {
-        bail!("pin root {} is not on a bpf filesystem: choose a path under {BPFFS_MOUNT}", root.display());
+        bail!(
+            "pin root {} is not on a bpf filesystem: choose a path under {BPFFS_MOUNT}",
+            root.display()
+        );
     }
     Ok(())
 }

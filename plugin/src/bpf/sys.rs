@@ -29,7 +29,12 @@ fn bpf(cmd: libc::c_long, attr: &mut [u64]) -> io::Result<libc::c_long> {
     // SAFETY: attr is a zero-initialised, 8-byte aligned buffer at least as
     // large as the union member the command reads; the kernel checks the rest.
     let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of_val(attr))
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(attr),
+        )
     };
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -49,7 +54,8 @@ pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
 }
 
 fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 /// BPF_OBJ_PIN: pins `fd` (program, map or link) at `path`.

@@ -29,7 +29,7 @@ pub struct VxConfig {
 
 /// `struct vx_mac_key`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct VxMacKey {
     pub addr: [u8; 6],
     pub pad: [u8; 2],
@@ -43,7 +43,7 @@ impl VxMacKey {
 
 /// `struct vx_in6_key` (network byte order).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct VxIn6Key {
     pub addr: [u8; 16],
 }

@@ -58,7 +58,16 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nexthdr: u8, payload: &[u8]) -> Vec<u8
 /// Solicited-node multicast address and MAC of `target`.
 pub fn solicited_node(target: Ipv6Addr) -> (Ipv6Addr, [u8; 6]) {
     let t = target.octets();
-    let ip = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), u16::from_be_bytes([t[14], t[15]]));
+    let ip = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
+    );
     let o = ip.octets();
     (ip, [0x33, 0x33, o[12], o[13], o[14], o[15]])
 }
@@ -75,7 +84,12 @@ pub fn ns(src_mac: [u8; 6], src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
 }
 
 pub fn ipv6_udp(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
-    eth(dst_mac, src_mac, ETH_P_IPV6, &ipv6(src, dst, 17, &[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]))
+    eth(
+        dst_mac,
+        src_mac,
+        ETH_P_IPV6,
+        &ipv6(src, dst, 17, &[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]),
+    )
 }
 
 /// `frame` with an 802.1Q (or 802.1ad) tag inserted after the MACs.

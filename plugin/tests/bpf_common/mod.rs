@@ -21,7 +21,10 @@ pub const TC_ACT_REDIRECT: u32 = 7;
 
 /// Runs a command, panicking with its stderr if it fails.
 pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(
         out.status.success(),
         "{cmd} {}: {}",
@@ -47,13 +50,20 @@ impl Sandbox {
         run("ip", &["netns", "add", &ns]);
         // No IPv6 autoconf/DAD/MLD chatter reaching the live uplink program.
         let ns_arg = format!("--net=/var/run/netns/{ns}");
-        for key in ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"] {
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ] {
             run("nsenter", &[&ns_arg, "sysctl", "-qw", key]);
         }
         let root = PathBuf::from(format!("/sys/fs/bpf/{ns}"));
         let _ = std::fs::remove_dir_all(&root);
         bpf::ensure_bpffs(&root).expect("bpffs");
-        Self { ns_path: PathBuf::from(format!("/var/run/netns/{ns}")), ns, paths: BpfPaths::new(root) }
+        Self {
+            ns_path: PathBuf::from(format!("/var/run/netns/{ns}")),
+            ns,
+            paths: BpfPaths::new(root),
+        }
     }
 
     /// `ip -n <ns> <args>`.
@@ -97,7 +107,8 @@ impl Sandbox {
     }
 
     pub fn ensure_node(&self, spec: &NodeSpec) -> NodeStatus {
-        self.in_ns(|| bpf::ensure_node(&self.paths, spec)).expect("ensure_node")
+        self.in_ns(|| bpf::ensure_node(&self.paths, spec))
+            .expect("ensure_node")
     }
 }
 
@@ -111,8 +122,63 @@ impl Drop for Sandbox {
     }
 }
 
+/// An extra network namespace (a "wire" or "pod"), deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(abbr: &str) -> Self {
+        let name = format!("vxt-{abbr}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run("ip", &["netns", "add", &name]);
+        let ns = Self { name };
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        ns
+    }
+
+    /// `ip -n <ns> <args>`.
+    pub fn ip(&self, args: &str) -> String {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend(args.split_whitespace());
+        run("ip", &full)
+    }
+
+    /// Runs a command inside the netns with nsenter (never `ip netns exec`,
+    /// which remounts /sys and hides bpffs).
+    pub fn exec(&self, cmd: &[&str]) -> String {
+        let ns_arg = format!("--net=/var/run/netns/{}", self.name);
+        let mut args = vec![ns_arg.as_str()];
+        args.extend_from_slice(cmd);
+        run("nsenter", &args)
+    }
+
+    /// Like `exec`, but returns whether the command succeeded.
+    pub fn try_exec(&self, cmd: &[&str]) -> bool {
+        let ns_arg = format!("--net=/var/run/netns/{}", self.name);
+        Command::new("nsenter")
+            .arg(ns_arg)
+            .args(cmd)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
 pub fn mac_str(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub const UPLINK_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x01];
@@ -185,15 +251,28 @@ impl Lab {
         let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
         // Wire end down: the uplink program is live, nothing may reach it but test runs.
         sb.ip("link set up1 down");
-        let status = sb.ensure_node(&NodeSpec { uplink_ifindex: uplink, uplink_can_xmit, max_pods: 16 });
+        let status = sb.ensure_node(&NodeSpec {
+            uplink_ifindex: uplink,
+            uplink_can_xmit,
+            max_pods: 16,
+        });
         let pod1 = lab_pod(&sb, 1);
         let pod2 = lab_pod(&sb, 2);
         let (stray, _) = sb.veth("h3", [0x02, 0, 0, 0, 3, 1], "p3", [0x02, 0, 0, 0, 3, 2]);
         sb.insert_pod(&pod1.dp).expect("insert pod1");
         sb.insert_pod(&pod2.dp).expect("insert pod2");
-        bpf::set_node_addrs(&sb.paths, &[IpAddr::V4(NODE_V4), IpAddr::V6(NODE_V6)]).expect("node addrs");
+        bpf::set_node_addrs(&sb.paths, &[IpAddr::V4(NODE_V4), IpAddr::V6(NODE_V6)])
+            .expect("node addrs");
         let progs = load_programs(&sb.paths);
-        Self { progs, uplink, pod1, pod2, stray, status, sb }
+        Self {
+            progs,
+            uplink,
+            pod1,
+            pod2,
+            stray,
+            status,
+            sb,
+        }
     }
 
     pub fn paths(&self) -> &BpfPaths {
@@ -201,7 +280,11 @@ impl Lab {
     }
 
     fn xdp(&self, name: &str) -> &Xdp {
-        self.progs.program(name).expect("program").try_into().expect("xdp program")
+        self.progs
+            .program(name)
+            .expect("program")
+            .try_into()
+            .expect("xdp program")
     }
 
     /// Runs the uplink program on `frame` (arriving on the uplink).
@@ -218,24 +301,39 @@ impl Lab {
 
     /// Runs the tc program on `frame` as an skb arriving on `ifindex`.
     pub fn run_host_tc(&self, ifindex: u32, frame: &[u8]) -> u32 {
-        let prog: &SchedClassifier =
-            self.progs.program(bpf::PROG_HOST_TC).expect("tc program").try_into().expect("sched_cls");
+        let prog: &SchedClassifier = self
+            .progs
+            .program(bpf::PROG_HOST_TC)
+            .expect("tc program")
+            .try_into()
+            .expect("sched_cls");
         self.sb.in_ns(|| test_run_tc(prog, frame, ifindex))
     }
 
     /// Packets of counter `idx` of `key` (host ifindex, or 0 = uplink).
     pub fn count(&self, key: u32, idx: bpf::types::CounterIdx) -> u64 {
-        bpf::counters_of(self.paths(), key).expect("counters").map(|c| c.packets(idx)).unwrap_or(0)
+        bpf::counters_of(self.paths(), key)
+            .expect("counters")
+            .map(|c| c.packets(idx))
+            .unwrap_or(0)
     }
 
     /// All counters of `key` as (idx, packets) pairs that are non-zero.
     pub fn nonzero(&self, key: u32) -> Vec<(bpf::types::CounterIdx, u64)> {
         use bpf::types::CounterIdx::*;
-        [RxRedirect, TxUplink, TxPod, Pass, DropSpoof, DropMalformed, RedirectFail]
-            .into_iter()
-            .map(|i| (i, self.count(key, i)))
-            .filter(|(_, n)| *n > 0)
-            .collect()
+        [
+            RxRedirect,
+            TxUplink,
+            TxPod,
+            Pass,
+            DropSpoof,
+            DropMalformed,
+            RedirectFail,
+        ]
+        .into_iter()
+        .map(|i| (i, self.count(key, i)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
     }
 }
 
@@ -250,7 +348,11 @@ pub fn load_programs(paths: &BpfPaths) -> Ebpf {
         let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().unwrap_or_else(|e| panic!("load {name}: {e:?}"));
     }
-    let tc: &mut SchedClassifier = ebpf.program_mut(bpf::PROG_HOST_TC).unwrap().try_into().unwrap();
+    let tc: &mut SchedClassifier = ebpf
+        .program_mut(bpf::PROG_HOST_TC)
+        .unwrap()
+        .try_into()
+        .unwrap();
     tc.load().expect("load vx_host_tc");
     ebpf
 }
@@ -262,8 +364,14 @@ pub fn test_run_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> u32 {
     // egress_ifindex }: data_end must equal the frame length.
     let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
     let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let opts = TestRunOptions { data_in: Some(frame), ctx_in: Some(&ctx), ..TestRunOptions::default() };
-    prog.test_run(opts).expect("BPF_PROG_TEST_RUN (xdp)").return_value
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: Some(&ctx),
+        ..TestRunOptions::default()
+    };
+    prog.test_run(opts)
+        .expect("BPF_PROG_TEST_RUN (xdp)")
+        .return_value
 }
 
 /// BPF_PROG_TEST_RUN of a sched_cls program with `__sk_buff.ifindex` set
@@ -271,8 +379,14 @@ pub fn test_run_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> u32 {
 pub fn test_run_tc(prog: &SchedClassifier, frame: &[u8], ifindex: u32) -> u32 {
     let mut ctx = vec![0u8; 192]; // sizeof(struct __sk_buff)
     ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes()); // offsetof(ifindex)
-    let opts = TestRunOptions { data_in: Some(frame), ctx_in: Some(&ctx), ..TestRunOptions::default() };
-    prog.test_run(opts).expect("BPF_PROG_TEST_RUN (tc)").return_value
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: Some(&ctx),
+        ..TestRunOptions::default()
+    };
+    prog.test_run(opts)
+        .expect("BPF_PROG_TEST_RUN (tc)")
+        .return_value
 }
 
 pub fn pin_exists(path: &Path) -> bool {

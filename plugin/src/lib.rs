@@ -5,6 +5,8 @@
 //! - `cmd`      the verbs: ADD, DEL, CHECK, GC, STATUS
 //! - `netlink`  rtnetlink link/addr/route/fdb/xdp operations
 //! - `ethtool`  offload features and channels (ethtool genetlink)
+//! - `ethtool_stats` driver statistics (ethtool -S) over SIOCETHTOOL: the drops a veth hides
+//! - `kernel`   kernel version probing
 //! - `netdev`   xdp-features (netdev genetlink)
 //! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
 //! - `ipam`     delegation to the IPAM plugin on CNI_PATH
@@ -23,6 +25,7 @@ pub mod cni;
 pub mod ethtool;
 pub mod ethtool_stats;
 pub mod ipam;
+pub mod kernel;
 pub mod lock;
 pub mod logging;
 pub mod naming;

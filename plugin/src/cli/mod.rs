@@ -1,9 +1,24 @@
 //! The binary's entry: a CNI plugin when CNI_COMMAND is set, an operator tool otherwise.
 
+pub mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cni::config::{DEFAULT_BPF_ROOT, DEFAULT_MAX_PODS, DEFAULT_STATE_DIR};
+
 const USAGE: &str = "veth-xdp: a CNI plugin (run by the container runtime with CNI_COMMAND set)
 
 operator commands:
-  veth-xdp version         print the plugin version and supported CNI versions
+  veth-xdp setup [--uplink DEV] [--bpf-root DIR] [--max-pods N] [--state-dir DIR]
+        load and pin the datapath, attach the uplink program (what the first ADD does)
+  veth-xdp stats [--json] [--watch SECS [--count N]] [--state-dir DIR]
+        attachments with per-pod datapath counters and hidden veth drops
+  veth-xdp teardown [--bpf-root DIR]
+        detach the uplink program and remove every pin (pods lose the fast path)
+  veth-xdp version
 ";
 
 pub fn main() -> i32 {
@@ -11,14 +26,97 @@ pub fn main() -> i32 {
         return crate::cni::main();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("veth-xdp: {e:#}");
+            1
+        }
+    }
+}
+
+/// Parsed `--key value` flags and `--switch`es.
+struct Flags(Vec<String>);
+
+impl Flags {
+    fn value(&self, name: &str) -> Result<Option<String>> {
+        match self.0.iter().position(|a| a == name) {
+            None => Ok(None),
+            Some(i) => self.0.get(i + 1).cloned().map(Some).with_context(|| format!("{name} needs a value")),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|a| a == name)
+    }
+
+    fn path(&self, name: &str, default: &str) -> Result<PathBuf> {
+        Ok(PathBuf::from(self.value(name)?.unwrap_or_else(|| default.to_string())))
+    }
+
+    fn check_known(&self, known: &[&str]) -> Result<()> {
+        for a in self.0.iter().filter(|a| a.starts_with("--")) {
+            if !known.contains(&a.as_str()) {
+                bail!("unknown option {a}\n{USAGE}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let flags = Flags(args.iter().skip(1).cloned().collect());
     match args.first().map(String::as_str) {
         Some("version") | Some("--version") => {
             println!("veth-xdp {} (CNI {})", env!("CARGO_PKG_VERSION"), crate::cni::version::SUPPORTED.join(", "));
-            0
+            Ok(())
+        }
+        Some("stats") => {
+            flags.check_known(&["--json", "--watch", "--count", "--state-dir"])?;
+            let watch = flags.value("--watch")?.map(|s| s.parse::<f64>().map(Duration::from_secs_f64)).transpose().context("--watch SECS")?;
+            let count = flags.value("--count")?.map(|s| s.parse::<u32>()).transpose().context("--count N")?;
+            stats::run(&stats::StatsArgs { state_dir: flags.path("--state-dir", DEFAULT_STATE_DIR)?, json: flags.has("--json"), watch, count })
+        }
+        Some("setup") => {
+            flags.check_known(&["--uplink", "--bpf-root", "--max-pods", "--state-dir"])?;
+            let max_pods = flags.value("--max-pods")?.map(|s| s.parse::<u32>()).transpose().context("--max-pods N")?.unwrap_or(DEFAULT_MAX_PODS);
+            setup(flags.value("--uplink")?, flags.path("--bpf-root", DEFAULT_BPF_ROOT)?, max_pods, flags.path("--state-dir", DEFAULT_STATE_DIR)?)
+        }
+        Some("teardown") => {
+            flags.check_known(&["--bpf-root"])?;
+            crate::bpf::teardown_node(&crate::bpf::BpfPaths::new(flags.path("--bpf-root", DEFAULT_BPF_ROOT)?))
         }
         _ => {
             eprint!("{USAGE}");
-            2
+            bail!("no command given")
         }
     }
+}
+
+fn setup(uplink: Option<String>, bpf_root: PathBuf, max_pods: u32, state_dir: PathBuf) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let nl = crate::netlink::Netlink::current()?;
+        let link = match &uplink {
+            Some(name) => nl.link_by_name(name).await?.with_context(|| format!("uplink {name} does not exist"))?,
+            None => {
+                let oif = nl.default_route_oif().await?.context("no default route: give --uplink")?;
+                nl.link_by_index(oif).await?.context("default route device vanished")?
+            }
+        };
+        let _lock = crate::lock::node_lock(&state_dir)?;
+        let dp = crate::cmd::datapath::setup_node(&bpf_root, max_pods, &link).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "datapath ready under {}: uplink {} (ifindex {}) in {} mode; {}",
+            bpf_root.display(),
+            link.name,
+            link.index,
+            match dp.uplink_mode {
+                crate::bpf::UplinkMode::Driver => "driver (native XDP)",
+                crate::bpf::UplinkMode::Generic => "generic (skb) XDP: the driver has no native XDP",
+            },
+            if dp.uplink_can_xmit { "pods XDP-redirect to the wire" } else { "the uplink lacks ndo-xmit: pod egress uses the tc fallback" }
+        );
+        Ok(())
+    })
 }

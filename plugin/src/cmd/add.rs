@@ -61,10 +61,10 @@ pub async fn run(req: &Request) -> CniResult<String> {
     let node = Netlink::current().map_err(nl_err("open netlink in the node namespace"))?;
     let pod = Netlink::in_netns(&netns).map_err(nl_err("open netlink in the pod namespace"))?;
     let plan = plan(req, &node, &pod, netns).await?;
-    prepare_node(req, &plan).await?;
+    let node_dp = prepare_node(req, &plan).await?;
 
     let mut rollback = Rollback::new();
-    match build(req, &plan, &node, &pod, &store, &mut rollback).await {
+    match build(req, &plan, node_dp, &node, &pod, &store, &mut rollback).await {
         Ok(output) => {
             rollback.commit();
             Ok(serde_json::to_string(&output.to_json(&req.conf.cni_version)).expect("result serialises"))
@@ -108,7 +108,7 @@ async fn plan(req: &Request, node: &Netlink, pod: &Netlink, netns: std::path::Pa
 }
 
 /// Node-wide, idempotent settings, under the node lock.
-async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<()> {
+async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<datapath::NodeDatapath> {
     let _lock = lock::node_lock(&req.conf.state_dir).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
     let eth = Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
     let present = eth
@@ -127,6 +127,7 @@ async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<()> {
 async fn build<'a>(
     req: &'a Request,
     plan: &'a Plan,
+    node_dp: datapath::NodeDatapath,
     node: &'a Netlink,
     pod: &'a Netlink,
     store: &'a Store,
@@ -167,7 +168,7 @@ async fn build<'a>(
     fault_point("host-routes")?;
 
     let ips: Vec<IpNetwork> = ipam_out.ips.iter().map(|i| i.address).collect();
-    let pod_program = datapath::attach_pod(req, plan, &host, &pod_link, &ips, pod, rb).await?;
+    let pod_program = datapath::attach_pod(req, plan, node_dp, &host, &pod_link, &ips, pod, rb).await?;
     fault_point("datapath")?;
 
     let output = result(req, plan, &host, &ipam_out);

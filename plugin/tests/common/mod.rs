@@ -312,3 +312,30 @@ pub fn validate_result(version: &str, r: &Value) {
         assert!(dns.is_object(), "dns is an object");
     }
 }
+
+impl Node {
+    /// `veth-xdp stats --json` run in the node namespace.
+    pub fn stats(&self) -> Value {
+        let (ok, out) = self.in_node(&format!("{} stats --json --state-dir {}", plugin_bin(), self.state_dir().display()));
+        assert!(ok, "stats failed: {out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("stats JSON: {e}: {out}"))
+    }
+
+    /// One counter (packets) of one attachment, by container ID.
+    pub fn counter(&self, cid: &str, key: &str) -> u64 {
+        let s = self.stats();
+        let att = s["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["containerID"] == cid)
+            .unwrap_or_else(|| panic!("no attachment {cid} in stats: {s}"));
+        att["counters"][key]["packets"].as_u64().unwrap()
+    }
+
+    /// Packets the uplink program redirected into pods.
+    pub fn uplink_redirected(&self) -> u64 {
+        let s = self.stats();
+        s["uplinks"][0]["redirectedToPods"].as_u64().unwrap_or(0)
+    }
+}

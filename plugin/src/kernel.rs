@@ -24,7 +24,10 @@ pub const REQUIREMENTS: &[(&str, (u32, u32))] = &[
 
 /// Fails with the first requirement the running kernel misses.
 pub fn require_datapath() -> CniResult<()> {
-    let have = version();
+    check_requirements(version())
+}
+
+fn check_requirements(have: (u32, u32)) -> CniResult<()> {
     for (what, need) in REQUIREMENTS {
         if have < *need {
             return Err(CniError::new(
@@ -49,5 +52,15 @@ mod tests {
         assert_eq!(super::parse_release("6.18.44-fc-v669"), (6, 18));
         assert_eq!(super::parse_release("5.4.0-150-generic"), (5, 4));
         assert_eq!(super::parse_release(""), (0, 0));
+    }
+
+    #[test]
+    fn old_kernels_get_the_feature_and_version_named() {
+        let e = super::check_requirements((4, 14)).unwrap_err();
+        assert_eq!(e.code, 107);
+        assert!(e.msg.contains("native XDP on veth") && e.msg.contains("4.19"), "{}", e.msg);
+        let e = super::check_requirements((6, 1)).unwrap_err();
+        assert!(e.msg.contains("xdp-features") && e.msg.contains("6.3"), "{}", e.msg);
+        assert!(super::check_requirements((6, 18)).is_ok());
     }
 }

@@ -158,6 +158,11 @@ fn run_flows(t: &TwoPods, mode: &str) {
     n.assert_clean();
     let links = must(&format!("ls {}/v1/links", n.bpf_root.display()));
     assert_eq!(links.trim(), "uplink", "only the node's uplink link stays pinned: {links}");
+    for (map, left) in [("vx_pod_mac", 0), ("vx_pod_v4", 0), ("vx_pod_v6", 0), ("vx_pod_if", 0), ("vx_redirect", 1), ("vx_counters", 1)] {
+        let dump = must(&format!("bpftool -j map dump pinned {}/v1/maps/{map}", n.bpf_root.display()));
+        let entries: Value = serde_json::from_str(&dump).unwrap();
+        assert_eq!(entries.as_array().unwrap().len(), left, "{map} after DEL (the uplink's own entries stay): {dump}");
+    }
     assert!(n.stats()["attachments"].as_array().unwrap().is_empty());
 }
 

@@ -293,3 +293,27 @@ fn stats_watch_shows_counters_moving_during_traffic() {
     let (ok, table) = node.in_node(&format!("{} stats --state-dir {}", plugin_bin(), node.state_dir().display()));
     assert!(ok && table.contains("c-sw") && table.contains("OUT-WIRE") && table.contains("HIDDEN-DROP"), "{table}");
 }
+
+/// An uplink that cannot take XDP-redirected frames (its peer has neither GRO
+/// nor XDP, so no ndo-xmit): pod egress falls back to tc, and still delivers.
+#[test]
+fn uplink_without_ndo_xmit_falls_back_to_tc_and_delivers() {
+    let node = Node::new("fb");
+    must(&format!("nsenter --net=/var/run/netns/{} ethtool -K {WIRE_IF} gro off", node.wire_ns));
+    let pod = node.pod(0);
+    let conf = node.conf("1.0.0", json!({}));
+    let res = node.add("c-fb", &pod, &conf);
+    let host = res["interfaces"][0]["name"].as_str().unwrap().to_string();
+    assert_eq!(xdp_mode(&node.node_ns, &host), Some(1), "XDP stays on the host veth");
+    assert!(std::path::Path::new(&format!("{}/v1/links/{host}_tc", node.bpf_root.display())).exists(), "tc fallback attached");
+    let out0 = node.counter("c-fb", "redirectedToUplink");
+    assert!(ping(&pod, GATEWAY), "pod reaches the wire through the tc fallback");
+    assert!(ping(&node.wire_ns, &pod_ip(&res)), "the wire reaches the pod");
+    assert!(iperf(&node.wire_ns, &pod, GATEWAY, false, 5221) > 0, "TCP pod -> wire via the fallback");
+    assert!(node.counter("c-fb", "redirectedToUplink") > out0 + 100, "tc counted the redirects");
+    let mut check = conf.clone();
+    check["prevResult"] = res.clone();
+    node.cni("CHECK", "c-fb", Some(&pod), "eth0", &check).ok();
+    node.cni("DEL", "c-fb", Some(&pod), "eth0", &conf).ok();
+    node.assert_clean();
+}

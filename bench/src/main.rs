@@ -1,1 +1,159 @@
-fn main() { println!("vx-bench: not built yet"); }
+//! vx-bench: the veth-xdp fast path next to limit, bridge, macvlan and ptp,
+//! measured in one run on one machine. See docs/BENCHMARKS.md.
+mod bed;
+mod bpf;
+mod cni;
+mod control;
+mod measure;
+mod report;
+mod runner;
+mod sys;
+mod topo;
+
+use anyhow::{bail, Context, Result};
+use std::{path::PathBuf, time::Instant};
+
+struct Args {
+    quick: bool,
+    plugin_bin: PathBuf,
+    out: PathBuf,
+    columns: Option<Vec<String>>,
+    gen_cpu: Option<usize>,
+}
+
+fn usage() -> &'static str {
+    "vx-bench [--quick] [--plugin-bin PATH] [--out DIR] [--columns limit,veth-xdp,bridge,macvlan,ptp] [--gen-cpu N|none]"
+}
+
+fn parse_args() -> Result<Args> {
+    let exe = std::env::current_exe().context("current_exe")?;
+    let mut a = Args {
+        quick: false,
+        plugin_bin: exe.parent().map(|d| d.join("veth-xdp")).unwrap_or_default(),
+        out: PathBuf::from("bench-out"),
+        columns: None,
+        gen_cpu: Some(0),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{arg} needs a value; usage: {}", usage()));
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--plugin-bin" => a.plugin_bin = PathBuf::from(val()?),
+            "--out" => a.out = PathBuf::from(val()?),
+            "--columns" => a.columns = Some(val()?.split(',').map(str::to_string).collect()),
+            "--gen-cpu" => {
+                let v = val()?;
+                a.gen_cpu = if v == "none" { None } else { Some(v.parse().context("--gen-cpu")?) }
+            }
+            "-h" | "--help" => {
+                println!("{}", usage());
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}; usage: {}", usage()),
+        }
+    }
+    Ok(a)
+}
+
+fn selected(args: &Args, c: bed::Column) -> bool {
+    match &args.columns {
+        None => true,
+        Some(list) => list.iter().any(|n| c.name().starts_with(n.as_str())),
+    }
+}
+
+fn main() {
+    if let Err(e) = run() {
+        topo::remove_all();
+        eprintln!("vx-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let started = Instant::now();
+    let args = parse_args()?;
+    topo::install_signal_cleanup()?;
+    let pid = std::process::id();
+    let run_dir = format!("/tmp/vx-bench-{pid}");
+    let _run_dir = topo::OwnedDir::new(run_dir.clone())?;
+    let bed_cfg = bed::BedConfig { plugin_bin: args.plugin_bin.clone(), run_dir, prefix: format!("vxb{pid}") };
+    let windows = if args.quick {
+        measure::Windows { count: 3, secs: 1.0, warmup_secs: 0.5 }
+    } else {
+        measure::Windows { count: 5, secs: 3.0, warmup_secs: 1.0 }
+    };
+    let dp = runner::DatapathConfig { windows, gen_cpu: args.gen_cpu };
+    let mut cells = vec![];
+    for c in bed::Column::all().into_iter().filter(|c| selected(&args, *c)) {
+        cells.extend(runner::run_column(&bed_cfg, &dp, c));
+    }
+    let mut rep = report::Report { meta: meta(&args, windows), cells, control_plane: vec![] };
+    rep.compute_ratios(|_| Some(bed::Column::Limit.name().to_string()));
+    rep.meta.duration_secs = started.elapsed().as_secs_f64();
+    write_outputs(&rep, &args.out)
+}
+
+fn write_outputs(rep: &report::Report, out: &PathBuf) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let md = rep.markdown();
+    std::fs::write(out.join("results.md"), &md)?;
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(rep)?)?;
+    println!("{md}");
+    eprintln!("vx-bench: wrote {}/results.md, results.json", out.display());
+    Ok(())
+}
+
+fn meta(args: &Args, windows: measure::Windows) -> report::Meta {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let kernel = sys::run("uname", &["-r"]).map(|s| s.trim().to_string()).unwrap_or_default();
+    let date = sys::run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).map(|s| s.trim().to_string()).unwrap_or_default();
+    report::Meta {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        date,
+        kernel,
+        cpu,
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        quick: args.quick,
+        windows,
+        duration_secs: 0.0,
+    }
+}
+
+#[cfg(test)]
+mod linerate_test {
+    use crate::{bed, bpf, sys, topo};
+    use std::time::Duration;
+
+    /// 1,000,000 live frames from the wire into the limit topology: the pod's
+    /// counter sees every one of them and the node's IP stack none.
+    #[test]
+    fn limit_delivers_every_frame_and_node_stack_sees_none() {
+        let pid = std::process::id();
+        let dir = topo::OwnedDir::new(format!("/tmp/vx-bench-test-{pid}")).unwrap();
+        let cfg = bed::BedConfig { plugin_bin: Default::default(), run_dir: dir.path.clone(), prefix: format!("vxt{pid}") };
+        let bed = bed::Bed::build(&cfg, bed::Column::Limit, 1).expect("limit testbed");
+        let rx = bpf::Receiver::attach(&bed.pods[0].ns.name, "eth0").expect("receiver");
+        assert_eq!(rx.mode, bpf::Mode::Native);
+        let ip_before = sys::snmp_counter(&bed.node.name, "Ip", "InReceives").unwrap();
+        let n = 1_000_000u32;
+        let sent = bpf::Generator::send_exact(&bed.wire.name, bed::WIRE_DEV, bed.wire_target(), &[bed.ingress_target(0)], n)
+            .expect("generator");
+        assert_eq!(sent, u64::from(n), "generator redirected every frame");
+        let mut got = 0;
+        for _ in 0..50 {
+            got = rx.count().unwrap();
+            if got == u64::from(n) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(got, u64::from(n), "frames counted in the pod");
+        let ip_after = sys::snmp_counter(&bed.node.name, "Ip", "InReceives").unwrap();
+        assert_eq!(ip_after - ip_before, 0, "node stack saw benchmark frames");
+    }
+}

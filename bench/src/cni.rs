@@ -1,0 +1,108 @@
+//! Invoking a CNI plugin exactly as a runtime does: env + stdin config, run in
+//! the node namespace through `nsenter --net`.
+use crate::sys;
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::{
+    io::Write,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Where the reference plugins (and host-local) live on Debian.
+pub const CNI_PATH: &str = "/usr/lib/cni";
+
+/// What one CNI call returned.
+pub struct Outcome {
+    pub result: Value,
+    pub elapsed: Duration,
+    /// Peak RSS of the plugin process tree (children of nsenter), KiB.
+    pub max_rss_kib: i64,
+}
+
+/// Runs `bin` with CNI_COMMAND=`command` for container `id` whose netns is
+/// `pod_ns`, inside `node_ns`.
+pub fn invoke(node_ns: &str, bin: &Path, command: &str, id: &str, pod_ns: &str, conf: &Value) -> Result<Outcome> {
+    let started = Instant::now();
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net={}", sys::netns_path(node_ns)))
+        .arg(bin)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", sys::netns_path(pod_ns))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", CNI_PATH)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {}", bin.display()))?;
+    child
+        .stdin
+        .take()
+        .context("plugin stdin")?
+        .write_all(conf.to_string().as_bytes())
+        .context("writing config to plugin stdin")?;
+    let (status, rss) = wait_with_rss(child.id() as i32)?;
+    let elapsed = started.elapsed();
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut stdout);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut stderr);
+    }
+    let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if status != 0 {
+        let msg = serde_json::from_str::<Value>(&stdout)
+            .ok()
+            .and_then(|v| v["msg"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{} {}", stdout.trim(), stderr.trim()));
+        bail!("{name} {command} {id} exited {status}: {msg}");
+    }
+    let result = if stdout.trim().is_empty() { Value::Null } else {
+        serde_json::from_str(&stdout).with_context(|| format!("{name} {command}: result is not JSON: {stdout}"))?
+    };
+    Ok(Outcome { result, elapsed, max_rss_kib: rss })
+}
+
+/// waitpid with rusage: exit code and peak RSS (KiB) of the largest process
+/// among the child and its waited-for descendants (nsenter execs the plugin).
+fn wait_with_rss(pid: i32) -> Result<(i32, i64)> {
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; status and ru are valid out-pointers.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    if r < 0 {
+        bail!("wait4 {pid}: {}", std::io::Error::last_os_error());
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+    Ok((code, ru.ru_maxrss))
+}
+
+/// The pod's address and MAC from a CNI result (first IP, its interface).
+pub fn pod_addr(result: &Value) -> Result<([u8; 4], [u8; 6])> {
+    let ip0 = &result["ips"][0];
+    let addr = ip0["address"].as_str().context("result has no ips[0].address")?;
+    let ip: std::net::Ipv4Addr = addr.split('/').next().unwrap_or("").parse().with_context(|| format!("bad address {addr}"))?;
+    let ifaces = result["interfaces"].as_array().context("result has no interfaces")?;
+    let iface = match ip0["interface"].as_u64() {
+        Some(i) => &ifaces[i as usize],
+        None => ifaces.iter().find(|i| i.get("sandbox").is_some()).context("no sandbox interface")?,
+    };
+    let mac = sys::parse_mac(iface["mac"].as_str().context("interface has no mac")?)?;
+    Ok((ip.octets(), mac))
+}
+
+/// host-local IPAM section for `subnet` (a /24 given as "a.b.c"), leases in `data_dir`.
+pub fn host_local(net24: &str, gateway: &str, data_dir: &str) -> Value {
+    serde_json::json!({
+        "type": "host-local",
+        "ranges": [[{"subnet": format!("{net24}.0/24"), "gateway": gateway,
+                     "rangeStart": format!("{net24}.10"), "rangeEnd": format!("{net24}.250")}]],
+        "dataDir": data_dir,
+    })
+}

@@ -1,0 +1,99 @@
+//! Results of a run: JSON (everything) and a markdown table (with ratios to limit).
+use crate::{bpf::Mode, measure::Rate};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// One measured (or unavailable) figure of one column.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub figure: String,
+    pub column: String,
+    pub rate: Option<Rate>,
+    /// median / limit's median for the same figure, same run.
+    pub ratio: Option<f64>,
+    /// How the receiving XDP program is attached (native/generic).
+    pub rx_mode: Option<Mode>,
+    /// Why the figure is missing ("n/a (reason)").
+    pub na: Option<String>,
+}
+
+/// Machine and command facts shown with the numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    pub command: String,
+    pub date: String,
+    pub kernel: String,
+    pub cpu: String,
+    pub cpus: usize,
+    pub quick: bool,
+    pub windows: crate::measure::Windows,
+    pub duration_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub meta: Meta,
+    pub cells: Vec<Cell>,
+    pub control_plane: Vec<crate::control::PluginCp>,
+}
+
+impl Report {
+    /// Fills every cell's ratio from the limit cell of the same figure.
+    pub fn compute_ratios(&mut self, limit_of: impl Fn(&str) -> Option<String>) {
+        let limits: Vec<(String, f64)> = self
+            .cells
+            .iter()
+            .filter(|c| Some(c.column.clone()) == limit_of(&c.figure))
+            .filter_map(|c| c.rate.as_ref().map(|r| (c.figure.clone(), r.median)))
+            .collect();
+        for c in &mut self.cells {
+            let lim = limits.iter().find(|(f, _)| *f == c.figure).map(|x| x.1);
+            c.ratio = match (&c.rate, lim) {
+                (Some(r), Some(l)) if l > 0.0 => Some(r.median / l),
+                _ => None,
+            };
+        }
+    }
+
+    fn figures(&self) -> Vec<String> {
+        let mut f: Vec<String> = vec![];
+        for c in &self.cells {
+            if !f.contains(&c.figure) {
+                f.push(c.figure.clone());
+            }
+        }
+        f
+    }
+
+    /// Markdown: one table per figure (column, Mpps median, spread, × limit, lost, receiver).
+    pub fn markdown(&self) -> String {
+        let m = &self.meta;
+        let mut s = String::new();
+        let _ = writeln!(s, "Command: `{}`  ", m.command);
+        let _ = writeln!(s, "Date: {} · kernel {} · CPU {} ({} CPUs) · {} windows of {} s{}\n",
+            m.date, m.kernel, m.cpu, m.cpus, m.windows.count, m.windows.secs, if m.quick { " (--quick)" } else { "" });
+        for fig in self.figures() {
+            let _ = writeln!(s, "### {fig}\n");
+            let _ = writeln!(s, "| column | Mpps (median) | spread (min–max) | × limit | lost | receiver XDP |");
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+            for c in self.cells.iter().filter(|c| c.figure == fig) {
+                match (&c.rate, &c.na) {
+                    (Some(r), _) => {
+                        let lost = if r.sent > 0 { 100.0 * r.lost as f64 / r.sent as f64 } else { 0.0 };
+                        let _ = writeln!(s, "| {} | {:.3} | {:.3}–{:.3} | {} | {} ({:.1}%) | {} |",
+                            c.column, r.median, r.min, r.max,
+                            c.ratio.map(|x| format!("{x:.2}")).unwrap_or("–".into()),
+                            r.lost, lost,
+                            c.rx_mode.map(|m| format!("{m:?}").to_lowercase()).unwrap_or_default());
+                    }
+                    (None, na) => {
+                        let _ = writeln!(s, "| {} | n/a ({}) | | | | |", c.column, na.as_deref().unwrap_or("not run"));
+                    }
+                }
+            }
+            s.push('\n');
+        }
+        s.push_str(&crate::control::markdown(&self.control_plane));
+        s
+    }
+}

@@ -19,3 +19,9 @@ pub fn markdown(rows: &[PluginCp]) -> String {
     }
     s
 }
+
+/// Charts of the control-plane figures (ADD p50 against existing pods).
+pub fn charts(rows: &[PluginCp], out: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let _ = (rows, out);
+    Ok(vec![])
+}

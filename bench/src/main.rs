@@ -2,6 +2,7 @@
 //! measured in one run on one machine. See docs/BENCHMARKS.md.
 mod bed;
 mod bpf;
+mod chart;
 mod cni;
 mod control;
 mod measure;
@@ -97,11 +98,17 @@ fn run() -> Result<()> {
 
 fn write_outputs(rep: &report::Report, out: &PathBuf) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let md = rep.markdown();
-    std::fs::write(out.join("results.md"), &md)?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(rep)?)?;
+    let mut charts = chart::datapath_charts(rep, out)?;
+    charts.extend(control::charts(&rep.control_plane, out)?);
+    let mut md = rep.markdown();
+    for c in &charts {
+        let name = c.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        md.push_str(&format!("![{name}]({name})\n"));
+    }
+    std::fs::write(out.join("results.md"), &md)?;
     println!("{md}");
-    eprintln!("vx-bench: wrote {}/results.md, results.json", out.display());
+    eprintln!("vx-bench: wrote {}/results.md, results.json and {} charts", out.display(), charts.len());
     Ok(())
 }
 

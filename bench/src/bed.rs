@@ -131,6 +131,7 @@ impl Bed {
         }
         if column == Column::Limit {
             bed.attach_limit()?;
+            bed.limit_neighbours()?;
         }
         if column == Column::Bridge {
             sys::ip(&bed.node.name, &["link", "set", UPLINK, "master", "vxbr0"])?;
@@ -171,6 +172,21 @@ impl Bed {
         Ok(())
     }
 
+    /// limit pods reach the wire and each other only through programs that
+    /// forward one way, so ARP cannot resolve: static neighbours instead.
+    fn limit_neighbours(&self) -> Result<()> {
+        for (i, p) in self.pods.iter().enumerate() {
+            sys::ethtool_k(&self.node.name, &format!("h{i}"), &["gro", "on"])?;
+            let mut peers: Vec<([u8; 4], [u8; 6])> = vec![(WIRE_IP, self.wire_mac)];
+            peers.extend(self.pods.iter().filter(|q| q.ip != p.ip).map(|q| (q.ip, q.mac)));
+            for (ip, mac) in peers {
+                let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+                sys::ip(&p.ns.name, &["neigh", "replace", &dotted(ip), "lladdr", &mac, "dev", "eth0", "nud", "permanent"])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Lets bridges learn pod MACs and neighbours resolve before traffic: one
     /// UDP datagram from each pod to the wire (node to pod for ptp), which
     /// makes the sender ARP, then a pause for the replies.
@@ -201,6 +217,34 @@ impl Bed {
             Column::Ptp => bpf::Target { mac: self.uplink_mac, ip: p.ip },
             _ => bpf::Target { mac: p.mac, ip: p.ip },
         }
+    }
+
+    /// Ethernet target for frames pod 0 sends to pod `i` with XDP: the pod's
+    /// MAC on L2 datapaths, pod 0's gateway (its host veth) for routed ptp.
+    pub fn l2_target_from_pod(&self, i: usize) -> Result<bpf::Target> {
+        let p = &self.pods[i];
+        match self.column {
+            Column::Ptp => Ok(bpf::Target { mac: self.gateway_mac(0)?, ip: p.ip }),
+            _ => Ok(bpf::Target { mac: p.mac, ip: p.ip }),
+        }
+    }
+
+    /// Ethernet target for frames pod 0 sends to the wire.
+    pub fn wire_from_pod(&self) -> Result<bpf::Target> {
+        match self.column {
+            Column::Ptp => Ok(bpf::Target { mac: self.gateway_mac(0)?, ip: WIRE_IP }),
+            _ => Ok(bpf::Target { mac: self.wire_mac, ip: WIRE_IP }),
+        }
+    }
+
+    /// MAC of pod `i`'s host-side veth (its peer, found by the pod end's link index).
+    fn gateway_mac(&self, i: usize) -> Result<[u8; 6]> {
+        let out = sys::ip(&self.pods[i].ns.name, &["-j", "link", "show", "dev", "eth0"])?;
+        let v: Value = serde_json::from_str(&out)?;
+        let peer = v[0]["link_index"].as_u64().context("pod eth0 has no peer link_index")?;
+        let all: Value = serde_json::from_str(&sys::ip(&self.node.name, &["-j", "link", "show"])?)?;
+        let l = all.as_array().into_iter().flatten().find(|l| l["ifindex"].as_u64() == Some(peer)).context("host veth not found")?;
+        sys::parse_mac(l["address"].as_str().context("host veth has no address")?)
     }
 
     /// DEL for every pod (errors reported, not fatal).

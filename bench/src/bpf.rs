@@ -202,13 +202,16 @@ impl Generator {
         percpu_sum(&sent)
     }
 
+}
+
+impl crate::measure::Source for Generator {
     /// Frames handed to the redirect so far.
-    pub fn sent(&self) -> Result<u64> {
+    fn sent(&self) -> Result<u64> {
         percpu_sum(&self.sent)
     }
 
     /// Stops the generator and reports a failure of its thread.
-    pub fn stop(mut self) -> Result<()> {
+    fn stop(mut self: Box<Self>) -> Result<()> {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,

@@ -38,12 +38,9 @@ pub fn invoke(node_ns: &str, bin: &Path, command: &str, id: &str, pod_ns: &str, 
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("spawning {}", bin.display()))?;
-    child
-        .stdin
-        .take()
-        .context("plugin stdin")?
-        .write_all(conf.to_string().as_bytes())
-        .context("writing config to plugin stdin")?;
+    // A plugin may exit without reading its config (EPIPE): its exit status
+    // and stdout then say why, so the write error is not the one to report.
+    let _ = child.stdin.take().context("plugin stdin")?.write_all(conf.to_string().as_bytes());
     let (status, rss) = wait_with_rss(child.id() as i32)?;
     let elapsed = started.elapsed();
     let mut stdout = String::new();
@@ -103,6 +100,7 @@ pub fn host_local(net24: &str, gateway: &str, data_dir: &str) -> Value {
         "type": "host-local",
         "ranges": [[{"subnet": format!("{net24}.0/24"), "gateway": gateway,
                      "rangeStart": format!("{net24}.10"), "rangeEnd": format!("{net24}.250")}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": data_dir,
     })
 }

@@ -8,6 +8,7 @@ mod control;
 mod measure;
 mod report;
 mod runner;
+mod stack;
 mod sys;
 mod topo;
 
@@ -91,7 +92,7 @@ fn run() -> Result<()> {
         cells.extend(runner::run_column(&bed_cfg, &dp, c));
     }
     let mut rep = report::Report { meta: meta(&args, windows), cells, control_plane: vec![] };
-    rep.compute_ratios(|_| Some(bed::Column::Limit.name().to_string()));
+    rep.compute_ratios(runner::limit_for);
     rep.meta.duration_secs = started.elapsed().as_secs_f64();
     write_outputs(&rep, &args.out)
 }

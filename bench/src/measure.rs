@@ -1,5 +1,5 @@
 //! Windows of delivered frames: median, spread, and what was lost.
-use crate::bpf::{Generator, Receiver};
+use crate::bpf::Receiver;
 use anyhow::Result;
 use std::time::{Duration, Instant};
 
@@ -26,13 +26,19 @@ pub struct Rate {
     pub lost: u64,
 }
 
+/// Something that sends frames and counts what it sent.
+pub trait Source {
+    fn sent(&self) -> Result<u64>;
+    fn stop(self: Box<Self>) -> Result<()>;
+}
+
 struct Snapshot {
     at: Instant,
     sent: u64,
     delivered: u64,
 }
 
-fn snapshot(gen: &Generator, rx: &[Receiver]) -> Result<Snapshot> {
+fn snapshot(gen: &dyn Source, rx: &[Receiver]) -> Result<Snapshot> {
     let mut delivered = 0;
     for r in rx {
         delivered += r.count()?;
@@ -41,14 +47,14 @@ fn snapshot(gen: &Generator, rx: &[Receiver]) -> Result<Snapshot> {
 }
 
 /// Measures what `rx` receive while `gen` runs; stops the generator.
-pub fn measure(gen: Generator, rx: &[Receiver], w: Windows) -> Result<Rate> {
+pub fn measure(gen: Box<dyn Source>, rx: &[Receiver], w: Windows) -> Result<Rate> {
     std::thread::sleep(Duration::from_secs_f64(w.warmup_secs));
-    let first = snapshot(&gen, rx)?;
-    let mut prev = snapshot(&gen, rx)?;
+    let first = snapshot(gen.as_ref(), rx)?;
+    let mut prev = snapshot(gen.as_ref(), rx)?;
     let mut windows = vec![];
     for _ in 0..w.count {
         std::thread::sleep(Duration::from_secs_f64(w.secs));
-        let now = snapshot(&gen, rx)?;
+        let now = snapshot(gen.as_ref(), rx)?;
         let dt = now.at.duration_since(prev.at).as_secs_f64();
         windows.push((now.delivered - prev.delivered) as f64 / dt / 1e6);
         prev = now;

@@ -39,15 +39,16 @@ pub struct Report {
 
 impl Report {
     /// Fills every cell's ratio from the limit cell of the same figure.
-    pub fn compute_ratios(&mut self, limit_of: impl Fn(&str) -> Option<String>) {
-        let limits: Vec<(String, f64)> = self
+    /// `limit_of(figure, column)` names the limit cell a cell is compared with.
+    pub fn compute_ratios(&mut self, limit_of: impl Fn(&str, &str) -> String) {
+        let limits: Vec<(String, String, f64)> = self
             .cells
             .iter()
-            .filter(|c| Some(c.column.clone()) == limit_of(&c.figure))
-            .filter_map(|c| c.rate.as_ref().map(|r| (c.figure.clone(), r.median)))
+            .filter_map(|c| c.rate.as_ref().map(|r| (c.figure.clone(), c.column.clone(), r.median)))
             .collect();
         for c in &mut self.cells {
-            let lim = limits.iter().find(|(f, _)| *f == c.figure).map(|x| x.1);
+            let want = limit_of(&c.figure, &c.column);
+            let lim = limits.iter().find(|(f, col, _)| *f == c.figure && *col == want).map(|x| x.2);
             c.ratio = match (&c.rate, lim) {
                 (Some(r), Some(l)) if l > 0.0 => Some(r.median / l),
                 _ => None,

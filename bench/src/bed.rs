@@ -134,7 +134,12 @@ impl Bed {
             bed.limit_neighbours()?;
         }
         if column == Column::Bridge {
+            // The uplink becomes a bridge port; the node's address moves to the bridge.
+            let node_cidr = format!("{}/24", dotted(NODE_IP));
             sys::ip(&bed.node.name, &["link", "set", UPLINK, "master", "vxbr0"])?;
+            sys::ip(&bed.node.name, &["addr", "del", &node_cidr, "dev", UPLINK])?;
+            sys::ip(&bed.node.name, &["addr", "add", &node_cidr, "dev", "vxbr0"])?;
+            sys::ip(&bed.node.name, &["link", "set", "vxbr0", "up"])?;
         }
         bed.warm_up();
         Ok(bed)
@@ -202,6 +207,15 @@ impl Bed {
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
+    /// The node address pods talk to: the gateway (host veth) for ptp, the
+    /// node's address on the uplink (or bridge) otherwise.
+    pub fn node_ip_for_pods(&self) -> [u8; 4] {
+        match self.column {
+            Column::Ptp => [10, 202, 0, 1],
+            _ => NODE_IP,
+        }
     }
 
     /// The generator's source (the wire).

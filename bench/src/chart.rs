@@ -54,7 +54,7 @@ fn bar_chart(title: &str, cells: &[&Cell], file: &Path) -> Result<()> {
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .y_desc("Mpps")
+        .y_desc(if title.contains("Gb/s") { "Gb/s" } else { "Mpps" })
         .x_labels(cells.len() + 1)
         .label_style(("sans-serif", 15))
         .light_line_style(WHITE)

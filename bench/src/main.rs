@@ -9,6 +9,7 @@ mod measure;
 mod report;
 mod runner;
 mod stack;
+mod tcp;
 mod sys;
 mod topo;
 
@@ -21,10 +22,12 @@ struct Args {
     out: PathBuf,
     columns: Option<Vec<String>>,
     gen_cpu: Option<usize>,
+    no_tcp: bool,
+    no_control: bool,
 }
 
 fn usage() -> &'static str {
-    "vx-bench [--quick] [--plugin-bin PATH] [--out DIR] [--columns limit,veth-xdp,bridge,macvlan,ptp] [--gen-cpu N|none]"
+    "vx-bench [--quick] [--plugin-bin PATH] [--out DIR] [--columns limit,veth-xdp,bridge,macvlan,ptp] [--gen-cpu N|none] [--no-tcp] [--no-control]"
 }
 
 fn parse_args() -> Result<Args> {
@@ -35,12 +38,16 @@ fn parse_args() -> Result<Args> {
         out: PathBuf::from("bench-out"),
         columns: None,
         gen_cpu: Some(0),
+        no_tcp: false,
+        no_control: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().with_context(|| format!("{arg} needs a value; usage: {}", usage()));
         match arg.as_str() {
             "--quick" => a.quick = true,
+            "--no-tcp" => a.no_tcp = true,
+            "--no-control" => a.no_control = true,
             "--plugin-bin" => a.plugin_bin = PathBuf::from(val()?),
             "--out" => a.out = PathBuf::from(val()?),
             "--columns" => a.columns = Some(val()?.split(',').map(str::to_string).collect()),
@@ -82,11 +89,18 @@ fn run() -> Result<()> {
     let _run_dir = topo::OwnedDir::new(run_dir.clone())?;
     let bed_cfg = bed::BedConfig { plugin_bin: args.plugin_bin.clone(), run_dir, prefix: format!("vxb{pid}") };
     let windows = if args.quick {
-        measure::Windows { count: 3, secs: 1.0, warmup_secs: 0.5 }
+        measure::Windows { count: 3, secs: 0.5, warmup_secs: 0.3 }
     } else {
         measure::Windows { count: 5, secs: 3.0, warmup_secs: 1.0 }
     };
-    let dp = runner::DatapathConfig { windows, gen_cpu: args.gen_cpu };
+    let tcp = if args.no_tcp {
+        None
+    } else if args.quick {
+        Some(tcp::TcpConfig { secs: 1.0, interval: 0.5, streams: &[1, 4] })
+    } else {
+        Some(tcp::TcpConfig { secs: 4.0, interval: 1.0, streams: &[1, 4] })
+    };
+    let dp = runner::DatapathConfig { windows, gen_cpu: args.gen_cpu, tcp };
     let mut cells = vec![];
     for c in bed::Column::all().into_iter().filter(|c| selected(&args, *c)) {
         cells.extend(runner::run_column(&bed_cfg, &dp, c));

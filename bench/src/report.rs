@@ -75,16 +75,16 @@ impl Report {
             m.date, m.kernel, m.cpu, m.cpus, m.windows.count, m.windows.secs, if m.quick { " (--quick)" } else { "" });
         for fig in self.figures() {
             let _ = writeln!(s, "### {fig}\n");
-            let _ = writeln!(s, "| column | Mpps (median) | spread (min–max) | × limit | lost | receiver XDP |");
+            let _ = writeln!(s, "| column | median | spread (min–max) | × limit | lost | receiver XDP |");
             let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
             for c in self.cells.iter().filter(|c| c.figure == fig) {
                 match (&c.rate, &c.na) {
                     (Some(r), _) => {
-                        let lost = if r.sent > 0 { 100.0 * r.lost as f64 / r.sent as f64 } else { 0.0 };
-                        let _ = writeln!(s, "| {} | {:.3} | {:.3}–{:.3} | {} | {} ({:.1}%) | {} |",
+                        let lost = if r.sent > 0 { format!("{} ({:.1}%)", r.lost, 100.0 * r.lost as f64 / r.sent as f64) } else { "–".into() };
+                        let _ = writeln!(s, "| {} | {:.3} | {:.3}–{:.3} | {} | {} | {} |",
                             c.column, r.median, r.min, r.max,
                             c.ratio.map(|x| format!("{x:.2}")).unwrap_or("–".into()),
-                            r.lost, lost,
+                            lost,
                             c.rx_mode.map(|m| format!("{m:?}").to_lowercase()).unwrap_or_default());
                     }
                     (None, na) => {

@@ -22,7 +22,9 @@ pub const LIMIT_TC: &str = "limit (tc redirect)";
 
 /// The limit cell a figure of `column` is compared with.
 pub fn limit_for(figure: &str, column: &str) -> String {
-    if figure == INTO_ONE || figure == INTO_FOUR {
+    if figure.starts_with("TCP") {
+        LIMIT_XDP.into()
+    } else if figure == INTO_ONE || figure == INTO_FOUR {
         Column::Limit.name().into()
     } else if column == Column::VethXdp(Egress::Tc).name() || column == LIMIT_TC {
         LIMIT_TC.into()
@@ -35,6 +37,8 @@ pub fn limit_for(figure: &str, column: &str) -> String {
 pub struct DatapathConfig {
     pub windows: Windows,
     pub gen_cpu: Option<usize>,
+    /// None: no TCP figures.
+    pub tcp: Option<crate::tcp::TcpConfig>,
 }
 
 /// Measures every figure for `column`; figures that cannot run become n/a cells.
@@ -85,6 +89,12 @@ pub fn run_column(bed_cfg: &BedConfig, dp: &DatapathConfig, column: Column) -> V
         cells.extend(eg.limit_variants());
     } else {
         cells.extend(eg.figures(column.name(), &[POD_POD_XDP, POD_WIRE_XDP, POD_POD_STACK, POD_WIRE_STACK]));
+    }
+    drop(wire_rx);
+    drop(rx);
+    if let Some(tcp) = dp.tcp {
+        let name = if column == Column::Limit { LIMIT_XDP } else { column.name() };
+        cells.extend(crate::tcp::run(&bed, name, tcp));
     }
     cells
 }

@@ -133,7 +133,7 @@ impl Bed {
             bed.attach_limit()?;
             bed.limit_neighbours()?;
         }
-        if column == Column::Bridge {
+        if column == Column::Bridge && n_pods > 0 {
             // The uplink becomes a bridge port; the node's address moves to the bridge.
             let node_cidr = format!("{}/24", dotted(NODE_IP));
             sys::ip(&bed.node.name, &["link", "set", UPLINK, "master", "vxbr0"])?;
@@ -143,6 +143,47 @@ impl Bed {
         }
         bed.warm_up();
         Ok(bed)
+    }
+
+    /// Replaces the IPAM section of the plugin config (control-plane runs need
+    /// more than a /24).
+    pub fn set_ipam(&mut self, ipam: Value) {
+        if let Some(c) = &mut self.conf {
+            c["ipam"] = ipam;
+        }
+    }
+
+    /// Pod namespace name number `i` of the control-plane runs.
+    pub fn cp_ns_name(&self, i: usize) -> String {
+        format!("{}c{i}", self.node.name)
+    }
+
+    /// ADD through the plugin for an existing pod namespace; returns the
+    /// plugin's wall time. A result without an address is an error.
+    pub fn cni_add(&self, ns: &str) -> Result<std::time::Duration> {
+        let conf = self.conf.as_ref().context("column has no CNI plugin")?;
+        let out = cni::invoke(&self.node.name, &self.plugin, "ADD", &format!("{ns}-c"), ns, conf)?;
+        cni::pod_addr(&out.result).context("reading the ADD result")?;
+        Ok(out.elapsed)
+    }
+
+    /// One ADD under GNU time; returns the peak RSS (KiB) of the plugin and its IPAM.
+    pub fn cni_add_rss(&self, ns: &str, scratch: &str) -> Result<u64> {
+        let conf = self.conf.as_ref().context("column has no CNI plugin")?;
+        let (out, kib) = cni::invoke_rss(&self.node.name, &self.plugin, "ADD", &format!("{ns}-c"), ns, conf, scratch)?;
+        cni::pod_addr(&out.result).context("reading the ADD result")?;
+        Ok(kib)
+    }
+
+    /// DEL through the plugin; returns its wall time.
+    pub fn cni_del(&self, ns: &str) -> Result<std::time::Duration> {
+        let conf = self.conf.as_ref().context("column has no CNI plugin")?;
+        Ok(cni::invoke(&self.node.name, &self.plugin, "DEL", &format!("{ns}-c"), ns, conf)?.elapsed)
+    }
+
+    /// The plugin's bpffs root (veth-xdp only).
+    pub fn bpf_root(&self) -> Option<String> {
+        self.conf.as_ref().and_then(|c| c["bpfRoot"].as_str().map(str::to_string))
     }
 
     fn add_pod(&self, ns_name: &str, i: usize) -> Result<Pod> {

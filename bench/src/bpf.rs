@@ -187,6 +187,7 @@ impl Generator {
         Ok(Generator { sent, stop, thread: Some(thread) })
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by the line-rate test
     /// Sends exactly `frames` frames (one BPF_PROG_TEST_RUN call) and returns
     /// how many the program handed to the redirect.
     pub fn send_exact(ns: &str, dev: &str, src: Target, targets: &[Target], frames: u32) -> Result<u64> {

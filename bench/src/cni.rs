@@ -17,15 +17,30 @@ pub const CNI_PATH: &str = "/usr/lib/cni";
 pub struct Outcome {
     pub result: Value,
     pub elapsed: Duration,
-    /// Peak RSS of the plugin process tree (children of nsenter), KiB.
-    pub max_rss_kib: i64,
 }
 
 /// Runs `bin` with CNI_COMMAND=`command` for container `id` whose netns is
 /// `pod_ns`, inside `node_ns`.
 pub fn invoke(node_ns: &str, bin: &Path, command: &str, id: &str, pod_ns: &str, conf: &Value) -> Result<Outcome> {
+    invoke_with(Command::new("nsenter"), node_ns, bin, command, id, pod_ns, conf)
+}
+
+/// Like [`invoke`], under GNU time: also returns the peak RSS (KiB) of the
+/// plugin and the IPAM plugin it runs. (rusage from our own wait4 would report
+/// this process's RSS: a child's high-water mark includes its pre-exec image.)
+pub fn invoke_rss(node_ns: &str, bin: &Path, command: &str, id: &str, pod_ns: &str, conf: &Value, scratch: &str) -> Result<(Outcome, u64)> {
+    let file = format!("{scratch}/time-{id}");
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o", &file, "nsenter"]);
+    let out = invoke_with(cmd, node_ns, bin, command, id, pod_ns, conf)?;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file} (GNU time; apt-get install time)"))?;
+    let kib = text.lines().last().unwrap_or("").trim().parse().with_context(|| format!("GNU time output {text:?}"))?;
+    Ok((out, kib))
+}
+
+fn invoke_with(mut cmd: Command, node_ns: &str, bin: &Path, command: &str, id: &str, pod_ns: &str, conf: &Value) -> Result<Outcome> {
     let started = Instant::now();
-    let mut child = Command::new("nsenter")
+    let mut child = cmd
         .arg(format!("--net={}", sys::netns_path(node_ns)))
         .arg(bin)
         .env("CNI_COMMAND", command)
@@ -41,7 +56,7 @@ pub fn invoke(node_ns: &str, bin: &Path, command: &str, id: &str, pod_ns: &str, 
     // A plugin may exit without reading its config (EPIPE): its exit status
     // and stdout then say why, so the write error is not the one to report.
     let _ = child.stdin.take().context("plugin stdin")?.write_all(conf.to_string().as_bytes());
-    let (status, rss) = wait_with_rss(child.id() as i32)?;
+    let status = wait(child.id() as i32)?;
     let elapsed = started.elapsed();
     let mut stdout = String::new();
     let mut stderr = String::new();
@@ -63,21 +78,18 @@ pub fn invoke(node_ns: &str, bin: &Path, command: &str, id: &str, pod_ns: &str, 
     let result = if stdout.trim().is_empty() { Value::Null } else {
         serde_json::from_str(&stdout).with_context(|| format!("{name} {command}: result is not JSON: {stdout}"))?
     };
-    Ok(Outcome { result, elapsed, max_rss_kib: rss })
+    Ok(Outcome { result, elapsed })
 }
 
-/// waitpid with rusage: exit code and peak RSS (KiB) of the largest process
-/// among the child and its waited-for descendants (nsenter execs the plugin).
-fn wait_with_rss(pid: i32) -> Result<(i32, i64)> {
+/// waitpid: the child's exit code (128 + signal when killed).
+fn wait(pid: i32) -> Result<i32> {
     let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our child; status and ru are valid out-pointers.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    // SAFETY: pid is our child; status is a valid out-pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
     if r < 0 {
-        bail!("wait4 {pid}: {}", std::io::Error::last_os_error());
+        bail!("waitpid {pid}: {}", std::io::Error::last_os_error());
     }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-    Ok((code, ru.ru_maxrss))
+    Ok(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) })
 }
 
 /// The pod's address and MAC from a CNI result (first IP, its interface).

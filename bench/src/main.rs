@@ -105,7 +105,20 @@ fn run() -> Result<()> {
     for c in bed::Column::all().into_iter().filter(|c| selected(&args, *c)) {
         cells.extend(runner::run_column(&bed_cfg, &dp, c));
     }
-    let mut rep = report::Report { meta: meta(&args, windows), cells, control_plane: vec![] };
+    let cp_cfg = if args.quick {
+        control::CpConfig { sequential: 20, parallel: 20, threads: 8, levels: &[10, 50], per_level: 5 }
+    } else {
+        control::CpConfig { sequential: 100, parallel: 100, threads: 8, levels: &[10, 100, 500], per_level: 10 }
+    };
+    let mut control_plane = vec![];
+    if !args.no_control {
+        for c in [bed::Column::VethXdp(bed::Egress::Xdp), bed::Column::Bridge, bed::Column::Macvlan, bed::Column::Ptp] {
+            if selected(&args, c) {
+                control_plane.push(control::run_plugin(&bed_cfg, c, cp_cfg));
+            }
+        }
+    }
+    let mut rep = report::Report { meta: meta(&args, windows), cells, control_plane };
     rep.compute_ratios(runner::limit_for);
     rep.meta.duration_secs = started.elapsed().as_secs_f64();
     write_outputs(&rep, &args.out)

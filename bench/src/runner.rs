@@ -96,6 +96,8 @@ pub fn run_column(bed_cfg: &BedConfig, dp: &DatapathConfig, column: Column) -> V
         let name = if column == Column::Limit { LIMIT_XDP } else { column.name() };
         cells.extend(crate::tcp::run(&bed, name, tcp));
     }
+    let mut bed = bed;
+    bed.delete_pods();
     cells
 }
 

@@ -105,6 +105,7 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
     Ok(mac)
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // used by the line-rate test
 /// Reads one counter of /proc/net/snmp (e.g. "Ip", "InReceives") inside `ns`.
 pub fn snmp_counter(ns: &str, group: &str, name: &str) -> Result<u64> {
     let text = ns_run(ns, "cat", &["/proc/net/snmp"])?;

@@ -89,16 +89,16 @@ fn run() -> Result<()> {
     let _run_dir = topo::OwnedDir::new(run_dir.clone())?;
     let bed_cfg = bed::BedConfig { plugin_bin: args.plugin_bin.clone(), run_dir, prefix: format!("vxb{pid}") };
     let windows = if args.quick {
-        measure::Windows { count: 3, secs: 0.5, warmup_secs: 0.3 }
+        measure::Windows { count: 3, secs: 0.4, warmup_secs: 0.2 }
     } else {
-        measure::Windows { count: 5, secs: 3.0, warmup_secs: 1.0 }
+        measure::Windows { count: 3, secs: 3.0, warmup_secs: 1.0 }
     };
     let tcp = if args.no_tcp {
         None
     } else if args.quick {
-        Some(tcp::TcpConfig { secs: 1.0, interval: 0.5, streams: &[1, 4] })
+        Some(tcp::TcpConfig { secs: 1.0, interval: 0.5, streams: &[1] })
     } else {
-        Some(tcp::TcpConfig { secs: 4.0, interval: 1.0, streams: &[1, 4] })
+        Some(tcp::TcpConfig { secs: 3.0, interval: 1.0, streams: &[1, 4] })
     };
     let dp = runner::DatapathConfig { windows, gen_cpu: args.gen_cpu, tcp };
     let mut cells = vec![];
@@ -106,7 +106,7 @@ fn run() -> Result<()> {
         cells.extend(runner::run_column(&bed_cfg, &dp, c));
     }
     let cp_cfg = if args.quick {
-        control::CpConfig { sequential: 20, parallel: 20, threads: 8, levels: &[10, 50], per_level: 5 }
+        control::CpConfig { sequential: 20, parallel: 16, threads: 8, levels: &[10, 30], per_level: 5 }
     } else {
         control::CpConfig { sequential: 100, parallel: 100, threads: 8, levels: &[10, 100, 500], per_level: 10 }
     };

@@ -94,7 +94,32 @@ impl Report {
             }
             s.push('\n');
         }
+        s.push_str(&self.targets());
         s.push_str(&crate::control::markdown(&self.control_plane));
+        s
+    }
+
+    /// Targets, shown and never asserted: measured ratio next to the goal
+    /// (veth-xdp) or the prototype's ratio (reference plugins).
+    fn targets(&self) -> String {
+        let fig = crate::runner::INTO_ONE;
+        let ratio = |col: &str| {
+            self.cells.iter().find(|c| c.figure == fig && c.column == col).and_then(|c| c.ratio)
+        };
+        let mut s = format!("### Targets ({fig}, × limit; shown, not asserted)\n\n| column | measured | target / prototype |\n|---|---:|---:|\n");
+        let rows = [
+            ("veth-xdp (xdp)", "≥ 0.90 (target)"),
+            ("veth-xdp (tc)", "≥ 0.90 (target)"),
+            ("macvlan", "~0.46 (prototype)"),
+            ("ptp", "~0.27 (prototype)"),
+            ("bridge", "~0.17 (prototype)"),
+        ];
+        for (col, goal) in rows {
+            let m = ratio(col).map(|r| format!("{r:.2}")).unwrap_or_else(|| "n/a".into());
+            s.push_str(&format!("| {col} | {m} | {goal} |\n"));
+        }
+        let lim = self.cells.iter().find(|c| c.figure == fig && c.column == "limit").and_then(|c| c.rate.as_ref()).map(|r| format!("{:.2} Mpps", r.median)).unwrap_or_else(|| "n/a".into());
+        s.push_str(&format!("| limit | {lim} | ~4.1 Mpps (prototype) |\n\n"));
         s
     }
 }

@@ -28,7 +28,7 @@ pub struct Target {
 }
 
 /// XDP attach mode actually obtained.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     Native,
     Generic,

@@ -66,7 +66,7 @@ fn bar_chart(title: &str, cells: &[&Cell], file: &Path) -> Result<()> {
         .map_err(|e| err(&e))?;
     for (i, c) in cells.iter().enumerate() {
         let x = i as f64;
-        let color = if c.column == "limit" { RGBColor(120, 120, 120) } else if c.column.starts_with("veth-xdp") { RGBColor(31, 119, 180) } else { RGBColor(255, 127, 14) };
+        let color = if c.column.starts_with("limit") { RGBColor(120, 120, 120) } else if c.column.starts_with("veth-xdp") { RGBColor(31, 119, 180) } else { RGBColor(255, 127, 14) };
         let Some(r) = &c.rate else {
             chart
                 .draw_series(std::iter::once(Text::new("n/a", (x - 0.1, top * 0.03), ("sans-serif", 16))))
@@ -82,7 +82,11 @@ fn bar_chart(title: &str, cells: &[&Cell], file: &Path) -> Result<()> {
         chart
             .draw_series(std::iter::once(ErrorBar::new_vertical(x, r.min, r.median, r.max, BLACK.stroke_width(2), 12)))
             .map_err(|e| err(&e))?;
-        let label = match c.ratio { Some(x) => format!("{:.2} ({x:.2}×)", r.median), None => format!("{:.2}", r.median) };
+        let label = match c.ratio {
+            _ if r.delivered == 0 && r.sent > 0 => "0 (100% lost)".to_string(),
+            Some(x) => format!("{:.2} ({x:.2}×)", r.median),
+            None => format!("{:.2}", r.median),
+        };
         chart
             .draw_series(std::iter::once(Text::new(label, (x - 0.3, r.max + top * 0.06), ("sans-serif", 16))))
             .map_err(|e| err(&e))?;

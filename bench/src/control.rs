@@ -7,7 +7,7 @@ use crate::{
     sys, topo,
 };
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
@@ -25,7 +25,7 @@ pub struct CpConfig {
 }
 
 /// p50/p95/p99 in ms.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
     pub n: usize,
     pub p50: f64,
@@ -34,7 +34,7 @@ pub struct Latency {
 }
 
 /// Control-plane figures of one plugin.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct PluginCp {
     pub plugin: String,
     pub add: Option<Latency>,

@@ -24,10 +24,12 @@ struct Args {
     gen_cpu: Option<usize>,
     no_tcp: bool,
     no_control: bool,
+    /// Redraw table and charts from DIR/results.json instead of measuring.
+    replot: Option<PathBuf>,
 }
 
 fn usage() -> &'static str {
-    "vx-bench [--quick] [--plugin-bin PATH] [--out DIR] [--columns limit,veth-xdp,bridge,macvlan,ptp] [--gen-cpu N|none] [--no-tcp] [--no-control]"
+    "vx-bench [--quick] [--plugin-bin PATH] [--out DIR] [--columns limit,veth-xdp,bridge,macvlan,ptp] [--gen-cpu N|none] [--no-tcp] [--no-control] | vx-bench --replot DIR"
 }
 
 fn parse_args() -> Result<Args> {
@@ -40,6 +42,7 @@ fn parse_args() -> Result<Args> {
         gen_cpu: Some(0),
         no_tcp: false,
         no_control: false,
+        replot: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -47,6 +50,7 @@ fn parse_args() -> Result<Args> {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--no-tcp" => a.no_tcp = true,
+            "--replot" => a.replot = Some(PathBuf::from(val()?)),
             "--no-control" => a.no_control = true,
             "--plugin-bin" => a.plugin_bin = PathBuf::from(val()?),
             "--out" => a.out = PathBuf::from(val()?),
@@ -83,6 +87,12 @@ fn main() {
 fn run() -> Result<()> {
     let started = Instant::now();
     let args = parse_args()?;
+    if let Some(dir) = &args.replot {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let rep: report::Report = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        return write_outputs(&rep, dir);
+    }
     topo::install_signal_cleanup()?;
     let pid = std::process::id();
     let run_dir = format!("/tmp/vx-bench-{pid}");

@@ -4,7 +4,7 @@ use anyhow::Result;
 use std::time::{Duration, Instant};
 
 /// How long and how often to measure.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Windows {
     pub count: usize,
     pub secs: f64,
@@ -12,7 +12,7 @@ pub struct Windows {
 }
 
 /// One datapath figure in Mpps.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rate {
     /// Mpps delivered per window.
     pub windows: Vec<f64>,

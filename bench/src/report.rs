@@ -1,10 +1,10 @@
 //! Results of a run: JSON (everything) and a markdown table (with ratios to limit).
 use crate::{bpf::Mode, measure::Rate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 /// One measured (or unavailable) figure of one column.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
     pub figure: String,
     pub column: String,
@@ -18,7 +18,7 @@ pub struct Cell {
 }
 
 /// Machine and command facts shown with the numbers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
     pub command: String,
     pub date: String,
@@ -30,7 +30,7 @@ pub struct Meta {
     pub duration_secs: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub meta: Meta,
     pub cells: Vec<Cell>,

@@ -101,14 +101,14 @@ fn run() -> Result<()> {
     let windows = if args.quick {
         measure::Windows { count: 3, secs: 0.4, warmup_secs: 0.2 }
     } else {
-        measure::Windows { count: 3, secs: 3.0, warmup_secs: 1.0 }
+        measure::Windows { count: 3, secs: 3.0, warmup_secs: 0.5 }
     };
     let tcp = if args.no_tcp {
         None
     } else if args.quick {
         Some(tcp::TcpConfig { secs: 1.0, interval: 0.5, streams: &[1] })
     } else {
-        Some(tcp::TcpConfig { secs: 3.0, interval: 1.0, streams: &[1, 4] })
+        Some(tcp::TcpConfig { secs: 2.0, interval: 0.5, streams: &[1, 4] })
     };
     let dp = runner::DatapathConfig { windows, gen_cpu: args.gen_cpu, tcp };
     let mut cells = vec![];
@@ -128,7 +128,7 @@ fn run() -> Result<()> {
             }
         }
     }
-    let mut rep = report::Report { meta: meta(&args, windows), cells, control_plane };
+    let mut rep = report::Report { meta: meta(&args, windows, dp.tcp), cells, control_plane };
     rep.compute_ratios(runner::limit_for);
     rep.meta.duration_secs = started.elapsed().as_secs_f64();
     write_outputs(&rep, &args.out)
@@ -150,7 +150,7 @@ fn write_outputs(rep: &report::Report, out: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-fn meta(args: &Args, windows: measure::Windows) -> report::Meta {
+fn meta(args: &Args, windows: measure::Windows, tcp: Option<tcp::TcpConfig>) -> report::Meta {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
@@ -165,6 +165,8 @@ fn meta(args: &Args, windows: measure::Windows) -> report::Meta {
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         quick: args.quick,
         windows,
+        tcp_secs: tcp.map(|t| t.secs),
+        tcp_interval_secs: tcp.map(|t| t.interval),
         duration_secs: 0.0,
     }
 }

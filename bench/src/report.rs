@@ -27,6 +27,11 @@ pub struct Meta {
     pub cpus: usize,
     pub quick: bool,
     pub windows: crate::measure::Windows,
+    /// Length of each iperf3 run and of its intervals (the TCP windows).
+    #[serde(default)]
+    pub tcp_secs: Option<f64>,
+    #[serde(default)]
+    pub tcp_interval_secs: Option<f64>,
     pub duration_secs: f64,
 }
 
@@ -71,8 +76,13 @@ impl Report {
         let m = &self.meta;
         let mut s = String::new();
         let _ = writeln!(s, "Command: `{}`  ", m.command);
-        let _ = writeln!(s, "Date: {} · kernel {} · CPU {} ({} CPUs) · {} windows of {} s{}\n",
-            m.date, m.kernel, m.cpu, m.cpus, m.windows.count, m.windows.secs, if m.quick { " (--quick)" } else { "" });
+        let tcp = match (m.tcp_secs, m.tcp_interval_secs) {
+            (Some(t), Some(i)) => format!(" · TCP: {t} s iperf3 runs, {i} s windows"),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "Date: {} · kernel {} · CPU {} ({} CPUs) · Mpps: {} windows of {} s after {} s warm-up{tcp}{} · {:.0} s\n",
+            m.date, m.kernel, m.cpu, m.cpus, m.windows.count, m.windows.secs, m.windows.warmup_secs,
+            if m.quick { " (--quick)" } else { "" }, m.duration_secs);
         for fig in self.figures() {
             let _ = writeln!(s, "### {fig}\n");
             let _ = writeln!(s, "| column | median | spread (min–max) | × limit | lost | receiver XDP |");

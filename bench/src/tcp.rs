@@ -28,7 +28,7 @@ const DIRECTIONS: [(&str, End, End); 5] = [
 ];
 
 /// How long each iperf3 run lasts and how it is cut into windows.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct TcpConfig {
     pub secs: f64,
     pub interval: f64,

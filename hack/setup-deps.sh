@@ -4,7 +4,7 @@
 # only when something is missing.
 set -euo pipefail
 
-PKGS=(clang llvm libbpf-dev bpftool ethtool iproute2 jq iperf3 procps util-linux iputils-ping netcat-openbsd
+PKGS=(clang llvm libbpf-dev bpftool ethtool iproute2 jq iperf3 procps util-linux iputils-ping netcat-openbsd time fonts-dejavu-core
       containernetworking-plugins pkg-config libfontconfig1-dev)
 
 missing=()

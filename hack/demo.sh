@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 
 bash hack/setup-deps.sh
 [ "$(id -u)" = 0 ] || { echo "hack/demo.sh: run as root" >&2; exit 1; }
-cargo build --quiet -p veth-xdp
+cargo build --quiet -p veth-xdp -p vx-bench
 BIN=$PWD/target/debug/veth-xdp
+INJECT=$PWD/target/debug/vx-bench
 
 P=vxdemo
 NODE=${P}-node WIRE=${P}-wire
@@ -72,8 +73,27 @@ for pod in "${PODS[@]}"; do
   IP[$pod]=$(jq -r '.ips[0].address' $DIR/$pod.json | cut -d/ -f1)
 done
 
-say "node -> pods (host routes via the host veths)"
+say "node -> pods (the kubelet probe path: host routes via the host veths)"
 for pod in "${PODS[@]}"; do innode ping -c 2 -W 2 ${IP[$pod]} | tail -2; done
+
+P1=${PODS[0]} P2=${PODS[1]}
+say "wire -> both pods (ARP answered through the uplink XDP program, frames redirected in)"
+for pod in "${PODS[@]}"; do nsenter --net=/var/run/netns/$WIRE ping -c 2 -W 2 ${IP[$pod]} | tail -2; done
+say "pod -> pod and pod -> gateway (host veth XDP redirects)"
+nsenter --net=/var/run/netns/$P1 ping -c 2 -W 2 ${IP[$P2]} | tail -2
+nsenter --net=/var/run/netns/$P2 ping -c 2 -W 2 10.88.0.1 | tail -2
+
+say "datapath counters (veth-xdp stats)"
+innode "$BIN" stats --state-dir $DIR/state
+
+say "1,000,000 frames injected at the uplink from the wire (XDP live frames) to $P1's MAC"
+MAC1=$(jq -r '.interfaces[1].mac' $DIR/$P1.json)
+IN_BEFORE=$(innode "$BIN" stats --json --state-dir $DIR/state | jq "[.attachments[] | select(.containerID==\"demo-$P1\") | .counters.redirectedIn.packets][0]")
+"$INJECT" inject --netns $WIRE --dev wire0 --dst-mac $MAC1 --dst-ip ${IP[$P1]} --src-ip 10.88.0.1 --frames 1000000
+sleep 0.5
+IN_AFTER=$(innode "$BIN" stats --json --state-dir $DIR/state | jq "[.attachments[] | select(.containerID==\"demo-$P1\") | .counters.redirectedIn.packets][0]")
+echo "$P1: redirected in by XDP_REDIRECT: $((IN_AFTER - IN_BEFORE)) frames during the injection"
+innode "$BIN" stats --state-dir $DIR/state
 
 say "attachment state"
 echo "-- node: links"; ip -n $NODE -br link
@@ -84,8 +104,8 @@ echo "-- $pod eth0"; ip -n $pod -d link show eth0 | sed -n '1,3p'
 echo "-- $pod eth0 channels"; nsenter --net=/var/run/netns/$pod ethtool -l eth0 | sed -n '/Current/,$p'
 echo "-- $pod eth0 offloads"; nsenter --net=/var/run/netns/$pod ethtool -k eth0 | grep -E '^(tx-checksumming|tx-vlan-offload|generic-receive-offload)'
 echo "-- records"; ls -l $DIR/state/networks/demo/
-
-if [ -x hack/demo-datapath.sh ]; then . hack/demo-datapath.sh; fi
+echo "-- XDP programs: uplink (driver mode = 'xdp'), host veths"; ip -n $NODE -d link | grep -E '^[0-9]+:|prog/xdp'
+echo "-- pinned datapath"; find $BPF_ROOT -maxdepth 3 | sort
 
 say "CNI DEL both pods"
 for pod in "${PODS[@]}"; do cni DEL $pod && echo "DEL $pod ok"; done

@@ -21,9 +21,16 @@ pub const RX_VLAN_STAG: &str = "rx-vlan-stag-hw-parse";
 pub const RX_GRO: &str = "rx-gro";
 
 /// The host end: XDP (xdp mode) or tc reads what the pod sends; what the node
-/// sends through it must carry full checksums and inline VLAN tags.
-pub fn host_end_features(_mode: EgressMode) -> Vec<(&'static str, bool)> {
-    vec![(TX_CSUM_IP, false), (TX_CSUM_SCTP, false), (TX_VLAN, false), (TX_VLAN_STAG, false)]
+/// sends through it must carry full checksums and inline VLAN tags. In `tc`
+/// mode nothing XDP runs on the host end, so frames a pod sends with
+/// XDP_TX/redirect (xdp_frames) would be dropped there silently without GRO,
+/// which gives the host end the NAPI that turns them into skbs for tc.
+pub fn host_end_features(mode: EgressMode) -> Vec<(&'static str, bool)> {
+    let mut f = vec![(TX_CSUM_IP, false), (TX_CSUM_SCTP, false), (TX_VLAN, false), (TX_VLAN_STAG, false)];
+    if mode == EgressMode::Tc {
+        f.push((RX_GRO, true));
+    }
+    f
 }
 
 /// The pod end. In `tc` egress mode the pod keeps tx checksum offload (and so

@@ -2,65 +2,26 @@
 //! namespaces made by each test (needs root).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 
 use nix::errno::Errno;
 use veth_xdp::ethtool_stats::{
     driver_stats, driver_stats_in, veth_hidden_drops, EthtoolIoctlError, HiddenDrops,
 };
 
-fn sh(cmd: &str) -> (bool, String) {
-    let out = Command::new("bash").arg("-c").arg(cmd).output().expect("run bash");
-    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), s)
+mod common;
+
+use common::ns::{ifname, TestNs as Netns};
+use common::must;
+
+/// `es<tag><pid>`: a namespace for one test.
+fn test_ns(tag: &str) -> Netns {
+    Netns::new(&format!("es{tag}"))
 }
 
-fn must(cmd: &str) -> String {
-    let (ok, out) = sh(cmd);
-    assert!(ok, "command failed: {cmd}\n{out}");
-    out
-}
-
-/// A network namespace owned by the test, deleted (with its veths) on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("es{tag}{}", std::process::id());
-        let _ = sh(&format!("ip netns del {name}"));
-        must(&format!("ip netns add {name}"));
-        Netns { name }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/netns/{}", self.name))
-    }
-
-    fn run(&self, cmd: &str) -> String {
-        must(&format!("nsenter --net=/var/run/netns/{} {cmd}", self.name))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = sh(&format!("ip netns del {}", self.name));
-    }
-}
-
-/// An ifname unique to this test and process (<= 15 bytes).
-fn ifname(tag: &str) -> String {
-    let name = format!("{tag}{}", std::process::id());
-    assert!(name.len() <= 15, "ifname {name} too long");
-    name
-}
 
 /// Parses `ethtool -S` output ("NIC statistics:" then "     name: value").
 fn cli_stats(ns: &Netns, dev: &str) -> Vec<(String, u64)> {
-    ns.run(&format!("ethtool -S {dev}"))
+    ns.sh(&format!("ethtool -S {dev}"))
         .lines()
         .skip_while(|l| !l.starts_with("NIC statistics:"))
         .skip(1)
@@ -85,7 +46,7 @@ fn veth_pair_in(ns: &Netns, a: &str, b: &str) {
 
 #[test]
 fn names_and_values_match_ethtool_cli() {
-    let ns = Netns::new("cl");
+    let ns = test_ns("cl");
     let (a, b) = (ifname("esca"), ifname("escb"));
     veth_pair_in(&ns, &a, &b);
     // Links down: nothing moves, so every value must match exactly.
@@ -122,8 +83,8 @@ fn names_and_values_match_ethtool_cli() {
 
 #[test]
 fn traffic_moves_rx_queue_counters() {
-    let left = Netns::new("tl");
-    let right = Netns::new("tr");
+    let left = test_ns("tl");
+    let right = test_ns("tr");
     let (l, r) = (ifname("estl"), ifname("estr"));
     veth_pair_in(&left, &l, &r);
     must(&format!("ip -n {} link set {r} netns {}", left.name, right.name));
@@ -134,15 +95,15 @@ fn traffic_moves_rx_queue_counters() {
     // an skb `veth_skb_is_eligible_for_gro`, i.e. when the sender has TSO off
     // (drivers/net/veth.c, Linux 6.18). Otherwise frames take netif_rx and
     // skip the rings and their counters.
-    left.run(&format!("ethtool -K {l} gro on tso off"));
-    right.run(&format!("ethtool -K {r} gro on tso off"));
+    left.sh(&format!("ethtool -K {l} gro on tso off"));
+    right.sh(&format!("ethtool -K {r} gro on tso off"));
     must(&format!("ip -n {} link set {l} up", left.name));
     must(&format!("ip -n {} link set {r} up", right.name));
 
     let before_l = driver_stats_in(&left.path(), &l).expect("stats left");
     let before_r = driver_stats_in(&right.path(), &r).expect("stats right");
 
-    left.run("ping -c 5 -i 0.2 -W 2 10.213.0.2");
+    left.sh("ping -c 5 -i 0.2 -W 2 10.213.0.2");
 
     let after_l = driver_stats_in(&left.path(), &l).expect("stats left");
     let after_r = driver_stats_in(&right.path(), &r).expect("stats right");
@@ -174,7 +135,7 @@ fn traffic_moves_rx_queue_counters() {
 
 #[test]
 fn missing_device_is_an_error_naming_it() {
-    let ns = Netns::new("mi");
+    let ns = test_ns("mi");
     let missing = ifname("esmiss");
     let err = driver_stats_in(&ns.path(), &missing).expect_err("missing device must fail");
     let text = format!("{err:#}");
@@ -196,7 +157,7 @@ fn missing_device_is_an_error_naming_it() {
 #[test]
 fn device_without_driver_stats_gives_empty_list() {
     // Loopback has no ETH_SS_STATS set: GSSET_INFO clears the mask bit.
-    let ns = Netns::new("lo");
+    let ns = test_ns("lo");
     assert_eq!(driver_stats_in(&ns.path(), "lo").expect("lo"), Vec::new());
 }
 
@@ -244,7 +205,7 @@ fn hidden_drops_sum_over_queues() {
 #[test]
 fn hidden_drops_reads_names_veth_really_has() {
     // Guards against the kernel renaming what the helper sums.
-    let ns = Netns::new("hn");
+    let ns = test_ns("hn");
     let (a, b) = (ifname("esha"), ifname("eshb"));
     veth_pair_in(&ns, &a, &b);
     let names: BTreeMap<String, u64> = driver_stats_in(&ns.path(), &a).expect("stats").into_iter().collect();

@@ -3,87 +3,23 @@
 //!
 //! Run: `cargo test --test genl_ops -- --test-threads=2`
 
-use std::path::PathBuf;
-use std::process::Command;
 
 use veth_xdp::ethtool::Ethtool;
 use veth_xdp::netdev::Netdev;
 
-/// A network namespace made for one test; deleting it deletes its veths.
-struct Netns {
-    name: String,
+mod common;
+
+use common::ns::{ifname, runtime as rt, TestNs as Netns};
+
+/// `vxgenl-<tag>-<pid>`: a namespace for one test.
+fn test_ns(tag: &str) -> Netns {
+    Netns::new(&format!("vxgenl-{tag}-"))
 }
 
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("vxgenl-{tag}-{}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        Netns { name }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/netns/{}", self.name))
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    /// Runs `cmd` inside the namespace (nsenter, not `ip netns exec`).
-    fn exec(&self, cmd: &str, args: &[&str]) -> String {
-        let net = format!("--net={}", self.path().display());
-        let mut all = vec![net.as_str(), cmd];
-        all.extend_from_slice(args);
-        run("nsenter", &all)
-    }
-
-    fn ethtool_k(&self, dev: &str) -> String {
-        self.exec("ethtool", &["-k", dev])
-    }
-
-    fn ifindex(&self, dev: &str) -> u32 {
-        let out = self.ip(&["-j", "link", "show", "dev", dev]);
-        let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
-        v[0]["ifindex"].as_u64().expect("ifindex") as u32
-    }
+fn ethtool_k(ns: &Netns, dev: &str) -> String {
+    ns.nsenter("ethtool", &["-k", dev])
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8 output")
-}
-
-/// ifname unique to this test and process, <= 15 bytes.
-fn ifname(tag: &str) -> String {
-    let name = format!("{tag}{}", std::process::id());
-    assert!(name.len() <= 15, "{name} too long");
-    name
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// `name: on|off [fixed]` lines of `ethtool -k` (ethtool prints some kernel
 /// names as CLI aliases, e.g. rx-gro as generic-receive-offload).
@@ -121,7 +57,7 @@ fn cli_has(text: &str, line: &str) -> bool {
 
 #[test]
 fn features_agree_with_ethtool_cli() {
-    let ns = Netns::new("feat");
+    let ns = test_ns("feat");
     let (a, b) = (ifname("gfa"), ifname("gfb"));
     ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
 
@@ -129,7 +65,7 @@ fn features_agree_with_ethtool_cli() {
         let et = Ethtool::in_netns(&ns.path()).unwrap();
         et.features(&a).await.unwrap()
     });
-    let cli = cli_features(&ns.ethtool_k(&a));
+    let cli = cli_features(&ethtool_k(&ns, &a));
 
     let mut compared = 0;
     for (name, on) in &cli {
@@ -162,7 +98,7 @@ fn features_agree_with_ethtool_cli() {
 
 #[test]
 fn set_features_applies_only_listed_bits_and_is_idempotent() {
-    let ns = Netns::new("set");
+    let ns = test_ns("set");
     let (a, b) = (ifname("gsa"), ifname("gsb"));
     ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
     let wanted = [
@@ -181,7 +117,7 @@ fn set_features_applies_only_listed_bits_and_is_idempotent() {
         (before, et.features(&a).await.unwrap())
     });
 
-    let k = ns.ethtool_k(&a);
+    let k = ethtool_k(&ns, &a);
     assert!(cli_has(&k, "tx-checksumming: off"), "{k}");
     assert!(cli_has(&k, "tx-vlan-offload: off"), "{k}");
     assert!(cli_has(&k, "generic-receive-offload: on"), "{k}");
@@ -193,13 +129,13 @@ fn set_features_applies_only_listed_bits_and_is_idempotent() {
     assert_eq!(after.get("rx-vlan-hw-parse"), Some(&true));
     assert!(cli_has(&k, "rx-vlan-offload: on"), "{k}");
     // The peer is a different device and keeps its offloads.
-    let kb = ns.ethtool_k(&b);
+    let kb = ethtool_k(&ns, &b);
     assert!(cli_has(&kb, "tx-checksumming: on"), "{kb}");
 }
 
 #[test]
 fn set_features_turns_back_on() {
-    let ns = Netns::new("back");
+    let ns = test_ns("back");
     let (a, b) = (ifname("gba"), ifname("gbb"));
     ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
     rt().block_on(async {
@@ -211,14 +147,14 @@ fn set_features_turns_back_on() {
             .await
             .unwrap();
     });
-    let k = ns.ethtool_k(&a);
+    let k = ethtool_k(&ns, &a);
     assert!(cli_has(&k, "tx-vlan-offload: on"), "{k}");
     assert!(cli_has(&k, "generic-receive-offload: off"), "{k}");
 }
 
 #[test]
 fn set_features_errors_name_device_and_feature() {
-    let ns = Netns::new("err");
+    let ns = test_ns("err");
     let (a, b) = (ifname("gea"), ifname("geb"));
     ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
     let missing = ifname("gem");
@@ -259,12 +195,12 @@ fn set_features_errors_name_device_and_feature() {
         "{unknown}"
     );
     // The failed fixed request changed nothing the CLI can see.
-    assert!(cli_has(&ns.ethtool_k(&a), "tx-checksum-ipv4: off [fixed]"));
+    assert!(cli_has(&ethtool_k(&ns, &a), "tx-checksum-ipv4: off [fixed]"));
 }
 
 #[test]
 fn channels_report_real_queue_counts() {
-    let ns = Netns::new("chan");
+    let ns = test_ns("chan");
     let (a, b) = (ifname("gca"), ifname("gcb"));
     let (q, p) = (ifname("gcq"), ifname("gcp"));
     ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
@@ -304,15 +240,15 @@ fn channels_report_real_queue_counts() {
     assert!(missing.contains("No such device"), "{missing}");
     // `ethtool -l` agrees on maximums and current counts.
     for (dev, ch) in [(&a, plain), (&q, queued)] {
-        let cli = cli_channels(&ns.exec("ethtool", &["-l", dev]));
+        let cli = cli_channels(&ns.nsenter("ethtool", &["-l", dev]));
         assert_eq!(cli, [ch.rx_max, ch.tx_max, ch.rx, ch.tx], "{dev}: {ch:?}");
     }
 }
 
 #[test]
 fn xdp_ndo_xmit_follows_peer_gro() {
-    let node = Netns::new("xn");
-    let pod = Netns::new("xp");
+    let node = test_ns("xn");
+    let pod = test_ns("xp");
     let (host, peer) = (ifname("gxh"), ifname("gxp"));
     let pod_ns = pod.path().display().to_string();
     node.ip(&[
@@ -336,7 +272,7 @@ fn xdp_ndo_xmit_follows_peer_gro() {
         "peer has no GRO/XDP yet: {before:?}"
     );
 
-    pod.exec("ethtool", &["-K", &peer, "gro", "on"]);
+    pod.nsenter("ethtool", &["-K", &peer, "gro", "on"]);
     let after = rt.block_on(nd.xdp_features(ifindex)).unwrap().unwrap();
     assert!(
         after.ndo_xmit && after.ndo_xmit_sg,

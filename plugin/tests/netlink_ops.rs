@@ -2,7 +2,6 @@
 //! socket opened in a throwaway namespace and is checked with iproute2/ethtool.
 //! Needs root. Run with `cargo test --test netlink_ops -- --test-threads=2`.
 
-use std::fs::File;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -13,76 +12,18 @@ use veth_xdp::netlink::{
     host_network, mac_to_string, FdbEntry, Link, Mac, Netlink, Route, VethSpec, XdpAttached, XdpMode, XdpState,
 };
 
-/// A network namespace made for one test, deleted on every exit path.
-struct TestNetns {
-    name: String,
+mod common;
+
+use common::ns::{ifname, run, runtime, TestNs as TestNetns};
+
+/// `vxnl-<abbr>-<pid>`: a namespace for one test.
+fn test_ns(abbr: &str) -> TestNetns {
+    TestNetns::new(&format!("vxnl-{abbr}-"))
 }
 
-impl TestNetns {
-    /// `vxnl-<abbr>-<pid>`: unique per test and per test process.
-    fn new(abbr: &str) -> Self {
-        let name = format!("vxnl-{abbr}-{}", std::process::id());
-        // A leftover from a crashed run with a recycled pid would make `add` fail.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        TestNetns { name }
-    }
-
-    fn path(&self) -> PathBuf {
-        Path::new("/var/run/netns").join(&self.name)
-    }
-
-    fn file(&self) -> File {
-        File::open(self.path()).expect("open netns file")
-    }
-
-    fn netlink(&self) -> Netlink {
-        Netlink::in_netns(&self.path()).expect("netlink socket in test netns")
-    }
-
-    /// `ip -n NS ARGS...`
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    /// Runs a command inside the namespace with nsenter (never `ip netns exec`).
-    fn nsenter(&self, cmd: &str, args: &[&str]) -> String {
-        let net = format!("--net={}", self.path().display());
-        let mut all = vec![net.as_str(), cmd];
-        all.extend_from_slice(args);
-        run("nsenter", &all)
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-    }
-}
-
-/// Runs a command that must succeed and returns its stdout.
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("spawn {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The current-thread runtime the CNI verbs use.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
-}
-
-fn ifname(prefix: &str) -> String {
-    let name = format!("{prefix}{}", std::process::id());
-    assert!(name.len() <= 15, "ifname {name} too long");
-    name
+/// A netlink socket inside the test namespace.
+fn netlink_in(ns: &TestNetns) -> Netlink {
+    Netlink::in_netns(&ns.path()).expect("netlink socket in test netns")
 }
 
 fn net(s: &str) -> IpNetwork {
@@ -124,12 +65,12 @@ const POD_MAC: Mac = [0x02, 0x42, 0xac, 0x11, 0x00, 0x07];
 
 #[test]
 fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
-    let host_ns = TestNetns::new("vh");
-    let pod_ns = TestNetns::new("vp");
+    let host_ns = test_ns("vh");
+    let pod_ns = test_ns("vp");
     let host_name = ifname("vxnlh");
     runtime().block_on(async {
-        let host = host_ns.netlink();
-        let pod = pod_ns.netlink();
+        let host = netlink_in(&host_ns);
+        let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
         let spec = VethSpec {
             host_name: &host_name,
@@ -199,12 +140,12 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
 fn veth_queue_counts_apply_to_both_ends() {
     // 1 and 3 differ from this machine's nproc (2), the kernel's default
     // allocation, so a count missing from either message shows up here.
-    let host_ns = TestNetns::new("qh");
-    let pod_ns = TestNetns::new("qp");
+    let host_ns = test_ns("qh");
+    let pod_ns = test_ns("qp");
     let host_name = ifname("vxnlq");
     runtime().block_on(async {
-        let host = host_ns.netlink();
-        let pod = pod_ns.netlink();
+        let host = netlink_in(&host_ns);
+        let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
         for queues in [1, 3] {
             let spec =
@@ -244,12 +185,12 @@ fn in_netns_fails_with_the_path_for_a_missing_namespace() {
 
 #[test]
 fn addresses_host_routes_and_default_routes() {
-    let host_ns = TestNetns::new("ah");
-    let pod_ns = TestNetns::new("ap");
+    let host_ns = test_ns("ah");
+    let pod_ns = test_ns("ap");
     let host_name = ifname("vxnla");
     runtime().block_on(async {
-        let host = host_ns.netlink();
-        let pod = pod_ns.netlink();
+        let host = netlink_in(&host_ns);
+        let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
         let spec =
             VethSpec { host_name: &host_name, pod_name: "eth0", pod_mac: POD_MAC, queues: 1, mtu: 1500, pod_netns: pod_fd.as_fd() };
@@ -346,12 +287,12 @@ fn addresses_host_routes_and_default_routes() {
 
 #[test]
 fn fdb_self_permanent_add_list_del_flips_promiscuity() {
-    let ns = TestNetns::new("fd");
+    let ns = test_ns("fd");
     let uplink = ifname("vxnlu");
     let wire = ifname("vxnlw");
     let mac: Mac = [0x02, 0x00, 0x5e, 0x10, 0x20, 0x30];
     runtime().block_on(async {
-        let nl = ns.netlink();
+        let nl = netlink_in(&ns);
         let (up, _) = local_veth(&nl, &ns, &uplink, &wire, [0x02, 0, 0, 0, 0, 1]).await;
         assert_eq!(up.promiscuity, 0);
 
@@ -406,7 +347,7 @@ impl Drop for RemoveDir {
 
 #[test]
 fn xdp_attach_and_detach_in_driver_and_generic_mode() {
-    let ns = TestNetns::new("xd");
+    let ns = test_ns("xd");
     let a = ifname("vxnlx");
     let b = ifname("vxnly");
     let obj = build_xdp_pass();
@@ -420,7 +361,7 @@ fn xdp_attach_and_detach_in_driver_and_generic_mode() {
     let prog_fd = program.fd().unwrap();
 
     runtime().block_on(async {
-        let nl = ns.netlink();
+        let nl = netlink_in(&ns);
         let (link, _) = local_veth(&nl, &ns, &a, &b, [0x02, 0, 0, 0, 0, 2]).await;
         assert_eq!(link.xdp, XdpState::default());
 

@@ -22,10 +22,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use ethtool::{EthtoolAttr, EthtoolChannelAttr, EthtoolError, EthtoolHandle};
 use futures::StreamExt;
 use netlink_packet_core::{
-    parse_string, DecodeError, Emitable, NetlinkMessage, NetlinkPayload, Nla, NlasIterator,
-    ParseableParametrized, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST,
+    parse_string, DecodeError, Emitable, NetlinkMessage, NetlinkPayload, Nla, NlasIterator, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST,
 };
-use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
+use netlink_packet_generic::GenlMessage;
 
 /// An ethtool genetlink socket bound to one network namespace (devices are named
 /// by ifname, which is only unique within a namespace).
@@ -231,13 +230,10 @@ const ETHTOOL_A_BITSET_BITS_BIT: u16 = 1;
 const ETHTOOL_A_BITSET_BIT_NAME: u16 = 2;
 const ETHTOOL_A_BITSET_BIT_VALUE: u16 = 3;
 
-/// An ethtool FEATURES_GET/SET request or a reply: the command and its encoded
-/// attribute stream (requests are built with [`Attr`], replies parsed lazily).
-#[derive(Debug, Clone)]
-struct FeaturesMsg {
-    cmd: u8,
-    attrs: Vec<u8>,
-}
+crate::genl::raw_genl_message!(
+    /// An ethtool FEATURES_GET/SET request or a reply: the command and its encoded
+    /// attribute stream (requests are built with [`Attr`], replies parsed lazily).
+    FeaturesMsg, ETHTOOL_GENL_NAME, ETHTOOL_GENL_VERSION);
 
 impl FeaturesMsg {
     fn get(ifname: &str) -> Self {
@@ -281,35 +277,8 @@ fn wanted_bit(name: &str, on: bool) -> Attr {
     Attr::Nest(ETHTOOL_A_BITSET_BITS_BIT, bit)
 }
 
-impl GenlFamily for FeaturesMsg {
-    fn family_name() -> &'static str {
-        ETHTOOL_GENL_NAME
-    }
-    fn command(&self) -> u8 {
-        self.cmd
-    }
-    fn version(&self) -> u8 {
-        ETHTOOL_GENL_VERSION
-    }
-}
 
-impl Emitable for FeaturesMsg {
-    fn buffer_len(&self) -> usize {
-        self.attrs.len()
-    }
-    fn emit(&self, buffer: &mut [u8]) {
-        buffer[..self.attrs.len()].copy_from_slice(&self.attrs);
-    }
-}
 
-impl ParseableParametrized<[u8], GenlHeader> for FeaturesMsg {
-    fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
-        Ok(Self {
-            cmd: header.cmd,
-            attrs: buf.to_vec(),
-        })
-    }
-}
 
 /// The attribute shapes a request needs.
 #[derive(Debug, Clone)]

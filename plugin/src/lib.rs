@@ -24,6 +24,7 @@ pub mod cmd;
 pub mod cni;
 pub mod ethtool;
 pub mod ethtool_stats;
+mod genl;
 pub mod ipam;
 pub mod kernel;
 pub mod lock;

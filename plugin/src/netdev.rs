@@ -12,10 +12,9 @@ use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
 use genetlink::{GenetlinkError, GenetlinkHandle};
 use netlink_packet_core::{
-    parse_u64, DecodeError, DefaultNla, Emitable, NetlinkMessage, NetlinkPayload, NlasIterator,
-    ParseableParametrized, NLM_F_REQUEST,
+    parse_u64, DefaultNla, Emitable, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_REQUEST,
 };
-use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
+use netlink_packet_generic::GenlMessage;
 
 /// NETDEV_XDP_ACT_* bits, see include/uapi/linux/netdev.h.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -152,12 +151,9 @@ const NETDEV_XDP_ACT_HW_OFFLOAD: u64 = 16;
 const NETDEV_XDP_ACT_RX_SG: u64 = 32;
 const NETDEV_XDP_ACT_NDO_XMIT_SG: u64 = 64;
 
-/// A netdev DEV_GET request or reply: the command and its encoded attributes.
-#[derive(Debug, Clone)]
-struct DevMsg {
-    cmd: u8,
-    attrs: Vec<u8>,
-}
+crate::genl::raw_genl_message!(
+    /// A netdev DEV_GET request or reply: the command and its encoded attributes.
+    DevMsg, NETDEV_FAMILY_NAME, NETDEV_FAMILY_VERSION);
 
 impl DevMsg {
     fn get(ifindex: u32) -> Self {
@@ -174,35 +170,8 @@ impl DevMsg {
     }
 }
 
-impl GenlFamily for DevMsg {
-    fn family_name() -> &'static str {
-        NETDEV_FAMILY_NAME
-    }
-    fn command(&self) -> u8 {
-        self.cmd
-    }
-    fn version(&self) -> u8 {
-        NETDEV_FAMILY_VERSION
-    }
-}
 
-impl Emitable for DevMsg {
-    fn buffer_len(&self) -> usize {
-        self.attrs.len()
-    }
-    fn emit(&self, buffer: &mut [u8]) {
-        buffer[..self.attrs.len()].copy_from_slice(&self.attrs);
-    }
-}
 
-impl ParseableParametrized<[u8], GenlHeader> for DevMsg {
-    fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
-        Ok(Self {
-            cmd: header.cmd,
-            attrs: buf.to_vec(),
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,7 @@ pub fn validate_netns_path(path: &Path) -> std::result::Result<(), NetnsPathErro
     let shown = path.display().to_string();
     match nix::sys::statfs::statfs(path) {
         Ok(st) => {
-            let magic = st.filesystem_type().0 as i64;
+            let magic = st.filesystem_type().0;
             if magic == NSFS_MAGIC || magic == PROC_SUPER_MAGIC {
                 Ok(())
             } else {

@@ -175,7 +175,9 @@ fn bad_input_creates_nothing() {
         }
         c.to_string()
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, String, u64)> = vec![
+    // (what, env, stdin, expected code; 0 = any CNI error code)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, String, u64);
+    let cases: Vec<Case> = vec![
         ("malformed JSON", env_ok(&[]), "{\"cniVersion\":".into(), 6),
         ("deeply nested JSON", env_ok(&[]), deep, 6),
         ("unknown cniVersion", env_ok(&[]), conf_with(json!({"cniVersion": "2.0.0"})), 1),

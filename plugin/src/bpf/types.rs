@@ -11,8 +11,12 @@ pub const DEFAULT_MAX_PODS: u32 = 1024;
 pub const ADDRS_PER_POD: u32 = 4;
 /// `VX_MAX_NODE_ADDRS`.
 pub const MAX_NODE_ADDRS: u32 = 256;
-/// `VX_UPLINK_KEY`: counters key of the uplink.
+/// Counters key of the uplink in [`crate::bpf::counters_of`] and
+/// [`crate::bpf::PodCounters::ifindex`] (ifindex 0 is never a device).
 pub const UPLINK_KEY: u32 = 0;
+/// `VX_UPLINK_SLOT`: the uplink's index in `vx_counters` and `vx_redirect`.
+/// Pods get slots `1..=max_pods` ([`VxPod::slot`]).
+pub const UPLINK_SLOT: u32 = 0;
 
 /// `VX_CFG_UPLINK_CAN_XMIT`: host-veth XDP may redirect to the uplink.
 pub const CFG_UPLINK_CAN_XMIT: u32 = 1 << 0;
@@ -53,7 +57,8 @@ pub struct VxIn6Key {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VxPod {
     pub host_ifindex: u32,
-    pub flags: u32,
+    /// `1..=max_pods`: the pod's index in `vx_counters` and `vx_redirect`.
+    pub slot: u32,
     pub host_mac: [u8; 6],
     pub pod_mac: [u8; 6],
 }
@@ -82,7 +87,7 @@ pub struct VxCount {
     pub bytes: u64,
 }
 
-/// `struct vx_counters`: one CPU's counters of one key.
+/// `struct vx_counters`: one CPU's counters of one slot.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VxCounters {

@@ -340,16 +340,29 @@ fn host_xdp_redirects_to_the_uplink_devmap_entry() {
     let p1 = lab.pod1.ifindex();
     let frame = udp4(GATEWAY_MAC, lab.pod1.mac(), lab.pod1.v4(), OTHER_V4);
     assert_eq!(lab.run_host_xdp(p1, &frame), XDP_REDIRECT);
-    let devmap =
-        aya::maps::DevMapHash::try_from(bpf::open_map(lab.paths(), "vx_redirect").unwrap())
-            .unwrap();
-    let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
-    targets.sort();
-    let mut want = vec![lab.uplink, p1, lab.pod2.ifindex()];
-    want.sort();
-    assert_eq!(targets, want, "devmap = uplink + both pods");
-    let mut devmap = devmap;
-    devmap.remove(lab.uplink).unwrap();
+    let p2 = lab.pod2.ifindex();
+    let (s1, s2) = (slot_of(lab.paths(), p1), slot_of(lab.paths(), p2));
+    assert_eq!((s1, s2), (1, 2), "pods get the lowest free slots in order");
+    assert_eq!(
+        devmap_targets(lab.paths()),
+        vec![(0, lab.uplink), (s1, p1), (s2, p2)],
+        "devmap = uplink at slot 0 + both pods at their slots"
+    );
+    let devmap_pin = lab.paths().map("vx_redirect");
+    run(
+        "bpftool",
+        &[
+            "map",
+            "delete",
+            "pinned",
+            devmap_pin.to_str().unwrap(),
+            "key",
+            "0",
+            "0",
+            "0",
+            "0",
+        ],
+    );
     assert_eq!(
         lab.run_host_xdp(p1, &frame),
         XDP_PASS,
@@ -471,11 +484,8 @@ fn remove_pod_removes_everything_and_is_idempotent() {
         lab.run_uplink(&ns(GATEWAY_MAC, OTHER_V6, lab.pod1.v6())),
         XDP_PASS
     );
-    let devmap =
-        aya::maps::DevMapHash::try_from(bpf::open_map(lab.paths(), "vx_redirect").unwrap())
-            .unwrap();
     assert!(
-        devmap.keys().map(Result::unwrap).all(|k| k != p1),
+        devmap_targets(lab.paths()).iter().all(|&(_, ifindex)| ifindex != p1),
         "devmap entry removed"
     );
     // pod2 untouched
@@ -716,13 +726,11 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
         "old uplink detached"
     );
     assert_eq!(sb.link_json("up2")["xdp"]["mode"], 1, "new uplink attached");
-    let devmap =
-        aya::maps::DevMapHash::try_from(bpf::open_map(&sb.paths, "vx_redirect").unwrap()).unwrap();
-    let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
-    targets.sort();
-    let mut want = vec![h1, uplink2];
-    want.sort();
-    assert_eq!(targets, want, "devmap = pod + new uplink only");
+    assert_eq!(
+        devmap_targets(&sb.paths),
+        vec![(0, uplink2), (1, h1)],
+        "devmap = new uplink at slot 0 + the pod"
+    );
 
     bpf::teardown_node(&sb.paths).unwrap();
     assert!(

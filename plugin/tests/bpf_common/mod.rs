@@ -389,6 +389,22 @@ pub fn test_run_tc(prog: &SchedClassifier, frame: &[u8], ifindex: u32) -> u32 {
         .return_value
 }
 
+/// The devmap `vx_redirect` as (slot, target ifindex) pairs, empty slots left out.
+pub fn devmap_targets(paths: &BpfPaths) -> Vec<(u32, u32)> {
+    let devmap = aya::maps::DevMap::try_from(bpf::open_map(paths, "vx_redirect").unwrap()).unwrap();
+    (0..devmap.len())
+        .filter_map(|slot| devmap.get(slot, 0).ok().map(|v| (slot, v.if_index)))
+        .collect()
+}
+
+/// The slot of the pod on host veth `ifindex` (panics if it has no record).
+pub fn slot_of(paths: &BpfPaths, ifindex: u32) -> u32 {
+    bpf::pod_entry(paths, ifindex)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no pod record for ifindex {ifindex}"))
+        .slot
+}
+
 pub fn pin_exists(path: &Path) -> bool {
     path.exists()
 }

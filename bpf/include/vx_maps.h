@@ -48,10 +48,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vx_pod_if SEC(".maps");
 
-/* XDP redirect targets by slot: VX_UPLINK_SLOT = the uplink, a pod's slot =
- * its host veth. An array devmap: bpf_redirect_map indexes it directly. */
+/* XDP redirect targets keyed by ifindex: every pod's host veth + the uplink. */
 struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__type(key, __u32);
 	__type(value, struct bpf_devmap_val);
 	__uint(max_entries, VX_DEFAULT_MAX_PODS + 1);

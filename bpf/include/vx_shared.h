@@ -22,7 +22,7 @@
 #define VX_ADDRS_PER_POD 4
 #define VX_MAX_NODE_ADDRS 256
 
-/* Slot of the uplink: index 0 of vx_counters and vx_redirect. Pods get
+/* Slot of the uplink: index 0 of vx_counters. Pods get
  * slots 1..=max_pods (vx_pod.slot), allocated by the loader. */
 #define VX_UPLINK_SLOT 0
 /* No slot (a host veth without a pod record): array lookups miss, so
@@ -59,7 +59,7 @@ struct vx_in6_key {
  * vx_pod_v6, vx_pod_if), so one lookup answers "which pod, where". */
 struct vx_pod {
 	__u32 host_ifindex; /* host-side veth (tc redirect target) */
-	__u32 slot;         /* 1..=max_pods: index of vx_counters and vx_redirect */
+	__u32 slot;         /* 1..=max_pods: index of vx_counters */
 	__u8 host_mac[6];   /* host-side veth MAC: frames to it are for the node */
 	__u8 pod_mac[6];    /* pod eth0 MAC: the only source MAC the pod may use */
 };

@@ -12,10 +12,10 @@
 #include "counters.h"
 #include "verdict.h"
 
-/* Redirects to the device of devmap slot `slot`; counts a failure on src_slot. */
-static __always_inline int vx_xdp_redirect(__u32 slot, __u32 src_slot, __u64 len)
+/* Redirects through the devmap entry `key`; counts a failure on src_slot. */
+static __always_inline int vx_xdp_redirect(__u32 key, __u32 src_slot, __u64 len)
 {
-	int rc = bpf_redirect_map(&vx_redirect, slot, XDP_PASS);
+	int rc = bpf_redirect_map(&vx_redirect, key, XDP_PASS);
 
 	if (rc != XDP_REDIRECT)
 		vx_count(src_slot, VX_CNT_REDIRECT_FAIL, len);
@@ -24,7 +24,7 @@ static __always_inline int vx_xdp_redirect(__u32 slot, __u32 src_slot, __u64 len
 
 static __always_inline int vx_xdp_to_pod(const struct vx_verdict *v, __u64 len)
 {
-	int rc = vx_xdp_redirect(v->slot, v->src_slot, len);
+	int rc = vx_xdp_redirect(v->ifindex, v->src_slot, len);
 
 	if (rc == XDP_REDIRECT) {
 		vx_count(v->src_slot, VX_CNT_TX_POD, len);
@@ -67,7 +67,7 @@ static __always_inline int vx_xdp_host_apply(const struct vx_pkt *pkt, struct vx
 	case VX_TO_UPLINK:
 		if (tc_fallback)
 			return XDP_PASS;
-		rc = vx_xdp_redirect(VX_UPLINK_SLOT, me, pkt->len);
+		rc = vx_xdp_redirect(cfg.uplink_ifindex, me, pkt->len);
 		if (rc == XDP_REDIRECT)
 			vx_count(me, VX_CNT_TX_UPLINK, pkt->len);
 		return rc;

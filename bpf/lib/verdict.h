@@ -17,8 +17,8 @@ enum vx_kind {
 struct vx_verdict {
 	__u32 kind;
 	__u32 src_slot; /* the sender's counters: VX_UPLINK_SLOT, a pod's slot, or VX_NO_SLOT */
-	__u32 ifindex;  /* VX_TO_POD: target host veth (tc redirect) */
-	__u32 slot;     /* VX_TO_POD: target slot (counters, devmap index) */
+	__u32 ifindex;  /* VX_TO_POD: target host veth (devmap key, tc redirect) */
+	__u32 slot;     /* VX_TO_POD: target slot (counters) */
 };
 
 static __always_inline struct vx_verdict vx_verdict(__u32 kind, __u32 src_slot)

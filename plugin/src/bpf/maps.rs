@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsFd;
 
 use anyhow::{bail, Context, Result};
+use aya::maps::xdp::XdpMapError;
 use aya::maps::{
-    Array, DevMap, HashMap, Map, MapData, MapError, MapType, PerCpuArray, PerCpuValues,
+    Array, DevMapHash, HashMap, Map, MapData, MapError, MapType, PerCpuArray, PerCpuValues,
 };
 use aya::Pod;
 
@@ -66,7 +66,7 @@ pub const MAP_SPECS: [MapSpec; 9] = [
     spec(MAP_POD_IF, MapType::Hash, 4, size_of::<VxPod>()),
     spec(
         MAP_REDIRECT,
-        MapType::DevMap,
+        MapType::DevMapHash,
         4,
         DEVMAP_VAL_SIZE as usize,
     ),
@@ -134,8 +134,8 @@ fn hash<K: Pod, V: Pod>(paths: &BpfPaths, name: &str) -> Result<HashMap<MapData,
     HashMap::try_from(open_map(paths, name)?).with_context(|| format!("map {name} as hash"))
 }
 
-fn devmap(paths: &BpfPaths) -> Result<DevMap<MapData>> {
-    DevMap::try_from(open_map(paths, MAP_REDIRECT)?).context("map vx_redirect as devmap")
+fn devmap(paths: &BpfPaths) -> Result<DevMapHash<MapData>> {
+    DevMapHash::try_from(open_map(paths, MAP_REDIRECT)?).context("map vx_redirect as devmap hash")
 }
 
 fn counters_map(paths: &BpfPaths) -> Result<PerCpuArray<MapData, VxCounters>> {
@@ -193,25 +193,26 @@ pub fn write_config(paths: &BpfPaths, cfg: VxConfig) -> Result<()> {
         .context("write vx_config[0] (bpf_map_update_elem)")
 }
 
-/// Makes `ifindex` (a pod's host veth, or the uplink at [`UPLINK_SLOT`]) the
-/// redirect target of devmap slot `slot`.
-pub fn set_redirect_target(paths: &BpfPaths, slot: u32, ifindex: u32) -> Result<()> {
-    devmap(paths)?
-        .set(slot, ifindex, None, 0)
-        .with_context(|| {
-            format!("vx_redirect[{slot}] = ifindex {ifindex} (bpf_map_update_elem)")
-        })
+/// Adds `ifindex` as a redirect target (pod host veth or uplink).
+pub fn add_redirect_target(paths: &BpfPaths, ifindex: u32) -> Result<()> {
+    match devmap(paths)?.insert(ifindex, ifindex, None, 0) {
+        Ok(()) => Ok(()),
+        Err(XdpMapError::MapError(e)) if map_errno(&e) == Some(libc::E2BIG) => {
+            Err(full_error(paths))
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!("add ifindex {ifindex} to devmap vx_redirect (bpf_map_update_elem)")
+        }),
+    }
 }
 
-/// Empties devmap slot `slot`; an empty slot is fine.
-fn clear_redirect_target(paths: &BpfPaths, slot: u32) -> Result<()> {
-    let path = paths.map(MAP_REDIRECT);
-    let map = MapData::from_pin(&path)
-        .with_context(|| format!("open pinned map {} (bpf_obj_get)", path.display()))?;
-    match super::sys::map_delete_u32(map.fd().as_fd(), slot) {
+pub fn remove_redirect_target(paths: &BpfPaths, ifindex: u32) -> Result<()> {
+    match devmap(paths)?.remove(ifindex) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("delete vx_redirect[{slot}] (bpf_map_delete_elem)")),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => {
+            Err(e).with_context(|| format!("delete ifindex {ifindex} from devmap vx_redirect"))
+        }
     }
 }
 
@@ -359,7 +360,7 @@ fn write_pod(paths: &BpfPaths, pod: &PodDatapath, slot: u32) -> Result<()> {
     let me = pod.host_ifindex;
     let mut by_if = hash::<u32, VxPod>(paths, MAP_POD_IF)?;
     insert_entry(paths, &mut by_if, MAP_POD_IF, me, rec)?;
-    set_redirect_target(paths, slot, me)?;
+    add_redirect_target(paths, me)?;
 
     let mut v4 = hash::<u32, VxPod>(paths, MAP_POD_V4)?;
     let keep4: HashSet<u32> = pod.ipv4s.iter().map(v4_key).collect();
@@ -400,10 +401,10 @@ fn remove_pod_locked(paths: &BpfPaths, host_ifindex: u32) -> Result<()> {
     sweep_pod(&mut v4, MAP_POD_V4, me, &HashSet::new())?;
     let mut v6 = hash::<VxIn6Key, VxPod>(paths, MAP_POD_V6)?;
     sweep_pod(&mut v6, MAP_POD_V6, me, &HashSet::new())?;
+    remove_redirect_target(paths, me)?;
     let Some(rec) = rec else {
         return Ok(());
     };
-    clear_redirect_target(paths, rec.slot)?;
     zero_counters(paths, rec.slot)?;
     let mut by_if = hash::<u32, VxPod>(paths, MAP_POD_IF)?;
     remove_quiet(&mut by_if, &me, MAP_POD_IF)

@@ -12,7 +12,7 @@ use super::attach::{attach_xdp_pinned, errno_in};
 use super::maps::{self, MAP_SPECS};
 use super::paths::BpfPaths;
 use super::sys;
-use super::types::{VxConfig, CFG_UPLINK_CAN_XMIT, CFG_UPLINK_GENERIC, UPLINK_SLOT};
+use super::types::{VxConfig, CFG_UPLINK_CAN_XMIT, CFG_UPLINK_GENERIC};
 use super::{OBJECT, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS, PROG_UPLINK, XDP_PROGRAMS};
 
 /// Link pin name of the uplink attachment.
@@ -58,7 +58,7 @@ pub fn ensure_node(paths: &BpfPaths, spec: &NodeSpec) -> Result<NodeStatus> {
     let loaded_now = ensure_loaded(paths, spec.max_pods)?;
     let previous = maps::read_config(paths)?;
 
-    maps::set_redirect_target(paths, UPLINK_SLOT, spec.uplink_ifindex)?;
+    maps::add_redirect_target(paths, spec.uplink_ifindex)?;
     let uplink_mode = ensure_uplink_link(paths, spec.uplink_ifindex, previous)?;
     let mut flags = 0;
     if spec.uplink_can_xmit {
@@ -74,6 +74,9 @@ pub fn ensure_node(paths: &BpfPaths, spec: &NodeSpec) -> Result<NodeStatus> {
             flags,
         },
     )?;
+    if previous.uplink_ifindex != 0 && previous.uplink_ifindex != spec.uplink_ifindex {
+        maps::remove_redirect_target(paths, previous.uplink_ifindex)?;
+    }
     Ok(NodeStatus {
         uplink_mode,
         loaded_now,

@@ -1,7 +1,7 @@
 //! Pod slots: each pod gets a small integer `1..=max_pods` (slot 0 is the
-//! uplink), its index in the array maps `vx_counters` and `vx_redirect`, so
-//! the fast path does array lookups (inlined by the verifier) instead of hash
-//! lookups. The slots in use are the `slot` fields of the `vx_pod_if` values;
+//! uplink), its index in the per-CPU array `vx_counters`, so the fast path
+//! counts with array lookups (inlined by the verifier) instead of per-CPU
+//! hash lookups. The slots in use are the `slot` fields of the `vx_pod_if` values;
 //! allocation and release happen under an exclusive flock on the pin
 //! directory of the maps, since pods are added and removed in parallel.
 

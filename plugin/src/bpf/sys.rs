@@ -10,7 +10,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_LINK_CREATE: libc::c_long = 28;
@@ -57,14 +56,6 @@ pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-}
-
-/// BPF_MAP_DELETE_ELEM with a u32 key (aya 0.14's `DevMap` has no remove).
-pub fn map_delete_u32(map: BorrowedFd<'_>, key: u32) -> io::Result<()> {
-    let mut attr = [0u64; 3];
-    attr[0] = map.as_raw_fd() as u32 as u64; // map_fd
-    attr[1] = &key as *const u32 as u64; // key
-    bpf(BPF_MAP_DELETE_ELEM, &mut attr).map(|_| ())
 }
 
 /// BPF_OBJ_PIN: pins `fd` (program, map or link) at `path`.

@@ -14,7 +14,7 @@ pub const MAX_NODE_ADDRS: u32 = 256;
 /// Counters key of the uplink in [`crate::bpf::counters_of`] and
 /// [`crate::bpf::PodCounters::ifindex`] (ifindex 0 is never a device).
 pub const UPLINK_KEY: u32 = 0;
-/// `VX_UPLINK_SLOT`: the uplink's index in `vx_counters` and `vx_redirect`.
+/// `VX_UPLINK_SLOT`: the uplink's index in `vx_counters`.
 /// Pods get slots `1..=max_pods` ([`VxPod::slot`]).
 pub const UPLINK_SLOT: u32 = 0;
 
@@ -57,7 +57,7 @@ pub struct VxIn6Key {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VxPod {
     pub host_ifindex: u32,
-    /// `1..=max_pods`: the pod's index in `vx_counters` and `vx_redirect`.
+    /// `1..=max_pods`: the pod's index in `vx_counters`.
     pub slot: u32,
     pub host_mac: [u8; 6],
     pub pod_mac: [u8; 6],

@@ -411,12 +411,13 @@ pub fn test_run_tc(prog: &SchedClassifier, frame: &[u8], ifindex: u32) -> u32 {
         .return_value
 }
 
-/// The devmap `vx_redirect` as (slot, target ifindex) pairs, empty slots left out.
-pub fn devmap_targets(paths: &BpfPaths) -> Vec<(u32, u32)> {
-    let devmap = aya::maps::DevMap::try_from(bpf::open_map(paths, "vx_redirect").unwrap()).unwrap();
-    (0..devmap.len())
-        .filter_map(|slot| devmap.get(slot, 0).ok().map(|v| (slot, v.if_index)))
-        .collect()
+/// The redirect targets (ifindexes) in the devmap `vx_redirect`, sorted.
+pub fn devmap_targets(paths: &BpfPaths) -> Vec<u32> {
+    let devmap =
+        aya::maps::DevMapHash::try_from(bpf::open_map(paths, "vx_redirect").unwrap()).unwrap();
+    let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
+    targets.sort();
+    targets
 }
 
 /// The slot of the pod on host veth `ifindex` (panics if it has no record).

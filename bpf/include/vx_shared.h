@@ -60,6 +60,7 @@ struct vx_in6_key {
 struct vx_pod {
 	__u32 host_ifindex; /* host-side veth (tc redirect target) */
 	__u32 slot;         /* 1..=max_pods: index of vx_counters */
+	__u32 ipv4;         /* first IPv4 (network order), 0 = none: spoof-check fast path */
 	__u8 host_mac[6];   /* host-side veth MAC: frames to it are for the node */
 	__u8 pod_mac[6];    /* pod eth0 MAC: the only source MAC the pod may use */
 };

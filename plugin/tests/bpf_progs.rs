@@ -396,6 +396,34 @@ fn host_xdp_without_uplink_xmit_passes_wire_frames_to_tc() {
 }
 
 #[test]
+fn host_xdp_accepts_every_ipv4_of_the_pod_not_only_the_first() {
+    // The first address is checked against the record, the others through
+    // vx_pod_v4: both must pass, a foreign one must not.
+    let lab = Lab::new("h2nd", true);
+    let p1 = lab.pod1.ifindex();
+    let second = Ipv4Addr::new(10, 10, 0, 21);
+    let mut two = lab.pod1.dp.clone();
+    two.ipv4s.push(second);
+    lab.sb.insert_pod(&two).unwrap();
+    assert_eq!(
+        bpf::pod_entry(lab.paths(), p1).unwrap().unwrap().ipv4,
+        u32::from_ne_bytes(lab.pod1.v4().octets()),
+        "record carries the first address"
+    );
+    let me = lab.pod1.mac();
+    for src in [lab.pod1.v4(), second] {
+        let frame = udp4(GATEWAY_MAC, me, src, OTHER_V4);
+        assert_eq!(lab.run_host_xdp(p1, &frame), XDP_REDIRECT, "from {src}");
+        assert_eq!(lab.run_host_tc(p1, &frame), TC_ACT_REDIRECT, "tc, from {src}");
+    }
+    let foreign = udp4(GATEWAY_MAC, me, Ipv4Addr::new(10, 10, 0, 22), OTHER_V4);
+    assert_eq!(lab.run_host_xdp(p1, &foreign), XDP_DROP);
+    let arp_second = arp_request(me, second, OTHER_V4);
+    assert_eq!(lab.run_host_xdp(p1, &arp_second), XDP_REDIRECT, "ARP from the 2nd address");
+    assert_eq!(lab.nonzero(p1), vec![(TxUplink, 5), (DropSpoof, 1)]);
+}
+
+#[test]
 fn host_veth_without_pod_record_drops() {
     let lab = Lab::new("hstray", true);
     let frame = udp4(GATEWAY_MAC, [0x02, 0, 0, 0, 3, 2], OTHER_V4, OTHER_V4);

@@ -261,6 +261,7 @@ impl PodDatapath {
         VxPod {
             host_ifindex: self.host_ifindex,
             slot,
+            ipv4: self.ipv4s.first().map(v4_key).unwrap_or(0),
             host_mac: self.host_mac,
             pod_mac: self.pod_mac,
         }

@@ -59,6 +59,9 @@ pub struct VxPod {
     pub host_ifindex: u32,
     /// `1..=max_pods`: the pod's index in `vx_counters`.
     pub slot: u32,
+    /// The pod's first IPv4 address (network order), 0 if none: the
+    /// anti-spoofing check compares with it before looking up `vx_pod_v4`.
+    pub ipv4: u32,
     pub host_mac: [u8; 6],
     pub pod_mac: [u8; 6],
 }
@@ -107,7 +110,7 @@ pub const DEVMAP_VAL_SIZE: u32 = 8;
 const _: () = assert!(size_of::<VxConfig>() == 8);
 const _: () = assert!(size_of::<VxMacKey>() == 8);
 const _: () = assert!(size_of::<VxIn6Key>() == 16);
-const _: () = assert!(size_of::<VxPod>() == 20);
+const _: () = assert!(size_of::<VxPod>() == 24);
 const _: () = assert!(size_of::<VxCount>() == 16);
 const _: () = assert!(size_of::<VxCounters>() == 16 * COUNTER_SLOTS);
 const _: () = assert!(size_of::<VxNodeAddr>() == 4);

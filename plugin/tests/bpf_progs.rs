@@ -414,12 +414,20 @@ fn host_xdp_accepts_every_ipv4_of_the_pod_not_only_the_first() {
     for src in [lab.pod1.v4(), second] {
         let frame = udp4(GATEWAY_MAC, me, src, OTHER_V4);
         assert_eq!(lab.run_host_xdp(p1, &frame), XDP_REDIRECT, "from {src}");
-        assert_eq!(lab.run_host_tc(p1, &frame), TC_ACT_REDIRECT, "tc, from {src}");
+        assert_eq!(
+            lab.run_host_tc(p1, &frame),
+            TC_ACT_REDIRECT,
+            "tc, from {src}"
+        );
     }
     let foreign = udp4(GATEWAY_MAC, me, Ipv4Addr::new(10, 10, 0, 22), OTHER_V4);
     assert_eq!(lab.run_host_xdp(p1, &foreign), XDP_DROP);
     let arp_second = arp_request(me, second, OTHER_V4);
-    assert_eq!(lab.run_host_xdp(p1, &arp_second), XDP_REDIRECT, "ARP from the 2nd address");
+    assert_eq!(
+        lab.run_host_xdp(p1, &arp_second),
+        XDP_REDIRECT,
+        "ARP from the 2nd address"
+    );
     assert_eq!(lab.nonzero(p1), vec![(TxUplink, 5), (DropSpoof, 1)]);
 }
 
@@ -569,7 +577,11 @@ fn slots_are_reused_after_remove_and_start_at_zero() {
         ipv6s: vec![],
     };
     lab.sb.insert_pod(&pod3).unwrap();
-    assert_eq!(slot_of(lab.paths(), lab.stray), 1, "lowest free slot reused");
+    assert_eq!(
+        slot_of(lab.paths(), lab.stray),
+        1,
+        "lowest free slot reused"
+    );
     assert_eq!(lab.nonzero(lab.stray), vec![], "reused slot starts at zero");
     let to_pod3 = udp4(pod3.pod_mac, GATEWAY_MAC, OTHER_V4, pod3.ipv4s[0]);
     assert_eq!(lab.run_uplink(&to_pod3), XDP_REDIRECT);

@@ -239,7 +239,10 @@ fn full_error(paths: &BpfPaths) -> anyhow::Error {
 fn pinned_max_pods(paths: &BpfPaths) -> Result<u32> {
     let path = paths.map(MAP_POD_IF);
     let info = aya::maps::MapInfo::from_pin(&path).with_context(|| {
-        format!("read info of pinned map {} (BPF_OBJ_GET_INFO_BY_FD)", path.display())
+        format!(
+            "read info of pinned map {} (BPF_OBJ_GET_INFO_BY_FD)",
+            path.display()
+        )
     })?;
     Ok(info.max_entries())
 }

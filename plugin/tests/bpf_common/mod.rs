@@ -377,7 +377,13 @@ pub fn test_run_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> u32 {
 /// Nanoseconds per run of an XDP program on `frame` (BPF_PROG_TEST_RUN
 /// repeat: the kernel times the program alone, redirect lookups included,
 /// no transmit), best of `rounds` rounds of `repeat` runs; and its verdict.
-pub fn cost_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32, repeat: u32, rounds: u32) -> (u32, u64) {
+pub fn cost_xdp(
+    prog: &Xdp,
+    frame: &[u8],
+    ingress_ifindex: u32,
+    repeat: u32,
+    rounds: u32,
+) -> (u32, u64) {
     let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
     let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
     let mut best = u64::MAX;
@@ -389,7 +395,9 @@ pub fn cost_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32, repeat: u32, rou
             repeat,
             ..TestRunOptions::default()
         };
-        let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN (xdp, repeat)");
+        let r = prog
+            .test_run(opts)
+            .expect("BPF_PROG_TEST_RUN (xdp, repeat)");
         verdict = r.return_value;
         best = best.min(r.duration.as_nanos() as u64);
     }

@@ -74,11 +74,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vx_node_v6 SEC(".maps");
 
-/* Per-CPU counters by host veth ifindex (VX_UPLINK_KEY = the uplink).
- * Entries are created by the loader only, so a late packet of a removed pod
- * cannot resurrect its entry. */
+/* Per-CPU counters by slot (VX_UPLINK_SLOT = the uplink, pods 1..=max_pods).
+ * An array: the verifier inlines the lookup (no hash on the fast path). The
+ * loader zeroes a pod's slot when it allocates and when it frees it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct vx_counters);
 	__uint(max_entries, VX_DEFAULT_MAX_PODS + 1);

@@ -22,8 +22,12 @@
 #define VX_ADDRS_PER_POD 4
 #define VX_MAX_NODE_ADDRS 256
 
-/* Counter key of the uplink (ifindex 0 is never a device). */
-#define VX_UPLINK_KEY 0
+/* Slot of the uplink: index 0 of vx_counters. Pods get
+ * slots 1..=max_pods (vx_pod.slot), allocated by the loader. */
+#define VX_UPLINK_SLOT 0
+/* No slot (a host veth without a pod record): array lookups miss, so
+ * nothing is counted. */
+#define VX_NO_SLOT 0xffffffffU
 
 /* vx_config.flags */
 /* The uplink has ndo_xdp_xmit: host-veth XDP may redirect to it. Without it
@@ -54,13 +58,14 @@ struct vx_in6_key {
 /* One pod, as every pod map stores it (value of vx_pod_mac, vx_pod_v4,
  * vx_pod_v6, vx_pod_if), so one lookup answers "which pod, where". */
 struct vx_pod {
-	__u32 host_ifindex; /* host-side veth: the redirect target */
-	__u32 flags;        /* reserved, zero */
+	__u32 host_ifindex; /* host-side veth (tc redirect target) */
+	__u32 slot;         /* 1..=max_pods: index of vx_counters */
+	__u32 ipv4;         /* first IPv4 (network order), 0 = none: spoof-check fast path */
 	__u8 host_mac[6];   /* host-side veth MAC: frames to it are for the node */
 	__u8 pod_mac[6];    /* pod eth0 MAC: the only source MAC the pod may use */
 };
 
-/* Per-CPU counters (vx_counters, key = host veth ifindex, or VX_UPLINK_KEY). */
+/* Per-CPU counters (vx_counters, index = the pod's slot, or VX_UPLINK_SLOT). */
 enum vx_counter_idx {
 	VX_CNT_RX_REDIRECT = 0, /* redirected into this pod (from uplink or a pod) */
 	VX_CNT_TX_UPLINK = 1,   /* from this pod, redirected to the uplink */

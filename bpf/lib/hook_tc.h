@@ -13,7 +13,7 @@
 
 static __always_inline int vx_tc_host_apply(const struct vx_pkt *pkt, struct vx_verdict v)
 {
-	__u32 me = pkt->ifindex;
+	__u32 me = v.src_slot;
 	struct vx_config cfg;
 
 	switch (v.kind) {
@@ -25,8 +25,8 @@ static __always_inline int vx_tc_host_apply(const struct vx_pkt *pkt, struct vx_
 		return TC_ACT_SHOT;
 	case VX_TO_POD:
 		vx_count(me, VX_CNT_TX_POD, pkt->len);
-		vx_count(v.target, VX_CNT_RX_REDIRECT, pkt->len);
-		return bpf_redirect(v.target, 0);
+		vx_count(v.slot, VX_CNT_RX_REDIRECT, pkt->len);
+		return bpf_redirect(v.ifindex, 0);
 	case VX_TO_UPLINK:
 		cfg = vx_config_get();
 		if (!cfg.uplink_ifindex) {

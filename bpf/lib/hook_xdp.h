@@ -12,23 +12,23 @@
 #include "counters.h"
 #include "verdict.h"
 
-/* Redirects to ifindex through the devmap; counts a failure on src_key. */
-static __always_inline int vx_xdp_redirect(__u32 ifindex, __u32 src_key, __u64 len)
+/* Redirects through the devmap entry `key`; counts a failure on src_slot. */
+static __always_inline int vx_xdp_redirect(__u32 key, __u32 src_slot, __u64 len)
 {
-	int rc = bpf_redirect_map(&vx_redirect, ifindex, XDP_PASS);
+	int rc = bpf_redirect_map(&vx_redirect, key, XDP_PASS);
 
 	if (rc != XDP_REDIRECT)
-		vx_count(src_key, VX_CNT_REDIRECT_FAIL, len);
+		vx_count(src_slot, VX_CNT_REDIRECT_FAIL, len);
 	return rc;
 }
 
-static __always_inline int vx_xdp_to_pod(__u32 target, __u32 src_key, __u64 len)
+static __always_inline int vx_xdp_to_pod(const struct vx_verdict *v, __u64 len)
 {
-	int rc = vx_xdp_redirect(target, src_key, len);
+	int rc = vx_xdp_redirect(v->ifindex, v->src_slot, len);
 
 	if (rc == XDP_REDIRECT) {
-		vx_count(src_key, VX_CNT_TX_POD, len);
-		vx_count(target, VX_CNT_RX_REDIRECT, len);
+		vx_count(v->src_slot, VX_CNT_TX_POD, len);
+		vx_count(v->slot, VX_CNT_RX_REDIRECT, len);
 	}
 	return rc;
 }
@@ -37,8 +37,8 @@ static __always_inline int vx_xdp_to_pod(__u32 target, __u32 src_key, __u64 len)
 static __always_inline int vx_xdp_uplink_apply(const struct vx_pkt *pkt, struct vx_verdict v)
 {
 	if (v.kind == VX_TO_POD)
-		return vx_xdp_to_pod(v.target, VX_UPLINK_KEY, pkt->len);
-	vx_count(VX_UPLINK_KEY, VX_CNT_PASS, pkt->len);
+		return vx_xdp_to_pod(&v, pkt->len);
+	vx_count(VX_UPLINK_SLOT, VX_CNT_PASS, pkt->len);
 	return XDP_PASS;
 }
 
@@ -52,7 +52,7 @@ static __always_inline int vx_xdp_host_apply(const struct vx_pkt *pkt, struct vx
 {
 	struct vx_config cfg = vx_config_get();
 	int tc_fallback = !(cfg.flags & VX_CFG_UPLINK_CAN_XMIT);
-	__u32 me = pkt->ifindex;
+	__u32 me = v.src_slot;
 	int rc;
 
 	switch (v.kind) {
@@ -63,7 +63,7 @@ static __always_inline int vx_xdp_host_apply(const struct vx_pkt *pkt, struct vx
 		vx_count(me, VX_CNT_DROP_MALFORMED, pkt->len);
 		return XDP_DROP;
 	case VX_TO_POD:
-		return vx_xdp_to_pod(v.target, me, pkt->len);
+		return vx_xdp_to_pod(&v, pkt->len);
 	case VX_TO_UPLINK:
 		if (tc_fallback)
 			return XDP_PASS;

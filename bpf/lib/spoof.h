@@ -16,24 +16,26 @@
 #include "verdict.h"
 #include "vx_maps.h"
 
-/* The pod owning IPv4 address ip (network order) is the one on ifindex. */
-static __always_inline int vx_v4_owned_by(__u32 ip, __u32 ifindex)
+/* IPv4 address ip (network order) may be used by pod `me`: 0.0.0.0, the
+ * first address of its record (no map lookup: the common case), or another
+ * address the pod map says is its own. */
+static __always_inline int vx_v4_owned_by(__u32 ip, const struct vx_pod *me)
 {
 	struct vx_pod *owner;
 
-	if (ip == 0)
+	if (ip == 0 || ip == me->ipv4)
 		return 1;
 	owner = bpf_map_lookup_elem(&vx_pod_v4, &ip);
-	return owner && owner->host_ifindex == ifindex;
+	return owner && owner->host_ifindex == me->host_ifindex;
 }
 
-static __always_inline __u32 vx_check_ipv4_src(const struct vx_pkt *pkt)
+static __always_inline __u32 vx_check_ipv4_src(const struct vx_pkt *pkt, const struct vx_pod *me)
 {
 	struct iphdr *ip = vx_hdr(pkt, VX_ETH_HLEN, sizeof(struct iphdr));
 
 	if (!ip)
 		return VX_DROP_MALFORMED;
-	return vx_v4_owned_by(ip->saddr, pkt->ifindex) ? VX_PASS : VX_DROP_SPOOF;
+	return vx_v4_owned_by(ip->saddr, me) ? VX_PASS : VX_DROP_SPOOF;
 }
 
 static __always_inline __u32 vx_check_arp_src(const struct vx_pkt *pkt, const struct vx_pod *me)
@@ -45,7 +47,7 @@ static __always_inline __u32 vx_check_arp_src(const struct vx_pkt *pkt, const st
 	/* Other hardware/protocol types have no business leaving a pod. */
 	if (!vx_arp_is_eth_ipv4(arp) || !vx_mac_eq(arp->sha, me->pod_mac))
 		return VX_DROP_SPOOF;
-	return vx_v4_owned_by(vx_arp_ip(arp->spa), pkt->ifindex) ? VX_PASS : VX_DROP_SPOOF;
+	return vx_v4_owned_by(vx_arp_ip(arp->spa), me) ? VX_PASS : VX_DROP_SPOOF;
 }
 
 static __always_inline __u32 vx_check_ipv6_src(const struct vx_pkt *pkt)
@@ -73,7 +75,7 @@ static __always_inline __u32 vx_check_source(const struct vx_pkt *pkt, const str
 	if (vx_is_vlan(eth->h_proto))
 		return VX_DROP_SPOOF;
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return vx_check_ipv4_src(pkt);
+		return vx_check_ipv4_src(pkt, me);
 	if (eth->h_proto == bpf_htons(ETH_P_ARP))
 		return vx_check_arp_src(pkt, me);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))

@@ -340,15 +340,19 @@ fn host_xdp_redirects_to_the_uplink_devmap_entry() {
     let p1 = lab.pod1.ifindex();
     let frame = udp4(GATEWAY_MAC, lab.pod1.mac(), lab.pod1.v4(), OTHER_V4);
     assert_eq!(lab.run_host_xdp(p1, &frame), XDP_REDIRECT);
-    let devmap =
+    let p2 = lab.pod2.ifindex();
+    let (s1, s2) = (slot_of(lab.paths(), p1), slot_of(lab.paths(), p2));
+    assert_eq!((s1, s2), (1, 2), "pods get the lowest free slots in order");
+    let mut want = vec![lab.uplink, p1, p2];
+    want.sort();
+    assert_eq!(
+        devmap_targets(lab.paths()),
+        want,
+        "devmap = uplink + both pods"
+    );
+    let mut devmap =
         aya::maps::DevMapHash::try_from(bpf::open_map(lab.paths(), "vx_redirect").unwrap())
             .unwrap();
-    let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
-    targets.sort();
-    let mut want = vec![lab.uplink, p1, lab.pod2.ifindex()];
-    want.sort();
-    assert_eq!(targets, want, "devmap = uplink + both pods");
-    let mut devmap = devmap;
     devmap.remove(lab.uplink).unwrap();
     assert_eq!(
         lab.run_host_xdp(p1, &frame),
@@ -392,6 +396,42 @@ fn host_xdp_without_uplink_xmit_passes_wire_frames_to_tc() {
 }
 
 #[test]
+fn host_xdp_accepts_every_ipv4_of_the_pod_not_only_the_first() {
+    // The first address is checked against the record, the others through
+    // vx_pod_v4: both must pass, a foreign one must not.
+    let lab = Lab::new("h2nd", true);
+    let p1 = lab.pod1.ifindex();
+    let second = Ipv4Addr::new(10, 10, 0, 21);
+    let mut two = lab.pod1.dp.clone();
+    two.ipv4s.push(second);
+    lab.sb.insert_pod(&two).unwrap();
+    assert_eq!(
+        bpf::pod_entry(lab.paths(), p1).unwrap().unwrap().ipv4,
+        u32::from_ne_bytes(lab.pod1.v4().octets()),
+        "record carries the first address"
+    );
+    let me = lab.pod1.mac();
+    for src in [lab.pod1.v4(), second] {
+        let frame = udp4(GATEWAY_MAC, me, src, OTHER_V4);
+        assert_eq!(lab.run_host_xdp(p1, &frame), XDP_REDIRECT, "from {src}");
+        assert_eq!(
+            lab.run_host_tc(p1, &frame),
+            TC_ACT_REDIRECT,
+            "tc, from {src}"
+        );
+    }
+    let foreign = udp4(GATEWAY_MAC, me, Ipv4Addr::new(10, 10, 0, 22), OTHER_V4);
+    assert_eq!(lab.run_host_xdp(p1, &foreign), XDP_DROP);
+    let arp_second = arp_request(me, second, OTHER_V4);
+    assert_eq!(
+        lab.run_host_xdp(p1, &arp_second),
+        XDP_REDIRECT,
+        "ARP from the 2nd address"
+    );
+    assert_eq!(lab.nonzero(p1), vec![(TxUplink, 5), (DropSpoof, 1)]);
+}
+
+#[test]
 fn host_veth_without_pod_record_drops() {
     let lab = Lab::new("hstray", true);
     let frame = udp4(GATEWAY_MAC, [0x02, 0, 0, 0, 3, 2], OTHER_V4, OTHER_V4);
@@ -399,10 +439,48 @@ fn host_veth_without_pod_record_drops() {
     assert_eq!(lab.run_host_tc(lab.stray, &frame), TC_ACT_SHOT);
 }
 
+/// The per-frame cost of the XDP fast paths under BPF_PROG_TEST_RUN (program
+/// only: MAC lookup, devmap lookup, counters). A measurement, not a check of
+/// the machine's speed: `cargo test --test bpf_progs fast_path_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement: prints ns per frame"]
+fn fast_path_cost() {
+    let lab = Lab::new("cost", true);
+    let p1 = lab.pod1.ifindex();
+    let cases = [
+        (
+            "uplink -> pod",
+            bpf::PROG_UPLINK,
+            lab.uplink,
+            udp4(lab.pod1.mac(), GATEWAY_MAC, OTHER_V4, lab.pod1.v4()),
+        ),
+        (
+            "host veth -> pod",
+            bpf::PROG_HOST_XDP,
+            p1,
+            udp4(lab.pod2.mac(), lab.pod1.mac(), lab.pod1.v4(), lab.pod2.v4()),
+        ),
+        (
+            "host veth -> wire",
+            bpf::PROG_HOST_XDP,
+            p1,
+            udp4(GATEWAY_MAC, lab.pod1.mac(), lab.pod1.v4(), OTHER_V4),
+        ),
+    ];
+    for (name, prog, ifindex, frame) in cases {
+        let prog: &aya::programs::Xdp = lab.progs.program(prog).unwrap().try_into().unwrap();
+        let (verdict, ns) = lab
+            .sb
+            .in_ns(|| cost_xdp(prog, &frame, ifindex, 2_000_000, 5));
+        assert_eq!(verdict, XDP_REDIRECT, "{name}");
+        println!("{name}: {ns} ns/frame");
+    }
+}
+
 // ------------------------------------------------------------------ maps API
 
 #[test]
-fn pod_maps_full_is_a_typed_error() {
+fn max_pods_fit_and_one_more_is_full() {
     let sb = Sandbox::new("full");
     let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
     sb.ensure_node(&NodeSpec {
@@ -430,6 +508,11 @@ fn pod_maps_full_is_a_typed_error() {
     };
     sb.insert_pod(&pod(1)).unwrap();
     sb.insert_pod(&pod(2)).unwrap();
+    assert_eq!(
+        (slot_of(&sb.paths, hosts[0]), slot_of(&sb.paths, hosts[1])),
+        (1, 2),
+        "max_pods pods fit, in slots 1..=max_pods"
+    );
     let err = sb.insert_pod(&pod(3)).unwrap_err();
     match err.downcast_ref::<PodMapError>() {
         Some(PodMapError::Full { max_pods: 2 }) => {}
@@ -447,6 +530,112 @@ fn pod_maps_full_is_a_typed_error() {
         bpf::counters_of(&sb.paths, hosts[2]).unwrap().is_none(),
         "no counters left behind"
     );
+    // A freed slot makes room again.
+    bpf::remove_pod(&sb.paths, hosts[0]).unwrap();
+    sb.insert_pod(&pod(3)).unwrap();
+    assert_eq!(slot_of(&sb.paths, hosts[2]), 1);
+}
+
+/// Sum over CPUs of every counter of raw slot `slot` of `vx_counters`.
+fn slot_total(paths: &bpf::BpfPaths, slot: u32) -> u64 {
+    let map = aya::maps::PerCpuArray::<_, bpf::types::VxCounters>::try_from(
+        bpf::open_map(paths, "vx_counters").unwrap(),
+    )
+    .unwrap();
+    map.get(&slot, 0)
+        .unwrap()
+        .iter()
+        .flat_map(|cpu| cpu.c.iter())
+        .map(|c| c.packets + c.bytes)
+        .sum()
+}
+
+#[test]
+fn slots_are_reused_after_remove_and_start_at_zero() {
+    let lab = Lab::new("slots", true);
+    let (p1, p2) = (lab.pod1.ifindex(), lab.pod2.ifindex());
+    assert_eq!((slot_of(lab.paths(), p1), slot_of(lab.paths(), p2)), (1, 2));
+    let to_pod1 = udp4(lab.pod1.mac(), GATEWAY_MAC, OTHER_V4, lab.pod1.v4());
+    let to_pod2 = udp4(lab.pod2.mac(), GATEWAY_MAC, OTHER_V4, lab.pod2.v4());
+    assert_eq!(lab.run_uplink(&to_pod1), XDP_REDIRECT);
+    assert_eq!(lab.run_uplink(&to_pod2), XDP_REDIRECT);
+    assert!(slot_total(lab.paths(), 1) > 0);
+
+    // Re-inserting a pod keeps its slot and its counters.
+    lab.sb.insert_pod(&lab.pod2.dp).unwrap();
+    assert_eq!(slot_of(lab.paths(), p2), 2);
+    assert_eq!(lab.nonzero(p2), vec![(RxRedirect, 1)]);
+
+    // Removing pod1 zeroes and frees slot 1; the next pod gets it, from zero.
+    bpf::remove_pod(lab.paths(), p1).unwrap();
+    assert_eq!(slot_total(lab.paths(), 1), 0, "slot 1 zeroed on remove");
+    let pod3 = PodDatapath {
+        host_ifindex: lab.stray,
+        host_mac: [0x02, 0, 0, 0, 3, 1],
+        pod_mac: [0x02, 0, 0, 0, 3, 2],
+        ipv4s: vec![Ipv4Addr::new(10, 10, 0, 13)],
+        ipv6s: vec![],
+    };
+    lab.sb.insert_pod(&pod3).unwrap();
+    assert_eq!(
+        slot_of(lab.paths(), lab.stray),
+        1,
+        "lowest free slot reused"
+    );
+    assert_eq!(lab.nonzero(lab.stray), vec![], "reused slot starts at zero");
+    let to_pod3 = udp4(pod3.pod_mac, GATEWAY_MAC, OTHER_V4, pod3.ipv4s[0]);
+    assert_eq!(lab.run_uplink(&to_pod3), XDP_REDIRECT);
+    assert_eq!(lab.nonzero(lab.stray), vec![(RxRedirect, 1)]);
+    assert_eq!(lab.nonzero(p2), vec![(RxRedirect, 1)], "pod2 untouched");
+    assert_eq!(lab.nonzero(0), vec![(TxPod, 3)]);
+    let mut want = vec![lab.uplink, lab.stray, p2];
+    want.sort();
+    assert_eq!(devmap_targets(lab.paths()), want);
+    // read_counters maps slots back to host ifindexes.
+    let keys: Vec<u32> = bpf::read_counters(lab.paths())
+        .unwrap()
+        .iter()
+        .map(|c| c.ifindex)
+        .collect();
+    let mut want = vec![0, p2, lab.stray];
+    want.sort();
+    assert_eq!(keys, want);
+}
+
+#[test]
+fn concurrent_inserts_get_distinct_slots() {
+    let sb = Sandbox::new("slotpar");
+    let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
+    sb.ensure_node(&NodeSpec {
+        uplink_ifindex: uplink,
+        uplink_can_xmit: true,
+        max_pods: 8,
+    });
+    let pods: Vec<PodDatapath> = (1..=6u8)
+        .map(|n| {
+            let (host_mac, pod_mac) = ([2, 0, 0, 2, n, 1], [2, 0, 0, 2, n, 2]);
+            let (host_ifindex, _) = sb.veth(&format!("h{n}"), host_mac, &format!("p{n}"), pod_mac);
+            PodDatapath {
+                host_ifindex,
+                host_mac,
+                pod_mac,
+                ipv4s: vec![Ipv4Addr::new(10, 21, 0, n)],
+                ipv6s: vec![],
+            }
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for pod in &pods {
+            let sb = &sb;
+            s.spawn(move || sb.insert_pod(pod).unwrap());
+        }
+    });
+    let mut slots: Vec<u32> = pods
+        .iter()
+        .map(|p| slot_of(&sb.paths, p.host_ifindex))
+        .collect();
+    slots.sort();
+    assert_eq!(slots, (1..=6).collect::<Vec<u32>>());
 }
 
 #[test]
@@ -471,11 +660,8 @@ fn remove_pod_removes_everything_and_is_idempotent() {
         lab.run_uplink(&ns(GATEWAY_MAC, OTHER_V6, lab.pod1.v6())),
         XDP_PASS
     );
-    let devmap =
-        aya::maps::DevMapHash::try_from(bpf::open_map(lab.paths(), "vx_redirect").unwrap())
-            .unwrap();
     assert!(
-        devmap.keys().map(Result::unwrap).all(|k| k != p1),
+        !devmap_targets(lab.paths()).contains(&p1),
         "devmap entry removed"
     );
     // pod2 untouched
@@ -716,13 +902,13 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
         "old uplink detached"
     );
     assert_eq!(sb.link_json("up2")["xdp"]["mode"], 1, "new uplink attached");
-    let devmap =
-        aya::maps::DevMapHash::try_from(bpf::open_map(&sb.paths, "vx_redirect").unwrap()).unwrap();
-    let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
-    targets.sort();
     let mut want = vec![h1, uplink2];
     want.sort();
-    assert_eq!(targets, want, "devmap = pod + new uplink only");
+    assert_eq!(
+        devmap_targets(&sb.paths),
+        want,
+        "devmap = pod + new uplink only"
+    );
 
     bpf::teardown_node(&sb.paths).unwrap();
     assert!(

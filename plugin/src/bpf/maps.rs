@@ -7,11 +7,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use anyhow::{bail, Context, Result};
 use aya::maps::xdp::XdpMapError;
 use aya::maps::{
-    Array, DevMapHash, HashMap, Map, MapData, MapError, MapType, PerCpuHashMap, PerCpuValues,
+    Array, DevMapHash, HashMap, Map, MapData, MapError, MapType, PerCpuArray, PerCpuValues,
 };
 use aya::Pod;
 
 use super::paths::BpfPaths;
+use super::slots::{self, SlotLock};
 use super::types::*;
 
 pub const MAP_POD_MAC: &str = "vx_pod_mac";
@@ -78,7 +79,7 @@ pub const MAP_SPECS: [MapSpec; 9] = [
     ),
     spec(
         MAP_COUNTERS,
-        MapType::PerCpuHash,
+        MapType::PerCpuArray,
         4,
         size_of::<VxCounters>(),
     ),
@@ -95,9 +96,6 @@ pub fn max_entries(name: &str, max_pods: u32) -> u32 {
         _ => 1,
     }
 }
-
-/// bpf_map_update_elem flag: create only.
-const BPF_NOEXIST: u64 = 1;
 
 /// Typed errors callers may want to match (downcast from anyhow).
 #[derive(Debug, thiserror::Error)]
@@ -140,9 +138,9 @@ fn devmap(paths: &BpfPaths) -> Result<DevMapHash<MapData>> {
     DevMapHash::try_from(open_map(paths, MAP_REDIRECT)?).context("map vx_redirect as devmap hash")
 }
 
-fn counters_map(paths: &BpfPaths) -> Result<PerCpuHashMap<MapData, u32, VxCounters>> {
-    PerCpuHashMap::try_from(open_map(paths, MAP_COUNTERS)?)
-        .context("map vx_counters as per-CPU hash")
+fn counters_map(paths: &BpfPaths) -> Result<PerCpuArray<MapData, VxCounters>> {
+    PerCpuArray::try_from(open_map(paths, MAP_COUNTERS)?)
+        .context("map vx_counters as per-CPU array")
 }
 
 fn config_map(paths: &BpfPaths) -> Result<Array<MapData, VxConfig>> {
@@ -218,38 +216,35 @@ pub fn remove_redirect_target(paths: &BpfPaths, ifindex: u32) -> Result<()> {
     }
 }
 
-/// Creates the zeroed counters of `key` unless they exist.
-pub fn create_counters(paths: &BpfPaths, key: u32) -> Result<()> {
-    let mut map = counters_map(paths)?;
+/// Zeroes the counters of `slot` on every CPU.
+fn zero_counters(paths: &BpfPaths, slot: u32) -> Result<()> {
     let cpus = aya::util::nr_cpus()
         .map_err(|(_, e)| e)
         .context("read possible CPUs")?;
     let zero =
         PerCpuValues::try_from(vec![VxCounters::default(); cpus]).context("per-CPU zero value")?;
-    match map.insert(key, zero, BPF_NOEXIST) {
-        Ok(()) => Ok(()),
-        Err(e) if map_errno(&e) == Some(libc::EEXIST) => Ok(()),
-        Err(e) if map_errno(&e) == Some(libc::E2BIG) => Err(full_error(paths)),
-        Err(e) => {
-            Err(e).with_context(|| format!("create vx_counters[{key}] (bpf_map_update_elem)"))
-        }
-    }
+    counters_map(paths)?
+        .set(slot, zero, 0)
+        .with_context(|| format!("zero vx_counters[{slot}] (bpf_map_update_elem)"))
 }
 
 fn full_error(paths: &BpfPaths) -> anyhow::Error {
-    let max_pods = open_map(paths, MAP_POD_IF)
-        .ok()
-        .and_then(|m| pinned_max_entries(&m))
-        .unwrap_or(0);
-    PodMapError::Full { max_pods }.into()
+    PodMapError::Full {
+        max_pods: pinned_max_pods(paths).unwrap_or(0),
+    }
+    .into()
 }
 
-fn pinned_max_entries(map: &Map) -> Option<u32> {
-    let data: &MapData = match map {
-        Map::HashMap(d) | Map::PerCpuHashMap(d) | Map::Array(d) | Map::DevMapHash(d) => d,
-        _ => return None,
-    };
-    data.info().ok().map(|i| i.max_entries())
+/// The pod capacity the pinned maps were made for: `vx_pod_if`'s size.
+fn pinned_max_pods(paths: &BpfPaths) -> Result<u32> {
+    let path = paths.map(MAP_POD_IF);
+    let info = aya::maps::MapInfo::from_pin(&path).with_context(|| {
+        format!(
+            "read info of pinned map {} (BPF_OBJ_GET_INFO_BY_FD)",
+            path.display()
+        )
+    })?;
+    Ok(info.max_entries())
 }
 
 // ---------------------------------------------------------------- pods
@@ -265,10 +260,11 @@ pub struct PodDatapath {
 }
 
 impl PodDatapath {
-    fn record(&self) -> VxPod {
+    fn record(&self, slot: u32) -> VxPod {
         VxPod {
             host_ifindex: self.host_ifindex,
-            flags: 0,
+            slot,
+            ipv4: self.ipv4s.first().map(v4_key).unwrap_or(0),
             host_mac: self.host_mac,
             pod_mac: self.pod_mac,
         }
@@ -283,18 +279,38 @@ fn v6_key(ip: &Ipv6Addr) -> VxIn6Key {
     VxIn6Key { addr: ip.octets() }
 }
 
-/// Inserts (or replaces) a pod's entries in every map. The pod MAC goes last,
-/// so the wire cannot reach the pod before its redirect target exists. On
-/// failure everything of this pod is removed again. A full map gives
-/// [`PodMapError::Full`]; an address or MAC of another pod gives
-/// [`PodMapError::InUse`].
+/// Inserts (or replaces) a pod's entries in every map. A new pod gets the
+/// lowest free slot (counters zeroed); a re-inserted pod keeps its slot and
+/// counters. The pod MAC goes last, so the wire cannot reach the pod before
+/// its redirect target exists. On failure everything of this pod is removed
+/// again. No free slot or a full map gives [`PodMapError::Full`]; an address
+/// or MAC of another pod gives [`PodMapError::InUse`].
 pub fn insert_pod(paths: &BpfPaths, pod: &PodDatapath) -> Result<()> {
+    let _lock = SlotLock::acquire(paths)?;
     check_not_in_use(paths, pod)?;
-    let result = write_pod(paths, pod);
+    let result = claim_slot(paths, pod.host_ifindex).and_then(|slot| write_pod(paths, pod, slot));
     if result.is_err() {
-        let _ = remove_pod(paths, pod.host_ifindex);
+        let _ = remove_pod_locked(paths, pod.host_ifindex);
     }
     result
+}
+
+/// The pod's slot: its current one, else the lowest free one with its
+/// counters zeroed. The caller holds the [`SlotLock`].
+fn claim_slot(paths: &BpfPaths, host_ifindex: u32) -> Result<u32> {
+    if let Some(rec) = pod_entry(paths, host_ifindex)? {
+        return Ok(rec.slot);
+    }
+    let by_if = hash::<u32, VxPod>(paths, MAP_POD_IF)?;
+    let pods: Vec<VxPod> = by_if
+        .iter()
+        .map(|r| r.map(|(_, pod)| pod))
+        .collect::<Result<_, _>>()
+        .context("iterate vx_pod_if (bpf_map_get_next_key/lookup)")?;
+    let max_pods = pinned_max_pods(paths)?;
+    let slot = slots::lowest_free(pods, max_pods).ok_or(PodMapError::Full { max_pods })?;
+    zero_counters(paths, slot)?;
+    Ok(slot)
 }
 
 fn check_not_in_use(paths: &BpfPaths, pod: &PodDatapath) -> Result<()> {
@@ -341,13 +357,14 @@ fn insert_entry<K: Pod, V: Pod>(
     }
 }
 
-fn write_pod(paths: &BpfPaths, pod: &PodDatapath) -> Result<()> {
-    let rec = pod.record();
+/// Writes the pod's entries; its record in `vx_pod_if` first, since that is
+/// what marks `slot` as taken (and what remove_pod finds the slot by).
+fn write_pod(paths: &BpfPaths, pod: &PodDatapath, slot: u32) -> Result<()> {
+    let rec = pod.record(slot);
     let me = pod.host_ifindex;
-    create_counters(paths, me)?;
-    add_redirect_target(paths, me)?;
     let mut by_if = hash::<u32, VxPod>(paths, MAP_POD_IF)?;
     insert_entry(paths, &mut by_if, MAP_POD_IF, me, rec)?;
+    add_redirect_target(paths, me)?;
 
     let mut v4 = hash::<u32, VxPod>(paths, MAP_POD_V4)?;
     let keep4: HashSet<u32> = pod.ipv4s.iter().map(v4_key).collect();
@@ -368,14 +385,20 @@ fn write_pod(paths: &BpfPaths, pod: &PodDatapath) -> Result<()> {
 }
 
 /// Removes everything of the pod on `host_ifindex`: MAC and address entries,
-/// its record, devmap entry and counters. Idempotent; also cleans up a
-/// half-inserted pod. With no pinned maps at all (node never set up or torn
-/// down) there is nothing to remove: Ok.
+/// devmap entry, counters (zeroed) and, last, its record, which frees its
+/// slot. Idempotent; also cleans up a half-inserted pod. With no pinned maps
+/// at all (node never set up or torn down) there is nothing to remove: Ok.
 pub fn remove_pod(paths: &BpfPaths, host_ifindex: u32) -> Result<()> {
     if !paths.map(MAP_POD_IF).exists() {
         return Ok(());
     }
+    let _lock = SlotLock::acquire(paths)?;
+    remove_pod_locked(paths, host_ifindex)
+}
+
+fn remove_pod_locked(paths: &BpfPaths, host_ifindex: u32) -> Result<()> {
     let me = host_ifindex;
+    let rec = pod_entry(paths, me)?;
     let mut macs = hash::<VxMacKey, VxPod>(paths, MAP_POD_MAC)?;
     sweep_pod(&mut macs, MAP_POD_MAC, me, &HashSet::new())?;
     let mut v4 = hash::<u32, VxPod>(paths, MAP_POD_V4)?;
@@ -383,14 +406,12 @@ pub fn remove_pod(paths: &BpfPaths, host_ifindex: u32) -> Result<()> {
     let mut v6 = hash::<VxIn6Key, VxPod>(paths, MAP_POD_V6)?;
     sweep_pod(&mut v6, MAP_POD_V6, me, &HashSet::new())?;
     remove_redirect_target(paths, me)?;
+    let Some(rec) = rec else {
+        return Ok(());
+    };
+    zero_counters(paths, rec.slot)?;
     let mut by_if = hash::<u32, VxPod>(paths, MAP_POD_IF)?;
-    remove_quiet(&mut by_if, &me, MAP_POD_IF)?;
-    let mut counters = counters_map(paths)?;
-    match counters.remove(&me) {
-        Ok(()) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("delete vx_counters[{me}]")),
-    }
+    remove_quiet(&mut by_if, &me, MAP_POD_IF)
 }
 
 /// The pod record of `host_ifindex`, if the maps hold one.
@@ -492,25 +513,42 @@ fn sum_cpus(ifindex: u32, values: &PerCpuValues<VxCounters>) -> PodCounters {
     out
 }
 
-/// Counters of every pod (and the uplink, ifindex 0), summed over CPUs.
+fn read_slot(
+    map: &PerCpuArray<MapData, VxCounters>,
+    ifindex: u32,
+    slot: u32,
+) -> Result<PodCounters> {
+    let values = map
+        .get(&slot, 0)
+        .with_context(|| format!("read vx_counters[{slot}] (bpf_map_lookup_elem)"))?;
+    Ok(sum_cpus(ifindex, &values))
+}
+
+/// Counters of every pod (by host ifindex) and the uplink ([`UPLINK_KEY`]),
+/// summed over CPUs, sorted by ifindex.
 pub fn read_counters(paths: &BpfPaths) -> Result<Vec<PodCounters>> {
     let map = counters_map(paths)?;
-    let mut out = Vec::new();
-    for entry in map.iter() {
-        let (key, values) = entry.context("iterate vx_counters (bpf_map_lookup_elem)")?;
-        out.push(sum_cpus(key, &values));
+    let mut out = vec![read_slot(&map, UPLINK_KEY, UPLINK_SLOT)?];
+    for entry in hash::<u32, VxPod>(paths, MAP_POD_IF)?.iter() {
+        let (ifindex, pod) = entry.context("iterate vx_pod_if (bpf_map_lookup_elem)")?;
+        out.push(read_slot(&map, ifindex, pod.slot)?);
     }
     out.sort_by_key(|c| c.ifindex);
     Ok(out)
 }
 
-/// Counters of one key (a host veth ifindex, or [`UPLINK_KEY`]).
+/// Counters of one key: a pod's host veth ifindex (None if no such pod), or
+/// [`UPLINK_KEY`].
 pub fn counters_of(paths: &BpfPaths, key: u32) -> Result<Option<PodCounters>> {
-    match counters_map(paths)?.get(&key, 0) {
-        Ok(values) => Ok(Some(sum_cpus(key, &values))),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("read vx_counters[{key}]")),
-    }
+    let slot = if key == UPLINK_KEY {
+        UPLINK_SLOT
+    } else {
+        match pod_entry(paths, key)? {
+            Some(pod) => pod.slot,
+            None => return Ok(None),
+        }
+    };
+    read_slot(&counters_map(paths)?, key, slot).map(Some)
 }
 
 // ---------------------------------------------------------------- compatibility

@@ -38,6 +38,7 @@ mod attach;
 mod maps;
 mod node;
 mod paths;
+mod slots;
 mod sys;
 pub mod types;
 

@@ -12,7 +12,7 @@ use super::attach::{attach_xdp_pinned, errno_in};
 use super::maps::{self, MAP_SPECS};
 use super::paths::BpfPaths;
 use super::sys;
-use super::types::{VxConfig, CFG_UPLINK_CAN_XMIT, CFG_UPLINK_GENERIC, UPLINK_KEY};
+use super::types::{VxConfig, CFG_UPLINK_CAN_XMIT, CFG_UPLINK_GENERIC};
 use super::{OBJECT, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS, PROG_UPLINK, XDP_PROGRAMS};
 
 /// Link pin name of the uplink attachment.
@@ -58,7 +58,6 @@ pub fn ensure_node(paths: &BpfPaths, spec: &NodeSpec) -> Result<NodeStatus> {
     let loaded_now = ensure_loaded(paths, spec.max_pods)?;
     let previous = maps::read_config(paths)?;
 
-    maps::create_counters(paths, UPLINK_KEY)?;
     maps::add_redirect_target(paths, spec.uplink_ifindex)?;
     let uplink_mode = ensure_uplink_link(paths, spec.uplink_ifindex, previous)?;
     let mut flags = 0;

@@ -11,8 +11,12 @@ pub const DEFAULT_MAX_PODS: u32 = 1024;
 pub const ADDRS_PER_POD: u32 = 4;
 /// `VX_MAX_NODE_ADDRS`.
 pub const MAX_NODE_ADDRS: u32 = 256;
-/// `VX_UPLINK_KEY`: counters key of the uplink.
+/// Counters key of the uplink in [`crate::bpf::counters_of`] and
+/// [`crate::bpf::PodCounters::ifindex`] (ifindex 0 is never a device).
 pub const UPLINK_KEY: u32 = 0;
+/// `VX_UPLINK_SLOT`: the uplink's index in `vx_counters`.
+/// Pods get slots `1..=max_pods` ([`VxPod::slot`]).
+pub const UPLINK_SLOT: u32 = 0;
 
 /// `VX_CFG_UPLINK_CAN_XMIT`: host-veth XDP may redirect to the uplink.
 pub const CFG_UPLINK_CAN_XMIT: u32 = 1 << 0;
@@ -53,7 +57,11 @@ pub struct VxIn6Key {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VxPod {
     pub host_ifindex: u32,
-    pub flags: u32,
+    /// `1..=max_pods`: the pod's index in `vx_counters`.
+    pub slot: u32,
+    /// The pod's first IPv4 address (network order), 0 if none: the
+    /// anti-spoofing check compares with it before looking up `vx_pod_v4`.
+    pub ipv4: u32,
     pub host_mac: [u8; 6],
     pub pod_mac: [u8; 6],
 }
@@ -82,7 +90,7 @@ pub struct VxCount {
     pub bytes: u64,
 }
 
-/// `struct vx_counters`: one CPU's counters of one key.
+/// `struct vx_counters`: one CPU's counters of one slot.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VxCounters {
@@ -102,7 +110,7 @@ pub const DEVMAP_VAL_SIZE: u32 = 8;
 const _: () = assert!(size_of::<VxConfig>() == 8);
 const _: () = assert!(size_of::<VxMacKey>() == 8);
 const _: () = assert!(size_of::<VxIn6Key>() == 16);
-const _: () = assert!(size_of::<VxPod>() == 20);
+const _: () = assert!(size_of::<VxPod>() == 24);
 const _: () = assert!(size_of::<VxCount>() == 16);
 const _: () = assert!(size_of::<VxCounters>() == 16 * COUNTER_SLOTS);
 const _: () = assert!(size_of::<VxNodeAddr>() == 4);

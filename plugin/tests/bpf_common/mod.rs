@@ -374,6 +374,36 @@ pub fn test_run_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> u32 {
         .return_value
 }
 
+/// Nanoseconds per run of an XDP program on `frame` (BPF_PROG_TEST_RUN
+/// repeat: the kernel times the program alone, redirect lookups included,
+/// no transmit), best of `rounds` rounds of `repeat` runs; and its verdict.
+pub fn cost_xdp(
+    prog: &Xdp,
+    frame: &[u8],
+    ingress_ifindex: u32,
+    repeat: u32,
+    rounds: u32,
+) -> (u32, u64) {
+    let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
+    let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let mut best = u64::MAX;
+    let mut verdict = 0;
+    for _ in 0..rounds {
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat,
+            ..TestRunOptions::default()
+        };
+        let r = prog
+            .test_run(opts)
+            .expect("BPF_PROG_TEST_RUN (xdp, repeat)");
+        verdict = r.return_value;
+        best = best.min(r.duration.as_nanos() as u64);
+    }
+    (verdict, best)
+}
+
 /// BPF_PROG_TEST_RUN of a sched_cls program with `__sk_buff.ifindex` set
 /// (the kernel then builds the skb on that device).
 pub fn test_run_tc(prog: &SchedClassifier, frame: &[u8], ifindex: u32) -> u32 {
@@ -387,6 +417,23 @@ pub fn test_run_tc(prog: &SchedClassifier, frame: &[u8], ifindex: u32) -> u32 {
     prog.test_run(opts)
         .expect("BPF_PROG_TEST_RUN (tc)")
         .return_value
+}
+
+/// The redirect targets (ifindexes) in the devmap `vx_redirect`, sorted.
+pub fn devmap_targets(paths: &BpfPaths) -> Vec<u32> {
+    let devmap =
+        aya::maps::DevMapHash::try_from(bpf::open_map(paths, "vx_redirect").unwrap()).unwrap();
+    let mut targets: Vec<u32> = devmap.keys().map(Result::unwrap).collect();
+    targets.sort();
+    targets
+}
+
+/// The slot of the pod on host veth `ifindex` (panics if it has no record).
+pub fn slot_of(paths: &BpfPaths, ifindex: u32) -> u32 {
+    bpf::pod_entry(paths, ifindex)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no pod record for ifindex {ifindex}"))
+        .slot
 }
 
 pub fn pin_exists(path: &Path) -> bool {

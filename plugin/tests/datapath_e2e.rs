@@ -158,7 +158,19 @@ fn run_flows(t: &TwoPods, mode: &str) {
     n.assert_clean();
     let links = must(&format!("ls {}/v1/links", n.bpf_root.display()));
     assert_eq!(links.trim(), "uplink", "only the node's uplink link stays pinned: {links}");
-    for (map, left) in [("vx_pod_mac", 0), ("vx_pod_v4", 0), ("vx_pod_v6", 0), ("vx_pod_if", 0), ("vx_redirect", 1), ("vx_counters", 1)] {
+    // vx_counters is a per-CPU array indexed by slot (0 = uplink): after DEL
+    // every pod slot is zeroed.
+    let dump = must(&format!("bpftool -j map dump pinned {}/v1/maps/vx_counters", n.bpf_root.display()));
+    let entries: Value = serde_json::from_str(&dump).unwrap();
+    let dirty: Vec<u64> = entries.as_array().unwrap().iter()
+        .filter(|e| e["formatted"]["key"].as_u64() != Some(0))
+        .filter(|e| e["formatted"]["values"].as_array().unwrap().iter().any(|v| {
+            v["value"]["c"].as_array().unwrap().iter().any(|c| c["packets"] != 0 || c["bytes"] != 0)
+        }))
+        .map(|e| e["formatted"]["key"].as_u64().unwrap())
+        .collect();
+    assert!(dirty.is_empty(), "vx_counters slots not zeroed after DEL: {dirty:?}");
+    for (map, left) in [("vx_pod_mac", 0), ("vx_pod_v4", 0), ("vx_pod_v6", 0), ("vx_pod_if", 0), ("vx_redirect", 1)] {
         let dump = must(&format!("bpftool -j map dump pinned {}/v1/maps/{map}", n.bpf_root.display()));
         let entries: Value = serde_json::from_str(&dump).unwrap();
         assert_eq!(entries.as_array().unwrap().len(), left, "{map} after DEL (the uplink's own entries stay): {dump}");

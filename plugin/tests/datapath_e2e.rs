@@ -329,3 +329,28 @@ fn uplink_without_ndo_xmit_falls_back_to_tc_and_delivers() {
     node.cni("DEL", "c-fb", Some(&pod), "eth0", &conf).ok();
     node.assert_clean();
 }
+
+/// Node state must not grow with the pod count beyond the pod maps: 300 pods
+/// (more than the node-address map holds) attach, and the last one still
+/// answers on the fast path. (Each host veth has an IPv6 link-local address;
+/// counting those as node addresses once overflowed that map at 256 pods.)
+#[test]
+fn three_hundred_pods_attach_and_the_last_one_is_reachable() {
+    let node = Node::new("many");
+    let mut conf = node.conf("1.0.0", json!({}));
+    conf["ipam"]["ranges"] = json!([[{"subnet": "10.77.0.0/16", "rangeStart": "10.77.0.10", "rangeEnd": "10.77.3.250", "gateway": GATEWAY}]]);
+    must(&format!("ip -n {} route add 10.77.0.0/16 dev {WIRE_IF}", node.wire_ns));
+    let mut last = Value::Null;
+    let mut pods = Vec::new();
+    for i in 0..300 {
+        let pod = node.pod(i);
+        last = node.add(&format!("c-many{i}"), &pod, &conf);
+        pods.push(pod);
+    }
+    assert!(ping(&node.wire_ns, &pod_ip(&last)), "the 300th pod is reachable from the wire");
+    assert_eq!(node.stats()["attachments"].as_array().unwrap().len(), 300);
+    for (i, pod) in pods.iter().enumerate() {
+        node.cni("DEL", &format!("c-many{i}"), Some(pod), "eth0", &conf).ok();
+    }
+    node.assert_clean();
+}

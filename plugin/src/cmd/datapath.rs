@@ -69,13 +69,27 @@ pub async fn setup_node(bpf_root: &std::path::Path, max_pods: u32, uplink: &Link
 }
 
 /// Keeps the node-address map (ARP/ND for these is answered by the node) current.
+/// The host veths' own IPv6 link-local addresses are left out: there is one per
+/// pod, so counting them would make the map grow with the pod count (it is
+/// sized for the node's own addresses), and they are link-scoped to that
+/// pod's veth anyway.
 async fn refresh_node_addrs(paths: &BpfPaths) -> CniResult<()> {
     let node = Netlink::current().map_err(|e| CniError::new(Code::Netlink, e.to_string()))?;
+    let nl = |e: crate::netlink::NlError| CniError::new(Code::Netlink, e.to_string());
+    let host_veths: std::collections::HashSet<u32> = node
+        .links()
+        .await
+        .map_err(nl)?
+        .into_iter()
+        .filter(|l| l.name.starts_with(crate::naming::HOST_VETH_PREFIX) && l.kind.as_deref() == Some("veth"))
+        .map(|l| l.index)
+        .collect();
     let addrs: Vec<IpAddr> = node
         .addr_list_all()
         .await
-        .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
+        .map_err(nl)?
         .into_iter()
+        .filter(|(index, _)| !host_veths.contains(index))
         .map(|(_, a)| a.ip())
         .filter(|ip| !ip.is_loopback())
         .collect();

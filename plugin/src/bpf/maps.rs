@@ -130,6 +130,22 @@ pub fn open_map(paths: &BpfPaths, name: &str) -> Result<Map> {
     Map::from_map_data(data).with_context(|| format!("map {}", path.display()))
 }
 
+/// Every entry of a pinned hash map, read in batches (see [`sys::hash_dump`]).
+fn dump<K: Pod, V: Pod>(paths: &BpfPaths, name: &str) -> Result<Vec<(K, V)>> {
+    let path = paths.map(name);
+    let fd = super::sys::obj_get(&path).with_context(|| format!("open pinned map {} (BPF_OBJ_GET)", path.display()))?;
+    let raw = super::sys::hash_dump(std::os::fd::AsFd::as_fd(&fd), size_of::<K>(), size_of::<V>())
+        .with_context(|| format!("read map {name} (BPF_MAP_LOOKUP_BATCH)"))?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            // SAFETY: K and V are Pod (plain old data, any bit pattern valid) and
+            // the chunks have exactly their sizes; read_unaligned copes with alignment.
+            unsafe { (std::ptr::read_unaligned(k.as_ptr().cast::<K>()), std::ptr::read_unaligned(v.as_ptr().cast::<V>())) }
+        })
+        .collect())
+}
+
 fn hash<K: Pod, V: Pod>(paths: &BpfPaths, name: &str) -> Result<HashMap<MapData, K, V>> {
     HashMap::try_from(open_map(paths, name)?).with_context(|| format!("map {name} as hash"))
 }
@@ -162,14 +178,14 @@ fn remove_quiet<K: Pod, V: Pod>(
 
 /// Removes every entry whose pod is on `ifindex`, except keys in `keep`.
 fn sweep_pod<K: Pod + Eq + std::hash::Hash>(
+    paths: &BpfPaths,
     map: &mut HashMap<MapData, K, VxPod>,
     name: &str,
     ifindex: u32,
     keep: &HashSet<K>,
 ) -> Result<()> {
-    let stale: Vec<K> = map
-        .iter()
-        .filter_map(|r| r.ok())
+    let stale: Vec<K> = dump::<K, VxPod>(paths, name)?
+        .into_iter()
         .filter(|(k, pod)| pod.host_ifindex == ifindex && !keep.contains(k))
         .map(|(k, _)| k)
         .collect();
@@ -301,12 +317,7 @@ fn claim_slot(paths: &BpfPaths, host_ifindex: u32) -> Result<u32> {
     if let Some(rec) = pod_entry(paths, host_ifindex)? {
         return Ok(rec.slot);
     }
-    let by_if = hash::<u32, VxPod>(paths, MAP_POD_IF)?;
-    let pods: Vec<VxPod> = by_if
-        .iter()
-        .map(|r| r.map(|(_, pod)| pod))
-        .collect::<Result<_, _>>()
-        .context("iterate vx_pod_if (bpf_map_get_next_key/lookup)")?;
+    let pods: Vec<VxPod> = dump::<u32, VxPod>(paths, MAP_POD_IF)?.into_iter().map(|(_, pod)| pod).collect();
     let max_pods = pinned_max_pods(paths)?;
     let slot = slots::lowest_free(pods, max_pods).ok_or(PodMapError::Full { max_pods })?;
     zero_counters(paths, slot)?;
@@ -368,19 +379,19 @@ fn write_pod(paths: &BpfPaths, pod: &PodDatapath, slot: u32) -> Result<()> {
 
     let mut v4 = hash::<u32, VxPod>(paths, MAP_POD_V4)?;
     let keep4: HashSet<u32> = pod.ipv4s.iter().map(v4_key).collect();
-    sweep_pod(&mut v4, MAP_POD_V4, me, &keep4)?;
+    sweep_pod(paths, &mut v4, MAP_POD_V4, me, &keep4)?;
     for key in keep4 {
         insert_entry(paths, &mut v4, MAP_POD_V4, key, rec)?;
     }
     let mut v6 = hash::<VxIn6Key, VxPod>(paths, MAP_POD_V6)?;
     let keep6: HashSet<VxIn6Key> = pod.ipv6s.iter().map(v6_key).collect();
-    sweep_pod(&mut v6, MAP_POD_V6, me, &keep6)?;
+    sweep_pod(paths, &mut v6, MAP_POD_V6, me, &keep6)?;
     for key in keep6 {
         insert_entry(paths, &mut v6, MAP_POD_V6, key, rec)?;
     }
     let mut macs = hash::<VxMacKey, VxPod>(paths, MAP_POD_MAC)?;
     let mac_key = VxMacKey::new(pod.pod_mac);
-    sweep_pod(&mut macs, MAP_POD_MAC, me, &HashSet::from([mac_key]))?;
+    sweep_pod(paths, &mut macs, MAP_POD_MAC, me, &HashSet::from([mac_key]))?;
     insert_entry(paths, &mut macs, MAP_POD_MAC, mac_key, rec)
 }
 
@@ -400,11 +411,11 @@ fn remove_pod_locked(paths: &BpfPaths, host_ifindex: u32) -> Result<()> {
     let me = host_ifindex;
     let rec = pod_entry(paths, me)?;
     let mut macs = hash::<VxMacKey, VxPod>(paths, MAP_POD_MAC)?;
-    sweep_pod(&mut macs, MAP_POD_MAC, me, &HashSet::new())?;
+    sweep_pod(paths, &mut macs, MAP_POD_MAC, me, &HashSet::new())?;
     let mut v4 = hash::<u32, VxPod>(paths, MAP_POD_V4)?;
-    sweep_pod(&mut v4, MAP_POD_V4, me, &HashSet::new())?;
+    sweep_pod(paths, &mut v4, MAP_POD_V4, me, &HashSet::new())?;
     let mut v6 = hash::<VxIn6Key, VxPod>(paths, MAP_POD_V6)?;
-    sweep_pod(&mut v6, MAP_POD_V6, me, &HashSet::new())?;
+    sweep_pod(paths, &mut v6, MAP_POD_V6, me, &HashSet::new())?;
     remove_redirect_target(paths, me)?;
     let Some(rec) = rec else {
         return Ok(());

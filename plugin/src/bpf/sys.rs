@@ -134,3 +134,47 @@ pub fn detach_and_unpin(path: &Path) -> Result<bool> {
         Err(e) => Err(e).with_context(|| format!("unpin (unlink) {}", path.display())),
     }
 }
+
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+
+/// Every (key, value) of a hash map with BPF_MAP_LOOKUP_BATCH (Linux 5.6,
+/// cb4d03ab499d): a few syscalls in all, where iterating costs two per entry
+/// (get_next_key + lookup) — which made every ADD's and DEL's map work grow
+/// with the pod count. Keys and values come back as `key_size`/`value_size`
+/// byte chunks.
+pub fn hash_dump(map: BorrowedFd<'_>, key_size: usize, value_size: usize) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    const CHUNK: usize = 256;
+    let mut keys = vec![0u8; key_size * CHUNK];
+    let mut values = vec![0u8; value_size * CHUNK];
+    // The batch token of a hash map is a bucket index (u32); 8 bytes is ample.
+    let mut in_batch = 0u64;
+    let mut out_batch = 0u64;
+    let mut first = true;
+    let mut out = Vec::new();
+    loop {
+        // union bpf_attr.batch: in_batch, out_batch, keys, values, count|map_fd, elem_flags, flags
+        let mut attr = [0u64; 7];
+        attr[0] = if first { 0 } else { &in_batch as *const u64 as u64 };
+        attr[1] = &mut out_batch as *mut u64 as u64;
+        attr[2] = keys.as_mut_ptr() as u64;
+        attr[3] = values.as_mut_ptr() as u64;
+        attr[4] = (CHUNK as u64) | ((map.as_raw_fd() as u64) << 32);
+        let rc = bpf(BPF_MAP_LOOKUP_BATCH, &mut attr);
+        let count = (attr[4] & 0xffff_ffff) as usize;
+        for i in 0..count.min(CHUNK) {
+            out.push((
+                keys[i * key_size..(i + 1) * key_size].to_vec(),
+                values[i * value_size..(i + 1) * value_size].to_vec(),
+            ));
+        }
+        match rc {
+            Ok(_) => {
+                in_batch = out_batch;
+                first = false;
+            }
+            // ENOENT: the last batch (possibly with entries, already taken above).
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
+            Err(e) => return Err(e),
+        }
+    }
+}

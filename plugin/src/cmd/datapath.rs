@@ -64,36 +64,31 @@ pub async fn setup_node(bpf_root: &std::path::Path, max_pods: u32, uplink: &Link
             bpf_root.display(), uplink.name, status.uplink_mode, features.ndo_xmit
         );
     }
-    refresh_node_addrs(&paths).await?;
+    refresh_node_addrs(&paths, uplink.index).await?;
     Ok(NodeDatapath { uplink_can_xmit: features.ndo_xmit, uplink_mode: status.uplink_mode })
 }
 
 /// Keeps the node-address map (ARP/ND for these is answered by the node) current.
-/// The host veths' own IPv6 link-local addresses are left out: there is one per
-/// pod, so counting them would make the map grow with the pod count (it is
-/// sized for the node's own addresses), and they are link-scoped to that
-/// pod's veth anyway.
-async fn refresh_node_addrs(paths: &BpfPaths) -> CniResult<()> {
+/// IPv6 link-local addresses count only on the uplink: every host veth has
+/// one, so counting those would make the map (sized for the node's own
+/// addresses) grow with the pod count, and they are scoped to that pod's link.
+/// One address dump, no link dump: a link dump costs ~1.5 KB per pod.
+async fn refresh_node_addrs(paths: &BpfPaths, uplink_index: u32) -> CniResult<()> {
     let node = Netlink::current().map_err(|e| CniError::new(Code::Netlink, e.to_string()))?;
-    let nl = |e: crate::netlink::NlError| CniError::new(Code::Netlink, e.to_string());
-    let host_veths: std::collections::HashSet<u32> = node
-        .links()
-        .await
-        .map_err(nl)?
-        .into_iter()
-        .filter(|l| l.name.starts_with(crate::naming::HOST_VETH_PREFIX) && l.kind.as_deref() == Some("veth"))
-        .map(|l| l.index)
-        .collect();
     let addrs: Vec<IpAddr> = node
         .addr_list_all()
         .await
-        .map_err(nl)?
+        .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
         .into_iter()
-        .filter(|(index, _)| !host_veths.contains(index))
+        .filter(|(index, a)| *index == uplink_index || !is_ipv6_link_local(&a.ip()))
         .map(|(_, a)| a.ip())
         .filter(|ip| !ip.is_loopback())
         .collect();
     bpf::set_node_addrs(paths, &addrs).map_err(datapath_err("update node addresses"))
+}
+
+fn is_ipv6_link_local(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// Whether this pod gets our pass program on its eth0.

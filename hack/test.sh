@@ -11,4 +11,15 @@ bash hack/setup-deps.sh
 # Two cores: two test threads keep namespace-heavy tests from starving each other.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 cargo build --workspace --all-targets --features veth-xdp/fault-injection
-cargo test --workspace --features veth-xdp/fault-injection -- --test-threads="$RUST_TEST_THREADS"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Doc tests are left out (there are none): --all-targets keeps the runner's
+# closing line about real tests.
+set +e
+cargo test --workspace --all-targets --features veth-xdp/fault-injection -- --test-threads="$RUST_TEST_THREADS" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

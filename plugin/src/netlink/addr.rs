@@ -3,14 +3,24 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 
 use super::{collect_dump, tolerate, Netlink, NlResult};
 
 impl Netlink {
     /// Adds an address; an identical existing address is not an error.
+    /// IPv6 addresses are added without duplicate address detection
+    /// (IFA_F_NODAD, as `ip addr add ... nodad`): IPAM made them unique, and
+    /// with DAD a pod's address stays "tentative", unusable, for a second or
+    /// more after ADD returns.
     pub async fn addr_add(&self, index: u32, addr: IpNetwork) -> NlResult<()> {
-        let result = self.handle.address().add(index, addr.ip(), addr.prefix()).execute().await;
+        let mut request = self.handle.address().add(index, addr.ip(), addr.prefix());
+        if addr.is_ipv6() {
+            let message = request.message_mut();
+            message.header.flags |= AddressHeaderFlags::Nodad;
+            message.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        let result = request.execute().await;
         tolerate(result, &[libc::EEXIST], || format!("add address {addr} to link index {index}"))?;
         Ok(())
     }

@@ -35,3 +35,4 @@ pub mod netlink;
 pub mod netns;
 pub mod record;
 pub mod rollback;
+pub mod sysctl;

@@ -385,9 +385,8 @@ fn ipv6_wire_pod_and_pod_pod() {
     assert!(node.counter("c1", "redirectedIn") >= in0 + 3, "NS and echo requests redirected in");
     assert!(Node::in_ns(&pods[0], &format!("ping -6 -c 2 -W 2 {a2}")).0, "pod pings pod over IPv6");
     assert!(Node::in_ns(&pods[1], "ping -6 -c 2 -W 2 fd77::1").0, "pod pings the IPv6 gateway");
-    // Node -> pod over IPv6 is a known gap (docs/ARCHITECTURE.md): the pod's
-    // NS for the node's address reaches the node on the host veth, and Linux
-    // answers NS only for addresses of the receiving device.
+    // The pod resolves the node's address through the host veth's NDP proxy entry.
+    assert!(Node::in_ns(&node.node_ns, &format!("ping -6 -c 2 -W 2 {a1}")).0, "node pings pod over IPv6");
     let spoof0 = node.counter("c1", "spoofDrops");
     must(&format!("ip -n {} addr add fd77::bad/64 dev eth0 nodad", pods[0]));
     assert!(!Node::in_ns(&pods[0], "ping -6 -c 1 -W 1 -I fd77::bad fd77::1").0, "spoofed IPv6 source reaches nobody");

@@ -165,6 +165,7 @@ async fn build<'a>(
             node.route_del(&route).await.map(|_| ()).map_err(anyhow::Error::from)
         });
     }
+    answer_ndp_for_node(node, &host, &ipam_out).await?;
     fault_point("host-routes")?;
 
     let ips: Vec<IpNetwork> = ipam_out.ips.iter().map(|i| i.address).collect();
@@ -284,6 +285,31 @@ async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResu
         let gw = r.gw.or_else(|| out.ips.iter().find(|i| i.address.is_ipv4() == r.dst.is_ipv4()).and_then(|i| i.gateway));
         let route = Route { dst: r.dst, gateway: gw, oif: Some(index), scope_link: gw.is_none() };
         pod.route_add(&route).await.map_err(nl_err(&format!("add pod route {}", r.dst)))?;
+    }
+    Ok(())
+}
+
+/// IPv6 pods resolve the node's addresses on their link: proxy them on the
+/// host veth (the entries go with the veth on DEL). Linux answers an NS only
+/// for addresses of the receiving device, and answers for proxied ones only on
+/// a device with forwarding on (ndisc_recv_ns): per-device forwarding changes
+/// the host veth's ND role, not whether the node forwards (that is
+/// `all.forwarding`).
+async fn answer_ndp_for_node(node: &Netlink, host: &Link, out: &CniOutput) -> CniResult<()> {
+    if !out.ips.iter().any(|i| i.address.is_ipv6()) {
+        return Ok(());
+    }
+    for key in ["proxy_ndp", "forwarding"] {
+        crate::sysctl::set_ipv6_conf(&host.name, key, "1").map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    }
+    let addrs = node.addr_list_all().await.map_err(nl_err("list node addresses"))?;
+    for (_, a) in addrs {
+        if let IpAddr::V6(v6) = a.ip() {
+            let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
+            if !link_local && !v6.is_loopback() {
+                node.ndp_proxy_add(host.index, v6).await.map_err(nl_err("proxy the node's IPv6 address to the pod"))?;
+            }
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod fdb;
 pub mod link;
+pub mod ndproxy;
 pub mod route;
 pub mod xdp;
 

@@ -17,6 +17,9 @@ fn main() {
             .arg(&obj)
             .status()
             .unwrap_or_else(|e| panic!("running {clang} for {src}: {e}; run hack/setup-deps.sh (apt-get install clang libbpf-dev)"));
-        assert!(status.success(), "{clang} failed on {src}; run hack/setup-deps.sh (apt-get install clang libbpf-dev)");
+        assert!(
+            status.success(),
+            "{clang} failed on {src}; run hack/setup-deps.sh (apt-get install clang libbpf-dev)"
+        );
     }
 }

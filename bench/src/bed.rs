@@ -120,11 +120,31 @@ impl Bed {
                 dirs.push(bpf_root);
                 (Some(c), cfg.plugin_bin.clone())
             }
-            Column::Bridge => (Some(bridge_conf(&dir)), PathBuf::from(cni::CNI_PATH).join("bridge")),
-            Column::Macvlan => (Some(macvlan_conf(&dir)), PathBuf::from(cni::CNI_PATH).join("macvlan")),
-            Column::Ptp => (Some(ptp_conf(&dir)), PathBuf::from(cni::CNI_PATH).join("ptp")),
+            Column::Bridge => (
+                Some(bridge_conf(&dir)),
+                PathBuf::from(cni::CNI_PATH).join("bridge"),
+            ),
+            Column::Macvlan => (
+                Some(macvlan_conf(&dir)),
+                PathBuf::from(cni::CNI_PATH).join("macvlan"),
+            ),
+            Column::Ptp => (
+                Some(ptp_conf(&dir)),
+                PathBuf::from(cni::CNI_PATH).join("ptp"),
+            ),
         };
-        let mut bed = Bed { column, pods: vec![], limit: None, wire, node, wire_mac, uplink_mac, conf, plugin, _dirs: dirs };
+        let mut bed = Bed {
+            column,
+            pods: vec![],
+            limit: None,
+            wire,
+            node,
+            wire_mac,
+            uplink_mac,
+            conf,
+            plugin,
+            _dirs: dirs,
+        };
         for i in 0..n_pods {
             let pod = bed.add_pod(&format!("{base}p{i}"), i)?;
             bed.pods.push(pod);
@@ -162,7 +182,14 @@ impl Bed {
     /// plugin's wall time. A result without an address is an error.
     pub fn cni_add(&self, ns: &str) -> Result<std::time::Duration> {
         let conf = self.conf.as_ref().context("column has no CNI plugin")?;
-        let out = cni::invoke(&self.node.name, &self.plugin, "ADD", &format!("{ns}-c"), ns, conf)?;
+        let out = cni::invoke(
+            &self.node.name,
+            &self.plugin,
+            "ADD",
+            &format!("{ns}-c"),
+            ns,
+            conf,
+        )?;
         cni::pod_addr(&out.result).context("reading the ADD result")?;
         Ok(out.elapsed)
     }
@@ -170,7 +197,15 @@ impl Bed {
     /// One ADD under GNU time; returns the peak RSS (KiB) of the plugin and its IPAM.
     pub fn cni_add_rss(&self, ns: &str, scratch: &str) -> Result<u64> {
         let conf = self.conf.as_ref().context("column has no CNI plugin")?;
-        let (out, kib) = cni::invoke_rss(&self.node.name, &self.plugin, "ADD", &format!("{ns}-c"), ns, conf, scratch)?;
+        let (out, kib) = cni::invoke_rss(
+            &self.node.name,
+            &self.plugin,
+            "ADD",
+            &format!("{ns}-c"),
+            ns,
+            conf,
+            scratch,
+        )?;
         cni::pod_addr(&out.result).context("reading the ADD result")?;
         Ok(kib)
     }
@@ -178,12 +213,22 @@ impl Bed {
     /// DEL through the plugin; returns its wall time.
     pub fn cni_del(&self, ns: &str) -> Result<std::time::Duration> {
         let conf = self.conf.as_ref().context("column has no CNI plugin")?;
-        Ok(cni::invoke(&self.node.name, &self.plugin, "DEL", &format!("{ns}-c"), ns, conf)?.elapsed)
+        Ok(cni::invoke(
+            &self.node.name,
+            &self.plugin,
+            "DEL",
+            &format!("{ns}-c"),
+            ns,
+            conf,
+        )?
+        .elapsed)
     }
 
     /// The plugin's bpffs root (veth-xdp only).
     pub fn bpf_root(&self) -> Option<String> {
-        self.conf.as_ref().and_then(|c| c["bpfRoot"].as_str().map(str::to_string))
+        self.conf
+            .as_ref()
+            .and_then(|c| c["bpfRoot"].as_str().map(str::to_string))
     }
 
     fn add_pod(&self, ns_name: &str, i: usize) -> Result<Pod> {
@@ -192,11 +237,20 @@ impl Bed {
         match &self.conf {
             None => {
                 let host = format!("h{i}");
-                sys::ip(&self.node.name, &["link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns.name])?;
+                sys::ip(
+                    &self.node.name,
+                    &[
+                        "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns",
+                        &ns.name,
+                    ],
+                )?;
                 sys::ip(&self.node.name, &["link", "set", &host, "up"])?;
                 sys::ip(&ns.name, &["link", "set", "eth0", "up"])?;
                 let ip = [10, 201, 0, 10 + i as u8];
-                sys::ip(&ns.name, &["addr", "add", &format!("{}/24", dotted(ip)), "dev", "eth0"])?;
+                sys::ip(
+                    &ns.name,
+                    &["addr", "add", &format!("{}/24", dotted(ip)), "dev", "eth0"],
+                )?;
                 let mac = sys::link_info(&ns.name, "eth0")?.mac;
                 Ok(Pod { ip, mac, id, ns })
             }
@@ -212,7 +266,10 @@ impl Bed {
     fn attach_limit(&mut self) -> Result<()> {
         let mut targets = vec![];
         for (i, p) in self.pods.iter().enumerate() {
-            targets.push((p.mac, sys::link_info(&self.node.name, &format!("h{i}"))?.ifindex));
+            targets.push((
+                p.mac,
+                sys::link_info(&self.node.name, &format!("h{i}"))?.ifindex,
+            ));
         }
         self.limit = Some(bpf::LimitXdp::attach(&self.node.name, UPLINK, &targets)?);
         Ok(())
@@ -224,10 +281,32 @@ impl Bed {
         for (i, p) in self.pods.iter().enumerate() {
             sys::ethtool_k(&self.node.name, &format!("h{i}"), &["gro", "on"])?;
             let mut peers: Vec<([u8; 4], [u8; 6])> = vec![(WIRE_IP, self.wire_mac)];
-            peers.extend(self.pods.iter().filter(|q| q.ip != p.ip).map(|q| (q.ip, q.mac)));
+            peers.extend(
+                self.pods
+                    .iter()
+                    .filter(|q| q.ip != p.ip)
+                    .map(|q| (q.ip, q.mac)),
+            );
             for (ip, mac) in peers {
-                let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-                sys::ip(&p.ns.name, &["neigh", "replace", &dotted(ip), "lladdr", &mac, "dev", "eth0", "nud", "permanent"])?;
+                let mac = mac
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":");
+                sys::ip(
+                    &p.ns.name,
+                    &[
+                        "neigh",
+                        "replace",
+                        &dotted(ip),
+                        "lladdr",
+                        &mac,
+                        "dev",
+                        "eth0",
+                        "nud",
+                        "permanent",
+                    ],
+                )?;
             }
         }
         Ok(())
@@ -244,7 +323,11 @@ impl Bed {
                 _ => sys::send_udp(&p.ns.name, WIRE_IP),
             };
             if let Err(e) = r {
-                eprintln!("vx-bench: warm-up for {} pod {}: {e:#}", self.column.name(), dotted(p.ip));
+                eprintln!(
+                    "vx-bench: warm-up for {} pod {}: {e:#}",
+                    self.column.name(),
+                    dotted(p.ip)
+                );
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -261,7 +344,10 @@ impl Bed {
 
     /// The generator's source (the wire).
     pub fn wire_target(&self) -> bpf::Target {
-        bpf::Target { mac: self.wire_mac, ip: WIRE_IP }
+        bpf::Target {
+            mac: self.wire_mac,
+            ip: WIRE_IP,
+        }
     }
 
     /// What frames from the wire to pod `i` carry: the pod's MAC, or the
@@ -269,8 +355,14 @@ impl Bed {
     pub fn ingress_target(&self, i: usize) -> bpf::Target {
         let p = &self.pods[i];
         match self.column {
-            Column::Ptp => bpf::Target { mac: self.uplink_mac, ip: p.ip },
-            _ => bpf::Target { mac: p.mac, ip: p.ip },
+            Column::Ptp => bpf::Target {
+                mac: self.uplink_mac,
+                ip: p.ip,
+            },
+            _ => bpf::Target {
+                mac: p.mac,
+                ip: p.ip,
+            },
         }
     }
 
@@ -279,26 +371,48 @@ impl Bed {
     pub fn l2_target_from_pod(&self, i: usize) -> Result<bpf::Target> {
         let p = &self.pods[i];
         match self.column {
-            Column::Ptp => Ok(bpf::Target { mac: self.gateway_mac(0)?, ip: p.ip }),
-            _ => Ok(bpf::Target { mac: p.mac, ip: p.ip }),
+            Column::Ptp => Ok(bpf::Target {
+                mac: self.gateway_mac(0)?,
+                ip: p.ip,
+            }),
+            _ => Ok(bpf::Target {
+                mac: p.mac,
+                ip: p.ip,
+            }),
         }
     }
 
     /// Ethernet target for frames pod 0 sends to the wire.
     pub fn wire_from_pod(&self) -> Result<bpf::Target> {
         match self.column {
-            Column::Ptp => Ok(bpf::Target { mac: self.gateway_mac(0)?, ip: WIRE_IP }),
-            _ => Ok(bpf::Target { mac: self.wire_mac, ip: WIRE_IP }),
+            Column::Ptp => Ok(bpf::Target {
+                mac: self.gateway_mac(0)?,
+                ip: WIRE_IP,
+            }),
+            _ => Ok(bpf::Target {
+                mac: self.wire_mac,
+                ip: WIRE_IP,
+            }),
         }
     }
 
     /// MAC of pod `i`'s host-side veth (its peer, found by the pod end's link index).
     fn gateway_mac(&self, i: usize) -> Result<[u8; 6]> {
-        let out = sys::ip(&self.pods[i].ns.name, &["-j", "link", "show", "dev", "eth0"])?;
+        let out = sys::ip(
+            &self.pods[i].ns.name,
+            &["-j", "link", "show", "dev", "eth0"],
+        )?;
         let v: Value = serde_json::from_str(&out)?;
-        let peer = v[0]["link_index"].as_u64().context("pod eth0 has no peer link_index")?;
+        let peer = v[0]["link_index"]
+            .as_u64()
+            .context("pod eth0 has no peer link_index")?;
         let all: Value = serde_json::from_str(&sys::ip(&self.node.name, &["-j", "link", "show"])?)?;
-        let l = all.as_array().into_iter().flatten().find(|l| l["ifindex"].as_u64() == Some(peer)).context("host veth not found")?;
+        let l = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["ifindex"].as_u64() == Some(peer))
+            .context("host veth not found")?;
         sys::parse_mac(l["address"].as_str().context("host veth has no address")?)
     }
 
@@ -306,7 +420,14 @@ impl Bed {
     pub fn delete_pods(&mut self) {
         if let Some(conf) = &self.conf {
             for p in &self.pods {
-                if let Err(e) = cni::invoke(&self.node.name, &self.plugin, "DEL", &p.id, &p.ns.name, conf) {
+                if let Err(e) = cni::invoke(
+                    &self.node.name,
+                    &self.plugin,
+                    "DEL",
+                    &p.id,
+                    &p.ns.name,
+                    conf,
+                ) {
                     eprintln!("vx-bench: {e:#}");
                 }
             }
@@ -318,13 +439,45 @@ impl Bed {
 /// physical wire delivers full checksums) and GRO on both ends (a veth
 /// receiving XDP-redirected frames without a program needs GRO, else drops).
 fn link_wire_to_node(wire: &str, node: &str) -> Result<()> {
-    sys::ip(wire, &["link", "add", WIRE_DEV, "type", "veth", "peer", "name", UPLINK, "netns", node])
-        .context("creating wire veth")?;
+    sys::ip(
+        wire,
+        &[
+            "link", "add", WIRE_DEV, "type", "veth", "peer", "name", UPLINK, "netns", node,
+        ],
+    )
+    .context("creating wire veth")?;
     sys::ip(wire, &["link", "set", WIRE_DEV, "up"])?;
     sys::ip(node, &["link", "set", UPLINK, "up"])?;
-    sys::ip(wire, &["addr", "add", &format!("{}/24", dotted(WIRE_IP)), "dev", WIRE_DEV])?;
-    sys::ip(node, &["addr", "add", &format!("{}/24", dotted(NODE_IP)), "dev", UPLINK])?;
-    sys::ip(wire, &["route", "add", &format!("{PTP_NET}.0/24"), "via", &dotted(NODE_IP)])?;
+    sys::ip(
+        wire,
+        &[
+            "addr",
+            "add",
+            &format!("{}/24", dotted(WIRE_IP)),
+            "dev",
+            WIRE_DEV,
+        ],
+    )?;
+    sys::ip(
+        node,
+        &[
+            "addr",
+            "add",
+            &format!("{}/24", dotted(NODE_IP)),
+            "dev",
+            UPLINK,
+        ],
+    )?;
+    sys::ip(
+        wire,
+        &[
+            "route",
+            "add",
+            &format!("{PTP_NET}.0/24"),
+            "via",
+            &dotted(NODE_IP),
+        ],
+    )?;
     sys::ethtool_k(wire, WIRE_DEV, &["tx", "off", "gro", "on"])?;
     sys::ethtool_k(node, UPLINK, &["gro", "on"])?;
     Ok(())

@@ -3,7 +3,7 @@ use crate::sys;
 use anyhow::{bail, Context, Result};
 use aya::{
     maps::{DevMap, HashMap as BpfHashMap, MapData, PerCpuArray},
-    programs::{SchedClassifier, TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode, tc},
+    programs::{tc, SchedClassifier, TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use std::sync::{
@@ -56,7 +56,11 @@ fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
 }
 
 fn percpu_sum(map: &PerCpuArray<MapData, u64>) -> Result<u64> {
-    Ok(map.get(&0, 0).context("reading per-CPU counter")?.iter().sum())
+    Ok(map
+        .get(&0, 0)
+        .context("reading per-CPU counter")?
+        .iter()
+        .sum())
 }
 
 /// A counting XDP program on a pod's eth0 (drops benchmark frames, passes the rest).
@@ -75,7 +79,11 @@ impl Receiver {
         let mode = sys::in_netns(ns, || attach_xdp(prog, dev))
             .with_context(|| format!("receiver on {ns}/{dev}"))?;
         let count = PerCpuArray::try_from(ebpf.take_map("rx_count").context("rx_count")?)?;
-        Ok(Receiver { _ebpf: ebpf, count, mode })
+        Ok(Receiver {
+            _ebpf: ebpf,
+            count,
+            mode,
+        })
     }
 
     /// Frames counted so far (all CPUs).
@@ -97,12 +105,15 @@ impl LimitXdp {
         sys::in_netns(ns, || {
             let mut tx: DevMap<_> = DevMap::try_from(ebpf.map_mut("lim_tx").context("lim_tx")?)?;
             for (i, (_, ifindex)) in targets.iter().enumerate() {
-                tx.set(i as u32, *ifindex, None, 0).context("lim_tx update")?;
+                tx.set(i as u32, *ifindex, None, 0)
+                    .context("lim_tx update")?;
             }
             let mut by_mac: BpfHashMap<_, u64, u32> =
                 BpfHashMap::try_from(ebpf.map_mut("lim_by_mac").context("lim_by_mac")?)?;
             for (i, (mac, _)) in targets.iter().enumerate() {
-                by_mac.insert(mac_key(mac), i as u32, 0).context("lim_by_mac update")?;
+                by_mac
+                    .insert(mac_key(mac), i as u32, 0)
+                    .context("lim_by_mac update")?;
             }
             let prog = xdp(&mut ebpf, "vxb_limit")?;
             prog.load().context("verifying vxb_limit")?;
@@ -129,10 +140,13 @@ impl LimitTc {
             .context("loading limit.o")?;
         sys::in_netns(ns, || {
             let _ = tc::qdisc_add_clsact(dev);
-            let prog: &mut SchedClassifier =
-                ebpf.program_mut("vxb_tc_fwd").context("vxb_tc_fwd")?.try_into()?;
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut("vxb_tc_fwd")
+                .context("vxb_tc_fwd")?
+                .try_into()?;
             prog.load().context("verifying vxb_tc_fwd")?;
-            prog.attach(dev, tc::TcAttachType::Ingress).context("attaching vxb_tc_fwd")?;
+            prog.attach(dev, tc::TcAttachType::Ingress)
+                .context("attaching vxb_tc_fwd")?;
             Ok(())
         })
         .with_context(|| format!("limit tc on {ns}/{dev}"))?;
@@ -161,7 +175,13 @@ const FRAMES_PER_CALL: u32 = 1 << 20;
 impl Generator {
     /// Starts sending 64-byte UDP frames from `src` to `targets` (round robin)
     /// out of `dev` in `ns`, on CPU `cpu`.
-    pub fn start(ns: &str, dev: &str, src: Target, targets: &[Target], cpu: Option<usize>) -> Result<Self> {
+    pub fn start(
+        ns: &str,
+        dev: &str,
+        src: Target,
+        targets: &[Target],
+        cpu: Option<usize>,
+    ) -> Result<Self> {
         let (mut ebpf, sent) = load_generator(&src, targets)?;
         let frame = udp_frame(&src, &targets[0]);
         let stop = Arc::new(AtomicBool::new(false));
@@ -184,13 +204,23 @@ impl Generator {
             }
             Err(_) => bail!("generator thread died during setup"),
         }
-        Ok(Generator { sent, stop, thread: Some(thread) })
+        Ok(Generator {
+            sent,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     #[cfg_attr(not(test), allow(dead_code))] // used by the line-rate test
     /// Sends exactly `frames` frames (one BPF_PROG_TEST_RUN call) and returns
     /// how many the program handed to the redirect.
-    pub fn send_exact(ns: &str, dev: &str, src: Target, targets: &[Target], frames: u32) -> Result<u64> {
+    pub fn send_exact(
+        ns: &str,
+        dev: &str,
+        src: Target,
+        targets: &[Target],
+        frames: u32,
+    ) -> Result<u64> {
         let (mut ebpf, sent) = load_generator(&src, targets)?;
         let frame = udp_frame(&src, &targets[0]);
         let (ns, dev) = (ns.to_string(), dev.to_string());
@@ -202,7 +232,6 @@ impl Generator {
         .map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
         percpu_sum(&sent)
     }
-
 }
 
 impl crate::measure::Source for Generator {
@@ -245,7 +274,8 @@ fn load_generator(src: &Target, targets: &[Target]) -> Result<(Ebpf, PerCpuArray
         let mut tmap: aya::maps::Array<_, [u8; 44]> =
             aya::maps::Array::try_from(ebpf.map_mut("gen_targets").context("gen_targets")?)?;
         for (i, t) in targets.iter().enumerate() {
-            tmap.set(i as u32, target_value(src, t), 0).context("gen_targets update")?;
+            tmap.set(i as u32, target_value(src, t), 0)
+                .context("gen_targets update")?;
         }
     }
     let sent = PerCpuArray::try_from(ebpf.take_map("gen_sent").context("gen_sent")?)?;
@@ -261,7 +291,8 @@ fn prepare_generator(ebpf: &mut Ebpf, ns: &str, dev: &str, cpu: Option<usize>) -
     }
     let ifindex = sys::link_info(ns, dev)?.ifindex;
     let mut tx: DevMap<_> = DevMap::try_from(ebpf.map_mut("gen_tx").context("gen_tx")?)?;
-    tx.set(0, ifindex, None, 0).with_context(|| format!("gen_tx -> {ns}/{dev}"))?;
+    tx.set(0, ifindex, None, 0)
+        .with_context(|| format!("gen_tx -> {ns}/{dev}"))?;
     xdp(ebpf, "vxb_gen")?.load().context("verifying vxb_gen")?;
     Ok(())
 }
@@ -273,7 +304,8 @@ fn run_frames(ebpf: &mut Ebpf, frame: &[u8], frames: u32) -> Result<()> {
     opts.data_in = Some(frame);
     opts.repeat = frames;
     opts.attrs = TestRunAttrs::new().xdp_live_frames(64);
-    prog.test_run(opts).context("BPF_PROG_TEST_RUN (live frames)")?;
+    prog.test_run(opts)
+        .context("BPF_PROG_TEST_RUN (live frames)")?;
     Ok(())
 }
 
@@ -309,7 +341,10 @@ pub fn udp_frame(src: &Target, dst: &Target) -> Vec<u8> {
 }
 
 fn ipv4_checksum(hdr: &[u8]) -> u16 {
-    let mut sum: u32 = hdr.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    let mut sum: u32 = hdr
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -322,10 +357,20 @@ mod tests {
 
     #[test]
     fn frame_has_valid_ipv4_checksum() {
-        let a = Target { mac: [2, 0, 0, 0, 0, 1], ip: [10, 0, 0, 1] };
-        let b = Target { mac: [2, 0, 0, 0, 0, 2], ip: [10, 0, 0, 2] };
+        let a = Target {
+            mac: [2, 0, 0, 0, 0, 1],
+            ip: [10, 0, 0, 1],
+        };
+        let b = Target {
+            mac: [2, 0, 0, 0, 0, 2],
+            ip: [10, 0, 0, 2],
+        };
         let f = udp_frame(&a, &b);
         assert_eq!(f.len(), 60);
-        assert_eq!(ipv4_checksum(&f[14..34]), 0, "checksum over header incl. checksum must fold to 0");
+        assert_eq!(
+            ipv4_checksum(&f[14..34]),
+            0,
+            "checksum over header incl. checksum must fold to 0"
+        );
     }
 }

@@ -41,7 +41,12 @@ fn bar_chart(title: &str, cells: &[&Cell], file: &Path) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", file.display());
     let root = BitMapBackend::new(file, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let top = cells.iter().filter_map(|c| c.rate.as_ref().map(|r| r.max)).fold(0.0f64, f64::max).max(0.1) * 1.2;
+    let top = cells
+        .iter()
+        .filter_map(|c| c.rate.as_ref().map(|r| r.max))
+        .fold(0.0f64, f64::max)
+        .max(0.1)
+        * 1.2;
     let n = cells.len();
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 24))
@@ -54,22 +59,40 @@ fn bar_chart(title: &str, cells: &[&Cell], file: &Path) -> Result<()> {
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .y_desc(if title.contains("Gb/s") { "Gb/s" } else { "Mpps" })
+        .y_desc(if title.contains("Gb/s") {
+            "Gb/s"
+        } else {
+            "Mpps"
+        })
         .x_labels(cells.len() + 1)
         .label_style(("sans-serif", 15))
         .light_line_style(WHITE)
         .x_label_formatter(&|v| {
             let i = v.round();
-            if (v - i).abs() < 1e-6 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (v - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .draw()
         .map_err(|e| err(&e))?;
     for (i, c) in cells.iter().enumerate() {
         let x = i as f64;
-        let color = if c.column.starts_with("limit") { RGBColor(120, 120, 120) } else if c.column.starts_with("veth-xdp") { RGBColor(31, 119, 180) } else { RGBColor(255, 127, 14) };
+        let color = if c.column.starts_with("limit") {
+            RGBColor(120, 120, 120)
+        } else if c.column.starts_with("veth-xdp") {
+            RGBColor(31, 119, 180)
+        } else {
+            RGBColor(255, 127, 14)
+        };
         let Some(r) = &c.rate else {
             chart
-                .draw_series(std::iter::once(Text::new("n/a", (x - 0.1, top * 0.03), ("sans-serif", 16))))
+                .draw_series(std::iter::once(Text::new(
+                    "n/a",
+                    (x - 0.1, top * 0.03),
+                    ("sans-serif", 16),
+                )))
                 .map_err(|e| err(&e))?;
             continue;
         };
@@ -80,7 +103,14 @@ fn bar_chart(title: &str, cells: &[&Cell], file: &Path) -> Result<()> {
             )))
             .map_err(|e| err(&e))?;
         chart
-            .draw_series(std::iter::once(ErrorBar::new_vertical(x, r.min, r.median, r.max, BLACK.stroke_width(2), 12)))
+            .draw_series(std::iter::once(ErrorBar::new_vertical(
+                x,
+                r.min,
+                r.median,
+                r.max,
+                BLACK.stroke_width(2),
+                12,
+            )))
             .map_err(|e| err(&e))?;
         let label = match c.ratio {
             _ if r.delivered == 0 && r.sent > 0 => "0 (100% lost)".to_string(),
@@ -88,7 +118,11 @@ fn bar_chart(title: &str, cells: &[&Cell], file: &Path) -> Result<()> {
             None => format!("{:.2}", r.median),
         };
         chart
-            .draw_series(std::iter::once(Text::new(label, (x - 0.3, r.max + top * 0.06), ("sans-serif", 16))))
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (x - 0.3, r.max + top * 0.06),
+                ("sans-serif", 16),
+            )))
             .map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))?;
@@ -100,8 +134,18 @@ pub fn latency_chart(series: &[(String, Vec<(u32, f64)>)], file: &Path) -> Resul
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", file.display());
     let root = BitMapBackend::new(file, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let max_x = series.iter().flat_map(|(_, p)| p.iter().map(|x| x.0)).max().unwrap_or(1).max(1);
-    let max_y = series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1)).fold(0.0f64, f64::max).max(1.0) * 1.2;
+    let max_x = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let max_y = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.1))
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.2;
     let mut chart = ChartBuilder::on(&root)
         .caption("CNI ADD p50 against existing pods", ("sans-serif", 24))
         .margin(16)
@@ -109,17 +153,31 @@ pub fn latency_chart(series: &[(String, Vec<(u32, f64)>)], file: &Path) -> Resul
         .y_label_area_size(60)
         .build_cartesian_2d(0u32..max_x + max_x / 10, 0f64..max_y)
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("existing pods").y_desc("ADD p50 (ms)").draw().map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("existing pods")
+        .y_desc("ADD p50 (ms)")
+        .draw()
+        .map_err(|e| err(&e))?;
     for (k, (name, pts)) in series.iter().enumerate() {
         let color = Palette99::pick(k).to_rgba();
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(|e| err(&e))?
             .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.filled()))).map_err(|e| err(&e))?;
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.filled())))
+            .map_err(|e| err(&e))?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

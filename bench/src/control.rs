@@ -53,7 +53,12 @@ pub struct PluginCp {
 
 fn latency(mut ms: Vec<f64>) -> Latency {
     ms.sort_by(|a, b| a.total_cmp(b));
-    Latency { n: ms.len(), p50: percentile(&ms, 50.0), p95: percentile(&ms, 95.0), p99: percentile(&ms, 99.0) }
+    Latency {
+        n: ms.len(),
+        p50: percentile(&ms, 50.0),
+        p95: percentile(&ms, 95.0),
+        p99: percentile(&ms, 99.0),
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -62,19 +67,39 @@ fn ms(d: Duration) -> f64 {
 
 /// Measures one plugin on a fresh node; errors become an n/a row.
 pub fn run_plugin(bed_cfg: &BedConfig, column: Column, cfg: CpConfig) -> PluginCp {
-    let mut row = PluginCp { plugin: column.name().into(), parallel_n: cfg.parallel, threads: cfg.threads, ..Default::default() };
-    if let Err(e) = crate::bed::check_plugin(column, bed_cfg).and_then(|_| measure_plugin(bed_cfg, column, cfg, &mut row)) {
+    let mut row = PluginCp {
+        plugin: column.name().into(),
+        parallel_n: cfg.parallel,
+        threads: cfg.threads,
+        ..Default::default()
+    };
+    if let Err(e) = crate::bed::check_plugin(column, bed_cfg)
+        .and_then(|_| measure_plugin(bed_cfg, column, cfg, &mut row))
+    {
         row.na = Some(format!("{e:#}"));
     }
     row
 }
 
-fn measure_plugin(bed_cfg: &BedConfig, column: Column, cfg: CpConfig, row: &mut PluginCp) -> Result<()> {
+fn measure_plugin(
+    bed_cfg: &BedConfig,
+    column: Column,
+    cfg: CpConfig,
+    row: &mut PluginCp,
+) -> Result<()> {
     eprintln!("vx-bench: control plane: {}", column.name());
-    let mut cp_cfg = BedConfig { plugin_bin: bed_cfg.plugin_bin.clone(), run_dir: bed_cfg.run_dir.clone(), prefix: format!("{}c", bed_cfg.prefix) };
+    let mut cp_cfg = BedConfig {
+        plugin_bin: bed_cfg.plugin_bin.clone(),
+        run_dir: bed_cfg.run_dir.clone(),
+        prefix: format!("{}c", bed_cfg.prefix),
+    };
     cp_cfg.prefix.truncate(20);
     let mut bed = Bed::build(&cp_cfg, column, 0)?;
-    let ipam_dir = topo::OwnedDir::new(format!("{}/cp-ipam-{}", bed_cfg.run_dir, column.name().replace([' ', '(', ')'], "")))?;
+    let ipam_dir = topo::OwnedDir::new(format!(
+        "{}/cp-ipam-{}",
+        bed_cfg.run_dir,
+        column.name().replace([' ', '(', ')'], "")
+    ))?;
     bed.set_ipam(serde_json::json!({
         "type": "host-local",
         "ranges": [[{"subnet": "10.210.0.0/16", "gateway": "10.210.0.1"}]],
@@ -122,7 +147,10 @@ fn measure_plugin(bed_cfg: &BedConfig, column: Column, cfg: CpConfig, row: &mut 
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
     });
     let wall = started.elapsed().as_secs_f64();
     for p in &pods {
@@ -130,7 +158,11 @@ fn measure_plugin(bed_cfg: &BedConfig, column: Column, cfg: CpConfig, row: &mut 
     }
     drop(pods);
     if let Some(e) = errors.first() {
-        anyhow::bail!("{} of {} parallel ADDs failed, first: {e}", errors.len(), cfg.parallel);
+        anyhow::bail!(
+            "{} of {} parallel ADDs failed, first: {e}",
+            errors.len(),
+            cfg.parallel
+        );
     }
     row.parallel_wall_s = Some(wall);
     // ADD p50 against existing pods.
@@ -160,7 +192,9 @@ fn measure_plugin(bed_cfg: &BedConfig, column: Column, cfg: CpConfig, row: &mut 
 
 /// Creates pod namespaces numbered from..from+n on the bed's node.
 fn namespaces(bed: &Bed, from: usize, n: usize) -> Result<Vec<topo::Netns>> {
-    (from..from + n).map(|i| topo::Netns::new(bed.cp_ns_name(i))).collect()
+    (from..from + n)
+        .map(|i| topo::Netns::new(bed.cp_ns_name(i)))
+        .collect()
 }
 
 /// Sum of bytes_memlock of the maps pinned under `root` (bpftool).
@@ -172,7 +206,10 @@ fn pinned_map_bytes(root: &str) -> Result<u64> {
             let p = e?.path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if let Ok(out) = sys::run("bpftool", &["-j", "map", "show", "pinned", &p.to_string_lossy()]) {
+            } else if let Ok(out) = sys::run(
+                "bpftool",
+                &["-j", "map", "show", "pinned", &p.to_string_lossy()],
+            ) {
                 let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
                 total += v["bytes_memlock"].as_u64().unwrap_or(0);
             }
@@ -187,12 +224,15 @@ pub fn markdown(rows: &[PluginCp]) -> String {
         return String::new();
     }
     let mut s = String::from("### Control plane (host-local IPAM)\n\n");
-    let levels: Vec<usize> = rows.iter().flat_map(|r| r.add_p50_at.iter().map(|x| x.0)).fold(vec![], |mut v, l| {
-        if !v.contains(&l) {
-            v.push(l);
-        }
-        v
-    });
+    let levels: Vec<usize> = rows
+        .iter()
+        .flat_map(|r| r.add_p50_at.iter().map(|x| x.0))
+        .fold(vec![], |mut v, l| {
+            if !v.contains(&l) {
+                v.push(l);
+            }
+            v
+        });
     s.push_str("| plugin | ADD p50/p95/p99 (ms) | DEL p50/p95/p99 (ms) | parallel ADDs wall (s) |");
     for l in &levels {
         s.push_str(&format!(" ADD p50 at {l} pods (ms) |"));
@@ -205,16 +245,38 @@ pub fn markdown(rows: &[PluginCp]) -> String {
             s.push_str(&format!("| {} | n/a ({na}) |\n", r.plugin));
             continue;
         }
-        let lat = |l: &Option<Latency>| l.as_ref().map(|l| format!("{:.1} / {:.1} / {:.1} (n={})", l.p50, l.p95, l.p99, l.n)).unwrap_or_default();
-        s.push_str(&format!("| {} | {} | {} | {} |", r.plugin, lat(&r.add), lat(&r.del),
-            r.parallel_wall_s.map(|w| format!("{w:.2} ({} ADDs, {} threads)", r.parallel_n, r.threads)).unwrap_or_default()));
+        let lat = |l: &Option<Latency>| {
+            l.as_ref()
+                .map(|l| format!("{:.1} / {:.1} / {:.1} (n={})", l.p50, l.p95, l.p99, l.n))
+                .unwrap_or_default()
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |",
+            r.plugin,
+            lat(&r.add),
+            lat(&r.del),
+            r.parallel_wall_s
+                .map(|w| format!("{w:.2} ({} ADDs, {} threads)", r.parallel_n, r.threads))
+                .unwrap_or_default()
+        ));
         for l in &levels {
-            let v = r.add_p50_at.iter().find(|x| x.0 == *l).map(|x| format!("{:.1}", x.1)).unwrap_or_default();
+            let v = r
+                .add_p50_at
+                .iter()
+                .find(|x| x.0 == *l)
+                .map(|x| format!("{:.1}", x.1))
+                .unwrap_or_default();
             s.push_str(&format!(" {v} |"));
         }
-        s.push_str(&format!(" {} | {} |\n",
-            r.peak_rss_kib.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_default(),
-            r.bpf_map_bytes.map(|b| format!("{:.1}", b as f64 / 1024.0)).unwrap_or_default()));
+        s.push_str(&format!(
+            " {} | {} |\n",
+            r.peak_rss_kib
+                .map(|k| format!("{:.1}", k as f64 / 1024.0))
+                .unwrap_or_default(),
+            r.bpf_map_bytes
+                .map(|b| format!("{:.1}", b as f64 / 1024.0))
+                .unwrap_or_default()
+        ));
     }
     s.push('\n');
     s
@@ -225,7 +287,12 @@ pub fn charts(rows: &[PluginCp], out: &std::path::Path) -> Result<Vec<std::path:
     let series: Vec<(String, Vec<(u32, f64)>)> = rows
         .iter()
         .filter(|r| !r.add_p50_at.is_empty())
-        .map(|r| (r.plugin.clone(), r.add_p50_at.iter().map(|(l, v)| (*l as u32, *v)).collect()))
+        .map(|r| {
+            (
+                r.plugin.clone(),
+                r.add_p50_at.iter().map(|(l, v)| (*l as u32, *v)).collect(),
+            )
+        })
         .collect();
     if series.is_empty() {
         return Ok(vec![]);

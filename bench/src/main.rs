@@ -10,8 +10,8 @@ mod measure;
 mod report;
 mod runner;
 mod stack;
-mod tcp;
 mod sys;
+mod tcp;
 mod topo;
 
 use anyhow::{bail, Context, Result};
@@ -47,7 +47,10 @@ fn parse_args() -> Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut val = || it.next().with_context(|| format!("{arg} needs a value; usage: {}", usage()));
+        let mut val = || {
+            it.next()
+                .with_context(|| format!("{arg} needs a value; usage: {}", usage()))
+        };
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--no-tcp" => a.no_tcp = true,
@@ -58,7 +61,11 @@ fn parse_args() -> Result<Args> {
             "--columns" => a.columns = Some(val()?.split(',').map(str::to_string).collect()),
             "--gen-cpu" => {
                 let v = val()?;
-                a.gen_cpu = if v == "none" { None } else { Some(v.parse().context("--gen-cpu")?) }
+                a.gen_cpu = if v == "none" {
+                    None
+                } else {
+                    Some(v.parse().context("--gen-cpu")?)
+                }
             }
             "-h" | "--help" => {
                 println!("{}", usage());
@@ -94,46 +101,96 @@ fn run() -> Result<()> {
     let args = parse_args()?;
     if let Some(dir) = &args.replot {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let rep: report::Report = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let rep: report::Report =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         return write_outputs(&rep, dir);
     }
     topo::install_signal_cleanup()?;
     let pid = std::process::id();
     let run_dir = format!("/tmp/vx-bench-{pid}");
     let _run_dir = topo::OwnedDir::new(run_dir.clone())?;
-    let bed_cfg = bed::BedConfig { plugin_bin: args.plugin_bin.clone(), run_dir, prefix: format!("vxb{pid}") };
+    let bed_cfg = bed::BedConfig {
+        plugin_bin: args.plugin_bin.clone(),
+        run_dir,
+        prefix: format!("vxb{pid}"),
+    };
     let windows = if args.quick {
-        measure::Windows { count: 3, secs: 0.4, warmup_secs: 0.2 }
+        measure::Windows {
+            count: 3,
+            secs: 0.4,
+            warmup_secs: 0.2,
+        }
     } else {
-        measure::Windows { count: 3, secs: 3.0, warmup_secs: 0.5 }
+        measure::Windows {
+            count: 3,
+            secs: 3.0,
+            warmup_secs: 0.5,
+        }
     };
     let tcp = if args.no_tcp {
         None
     } else if args.quick {
-        Some(tcp::TcpConfig { secs: 1.0, interval: 0.5, streams: &[1] })
+        Some(tcp::TcpConfig {
+            secs: 1.0,
+            interval: 0.5,
+            streams: &[1],
+        })
     } else {
-        Some(tcp::TcpConfig { secs: 2.0, interval: 0.5, streams: &[1, 4] })
+        Some(tcp::TcpConfig {
+            secs: 2.0,
+            interval: 0.5,
+            streams: &[1, 4],
+        })
     };
-    let dp = runner::DatapathConfig { windows, gen_cpu: args.gen_cpu, tcp };
+    let dp = runner::DatapathConfig {
+        windows,
+        gen_cpu: args.gen_cpu,
+        tcp,
+    };
     let mut cells = vec![];
-    for c in bed::Column::all().into_iter().filter(|c| selected(&args, *c)) {
+    for c in bed::Column::all()
+        .into_iter()
+        .filter(|c| selected(&args, *c))
+    {
         cells.extend(runner::run_column(&bed_cfg, &dp, c));
     }
     let cp_cfg = if args.quick {
-        control::CpConfig { sequential: 20, parallel: 16, threads: 8, levels: &[10, 30], per_level: 5 }
+        control::CpConfig {
+            sequential: 20,
+            parallel: 16,
+            threads: 8,
+            levels: &[10, 30],
+            per_level: 5,
+        }
     } else {
-        control::CpConfig { sequential: 100, parallel: 100, threads: 8, levels: &[10, 100, 500], per_level: 10 }
+        control::CpConfig {
+            sequential: 100,
+            parallel: 100,
+            threads: 8,
+            levels: &[10, 100, 500],
+            per_level: 10,
+        }
     };
     let mut control_plane = vec![];
     if !args.no_control {
-        for c in [bed::Column::VethXdp(bed::Egress::Xdp), bed::Column::Bridge, bed::Column::Macvlan, bed::Column::Ptp] {
+        for c in [
+            bed::Column::VethXdp(bed::Egress::Xdp),
+            bed::Column::Bridge,
+            bed::Column::Macvlan,
+            bed::Column::Ptp,
+        ] {
             if selected(&args, c) {
                 control_plane.push(control::run_plugin(&bed_cfg, c, cp_cfg));
             }
         }
     }
-    let mut rep = report::Report { meta: meta(&args, windows, dp.tcp), cells, control_plane };
+    let mut rep = report::Report {
+        meta: meta(&args, windows, dp.tcp),
+        cells,
+        control_plane,
+    };
     rep.compute_ratios(runner::limit_for);
     rep.meta.duration_secs = started.elapsed().as_secs_f64();
     write_outputs(&rep, &args.out)
@@ -146,28 +203,45 @@ fn write_outputs(rep: &report::Report, out: &PathBuf) -> Result<()> {
     charts.extend(control::charts(&rep.control_plane, out)?);
     let mut md = rep.markdown();
     for c in &charts {
-        let name = c.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = c
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         md.push_str(&format!("![{name}]({name})\n"));
     }
     std::fs::write(out.join("results.md"), &md)?;
     println!("{md}");
-    eprintln!("vx-bench: wrote {}/results.md, results.json and {} charts", out.display(), charts.len());
+    eprintln!(
+        "vx-bench: wrote {}/results.md, results.json and {} charts",
+        out.display(),
+        charts.len()
+    );
     Ok(())
 }
 
 fn meta(args: &Args, windows: measure::Windows, tcp: Option<tcp::TcpConfig>) -> report::Meta {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
-    let kernel = sys::run("uname", &["-r"]).map(|s| s.trim().to_string()).unwrap_or_default();
-    let date = sys::run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).map(|s| s.trim().to_string()).unwrap_or_default();
+    let kernel = sys::run("uname", &["-r"])
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let date = sys::run("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     report::Meta {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         date,
         kernel,
         cpu,
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         quick: args.quick,
         windows,
         tcp_secs: tcp.map(|t| t.secs),
@@ -187,7 +261,11 @@ mod linerate_test {
     fn limit_delivers_every_frame_and_node_stack_sees_none() {
         let pid = std::process::id();
         let dir = topo::OwnedDir::new(format!("/tmp/vx-bench-test-{pid}")).unwrap();
-        let cfg = bed::BedConfig { plugin_bin: Default::default(), run_dir: dir.path.clone(), prefix: format!("vxt{pid}") };
+        let cfg = bed::BedConfig {
+            plugin_bin: Default::default(),
+            run_dir: dir.path.clone(),
+            prefix: format!("vxt{pid}"),
+        };
         let bed = bed::Bed::build(&cfg, bed::Column::Limit, 1).expect("limit testbed");
         assert_every_frame_counted_and_node_stack_sees_none(&bed);
     }
@@ -195,8 +273,16 @@ mod linerate_test {
     /// The workspace's plugin binary next to this test's target dir (hack/test.sh builds it first).
     fn plugin_bin() -> std::path::PathBuf {
         let exe = std::env::current_exe().unwrap();
-        let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("veth-xdp");
-        assert!(bin.exists(), "{} missing: build the plugin first (cargo build -p veth-xdp)", bin.display());
+        let bin = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .unwrap()
+            .join("veth-xdp");
+        assert!(
+            bin.exists(),
+            "{} missing: build the plugin first (cargo build -p veth-xdp)",
+            bin.display()
+        );
         bin
     }
 
@@ -208,8 +294,13 @@ mod linerate_test {
     fn veth_xdp_delivers_every_frame_and_node_stack_sees_none() {
         let pid = std::process::id();
         let dir = topo::OwnedDir::new(format!("/tmp/vx-bench-test-vx-{pid}")).unwrap();
-        let cfg = bed::BedConfig { plugin_bin: plugin_bin(), run_dir: dir.path.clone(), prefix: format!("vxu{pid}") };
-        let bed = bed::Bed::build(&cfg, bed::Column::VethXdp(bed::Egress::Xdp), 1).expect("veth-xdp testbed");
+        let cfg = bed::BedConfig {
+            plugin_bin: plugin_bin(),
+            run_dir: dir.path.clone(),
+            prefix: format!("vxu{pid}"),
+        };
+        let bed = bed::Bed::build(&cfg, bed::Column::VethXdp(bed::Egress::Xdp), 1)
+            .expect("veth-xdp testbed");
         assert_every_frame_counted_and_node_stack_sees_none(&bed);
     }
 
@@ -217,11 +308,21 @@ mod linerate_test {
     /// (native XDP) on its eth0 sees every one, the node's IP stack none.
     fn assert_every_frame_counted_and_node_stack_sees_none(bed: &bed::Bed) {
         let rx = bpf::Receiver::attach(&bed.pods[0].ns.name, "eth0").expect("receiver");
-        assert_eq!(rx.mode, bpf::Mode::Native, "counting program in driver mode on the pod's eth0");
+        assert_eq!(
+            rx.mode,
+            bpf::Mode::Native,
+            "counting program in driver mode on the pod's eth0"
+        );
         let ip_before = sys::snmp_counter(&bed.node.name, "Ip", "InReceives").unwrap();
         let n = 1_000_000u32;
-        let sent = bpf::Generator::send_exact(&bed.wire.name, bed::WIRE_DEV, bed.wire_target(), &[bed.ingress_target(0)], n)
-            .expect("generator");
+        let sent = bpf::Generator::send_exact(
+            &bed.wire.name,
+            bed::WIRE_DEV,
+            bed.wire_target(),
+            &[bed.ingress_target(0)],
+            n,
+        )
+        .expect("generator");
         assert_eq!(sent, u64::from(n), "generator redirected every frame");
         let mut got = 0;
         for _ in 0..50 {

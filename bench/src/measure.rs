@@ -43,7 +43,11 @@ fn snapshot(gen: &dyn Source, rx: &[Receiver]) -> Result<Snapshot> {
     for r in rx {
         delivered += r.count()?;
     }
-    Ok(Snapshot { at: Instant::now(), sent: gen.sent()?, delivered })
+    Ok(Snapshot {
+        at: Instant::now(),
+        sent: gen.sent()?,
+        delivered,
+    })
 }
 
 /// Measures what `rx` receive while `gen` runs; stops the generator.
@@ -69,7 +73,13 @@ pub fn measure(gen: Box<dyn Source>, rx: &[Receiver], w: Windows) -> Result<Rate
 pub fn summarize(windows: Vec<f64>, sent: u64, delivered: u64) -> Rate {
     let mut s = windows.clone();
     s.sort_by(|a, b| a.total_cmp(b));
-    let median = if s.is_empty() { 0.0 } else if s.len() % 2 == 1 { s[s.len() / 2] } else { (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0 };
+    let median = if s.is_empty() {
+        0.0
+    } else if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
+    };
     Rate {
         median,
         min: s.first().copied().unwrap_or(0.0),

@@ -49,11 +49,18 @@ impl Report {
         let limits: Vec<(String, String, f64)> = self
             .cells
             .iter()
-            .filter_map(|c| c.rate.as_ref().map(|r| (c.figure.clone(), c.column.clone(), r.median)))
+            .filter_map(|c| {
+                c.rate
+                    .as_ref()
+                    .map(|r| (c.figure.clone(), c.column.clone(), r.median))
+            })
             .collect();
         for c in &mut self.cells {
             let want = limit_of(&c.figure, &c.column);
-            let lim = limits.iter().find(|(f, col, _)| *f == c.figure && *col == want).map(|x| x.2);
+            let lim = limits
+                .iter()
+                .find(|(f, col, _)| *f == c.figure && *col == want)
+                .map(|x| x.2);
             c.ratio = match (&c.rate, lim) {
                 (Some(r), Some(l)) if l > 0.0 => Some(r.median / l),
                 _ => None,
@@ -85,20 +92,40 @@ impl Report {
             if m.quick { " (--quick)" } else { "" }, m.duration_secs);
         for fig in self.figures() {
             let _ = writeln!(s, "### {fig}\n");
-            let _ = writeln!(s, "| column | median | spread (min–max) | × limit | lost | receiver XDP |");
+            let _ = writeln!(
+                s,
+                "| column | median | spread (min–max) | × limit | lost | receiver XDP |"
+            );
             let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
             for c in self.cells.iter().filter(|c| c.figure == fig) {
                 match (&c.rate, &c.na) {
                     (Some(r), _) => {
-                        let lost = if r.sent > 0 { format!("{} ({:.1}%)", r.lost, 100.0 * r.lost as f64 / r.sent as f64) } else { "–".into() };
-                        let _ = writeln!(s, "| {} | {:.3} | {:.3}–{:.3} | {} | {} | {} |",
-                            c.column, r.median, r.min, r.max,
+                        let lost = if r.sent > 0 {
+                            format!("{} ({:.1}%)", r.lost, 100.0 * r.lost as f64 / r.sent as f64)
+                        } else {
+                            "–".into()
+                        };
+                        let _ = writeln!(
+                            s,
+                            "| {} | {:.3} | {:.3}–{:.3} | {} | {} | {} |",
+                            c.column,
+                            r.median,
+                            r.min,
+                            r.max,
                             c.ratio.map(|x| format!("{x:.2}")).unwrap_or("–".into()),
                             lost,
-                            c.rx_mode.map(|m| format!("{m:?}").to_lowercase()).unwrap_or_default());
+                            c.rx_mode
+                                .map(|m| format!("{m:?}").to_lowercase())
+                                .unwrap_or_default()
+                        );
                     }
                     (None, na) => {
-                        let _ = writeln!(s, "| {} | n/a ({}) | | | | |", c.column, na.as_deref().unwrap_or("not run"));
+                        let _ = writeln!(
+                            s,
+                            "| {} | n/a ({}) | | | | |",
+                            c.column,
+                            na.as_deref().unwrap_or("not run")
+                        );
                     }
                 }
             }
@@ -114,7 +141,10 @@ impl Report {
     fn targets(&self) -> String {
         let fig = crate::runner::INTO_ONE;
         let ratio = |col: &str| {
-            self.cells.iter().find(|c| c.figure == fig && c.column == col).and_then(|c| c.ratio)
+            self.cells
+                .iter()
+                .find(|c| c.figure == fig && c.column == col)
+                .and_then(|c| c.ratio)
         };
         let mut s = format!("### Targets ({fig}, × limit; shown, not asserted)\n\n| column | measured | target / prototype |\n|---|---:|---:|\n");
         let rows = [
@@ -125,10 +155,18 @@ impl Report {
             ("bridge", "~0.17 (prototype)"),
         ];
         for (col, goal) in rows {
-            let m = ratio(col).map(|r| format!("{r:.2}")).unwrap_or_else(|| "n/a".into());
+            let m = ratio(col)
+                .map(|r| format!("{r:.2}"))
+                .unwrap_or_else(|| "n/a".into());
             s.push_str(&format!("| {col} | {m} | {goal} |\n"));
         }
-        let lim = self.cells.iter().find(|c| c.figure == fig && c.column == "limit").and_then(|c| c.rate.as_ref()).map(|r| format!("{:.2} Mpps", r.median)).unwrap_or_else(|| "n/a".into());
+        let lim = self
+            .cells
+            .iter()
+            .find(|c| c.figure == fig && c.column == "limit")
+            .and_then(|c| c.rate.as_ref())
+            .map(|r| format!("{:.2} Mpps", r.median))
+            .unwrap_or_else(|| "n/a".into());
         s.push_str(&format!("| limit | {lim} | ~4.1 Mpps (prototype) |\n\n"));
         s
     }

@@ -15,7 +15,14 @@ pub const POD_POD_XDP: &str = "pod → pod, XDP-sent (Mpps)";
 pub const POD_WIRE_XDP: &str = "pod → wire, XDP-sent (Mpps)";
 pub const POD_POD_STACK: &str = "pod → pod, stack-sent (Mpps)";
 pub const POD_WIRE_STACK: &str = "pod → wire, stack-sent (Mpps)";
-const ALL: [&str; 6] = [INTO_ONE, INTO_FOUR, POD_POD_XDP, POD_WIRE_XDP, POD_POD_STACK, POD_WIRE_STACK];
+const ALL: [&str; 6] = [
+    INTO_ONE,
+    INTO_FOUR,
+    POD_POD_XDP,
+    POD_WIRE_XDP,
+    POD_POD_STACK,
+    POD_WIRE_STACK,
+];
 
 pub const LIMIT_XDP: &str = "limit (xdp redirect)";
 pub const LIMIT_TC: &str = "limit (tc redirect)";
@@ -51,7 +58,11 @@ pub fn run_column(bed_cfg: &BedConfig, dp: &DatapathConfig, column: Column) -> V
         ALL.iter()
             .flat_map(|f| {
                 let ingress = *f == INTO_ONE || *f == INTO_FOUR;
-                names.iter().filter(move |n| ingress == (**n == Column::Limit.name() || column != Column::Limit))
+                names
+                    .iter()
+                    .filter(move |n| {
+                        ingress == (**n == Column::Limit.name() || column != Column::Limit)
+                    })
                     .map(|n| cell(f, n, Err(anyhow::anyhow!("{why}"))))
                     .collect::<Vec<_>>()
             })
@@ -65,7 +76,12 @@ pub fn run_column(bed_cfg: &BedConfig, dp: &DatapathConfig, column: Column) -> V
         Ok(b) => b,
         Err(e) => return na(format!("setup: {e:#}")),
     };
-    let rx = match bed.pods.iter().map(|p| Receiver::attach(&p.ns.name, "eth0")).collect::<Result<Vec<_>>>() {
+    let rx = match bed
+        .pods
+        .iter()
+        .map(|p| Receiver::attach(&p.ns.name, "eth0"))
+        .collect::<Result<Vec<_>>>()
+    {
         Ok(r) => r,
         Err(e) => return na(format!("receivers: {e:#}")),
     };
@@ -80,20 +96,36 @@ pub fn run_column(bed_cfg: &BedConfig, dp: &DatapathConfig, column: Column) -> V
     let wire_rx = match Receiver::attach(&bed.wire.name, WIRE_DEV) {
         Ok(r) => r,
         Err(e) => {
-            cells.extend(na(format!("wire receiver: {e:#}")).into_iter().filter(|c| c.figure != INTO_ONE && c.figure != INTO_FOUR));
+            cells.extend(
+                na(format!("wire receiver: {e:#}"))
+                    .into_iter()
+                    .filter(|c| c.figure != INTO_ONE && c.figure != INTO_FOUR),
+            );
             return cells;
         }
     };
-    let eg = EgressRun { bed: &bed, pod1_rx: &rx[1], wire_rx: &wire_rx, dp };
+    let eg = EgressRun {
+        bed: &bed,
+        pod1_rx: &rx[1],
+        wire_rx: &wire_rx,
+        dp,
+    };
     if column == Column::Limit {
         cells.extend(eg.limit_variants());
     } else {
-        cells.extend(eg.figures(column.name(), &[POD_POD_XDP, POD_WIRE_XDP, POD_POD_STACK, POD_WIRE_STACK]));
+        cells.extend(eg.figures(
+            column.name(),
+            &[POD_POD_XDP, POD_WIRE_XDP, POD_POD_STACK, POD_WIRE_STACK],
+        ));
     }
     drop(wire_rx);
     drop(rx);
     if let Some(tcp) = dp.tcp {
-        let name = if column == Column::Limit { LIMIT_XDP } else { column.name() };
+        let name = if column == Column::Limit {
+            LIMIT_XDP
+        } else {
+            column.name()
+        };
         cells.extend(crate::tcp::run(&bed, name, tcp));
     }
     let mut bed = bed;
@@ -106,11 +138,26 @@ fn cell(fig: &str, column: &str, r: Result<(measure::Rate, crate::bpf::Mode)>) -
         Ok((rate, mode)) => (Some(rate), Some(mode), None),
         Err(e) => (None, None, Some(format!("{e:#}"))),
     };
-    Cell { figure: fig.into(), column: column.into(), rate, ratio: None, rx_mode, na }
+    Cell {
+        figure: fig.into(),
+        column: column.into(),
+        rate,
+        ratio: None,
+        rx_mode,
+        na,
+    }
 }
 
-fn start_gen(ns: &str, dev: &str, src: Target, targets: &[Target], dp: &DatapathConfig) -> Result<Box<dyn Source>> {
-    Ok(Box::new(Generator::start(ns, dev, src, targets, dp.gen_cpu).context("starting generator")?))
+fn start_gen(
+    ns: &str,
+    dev: &str,
+    src: Target,
+    targets: &[Target],
+    dp: &DatapathConfig,
+) -> Result<Box<dyn Source>> {
+    Ok(Box::new(
+        Generator::start(ns, dev, src, targets, dp.gen_cpu).context("starting generator")?,
+    ))
 }
 
 /// Pod 0 → pod 1 and pod 0 → wire figures of one bed.
@@ -128,8 +175,14 @@ impl EgressRun<'_> {
             .iter()
             .map(|fig| {
                 eprintln!("vx-bench: {name}: {fig}");
-                let rx = if fig.starts_with("pod → pod") { self.pod1_rx } else { self.wire_rx };
-                let r = self.source(fig).and_then(|s| measure::measure(s, std::slice::from_ref(rx), self.dp.windows));
+                let rx = if fig.starts_with("pod → pod") {
+                    self.pod1_rx
+                } else {
+                    self.wire_rx
+                };
+                let r = self
+                    .source(fig)
+                    .and_then(|s| measure::measure(s, std::slice::from_ref(rx), self.dp.windows));
                 cell(fig, name, r.map(|r| (r, rx.mode)))
             })
             .collect()
@@ -146,9 +199,22 @@ impl EgressRun<'_> {
             (b.wire_from_pod()?, WIRE_IP)
         };
         if fig.contains("XDP-sent") {
-            start_gen(&p0.ns.name, "eth0", Target { mac: p0.mac, ip: p0.ip }, &[dst], self.dp)
+            start_gen(
+                &p0.ns.name,
+                "eth0",
+                Target {
+                    mac: p0.mac,
+                    ip: p0.ip,
+                },
+                &[dst],
+                self.dp,
+            )
         } else {
-            Ok(Box::new(StackSender::start(&p0.ns.name, dst_ip, self.dp.gen_cpu)?))
+            Ok(Box::new(StackSender::start(
+                &p0.ns.name,
+                dst_ip,
+                self.dp.gen_cpu,
+            )?))
         }
     }
 
@@ -156,21 +222,39 @@ impl EgressRun<'_> {
     /// uplink), then tc redirect to the uplink, then tc redirect to h1.
     fn limit_variants(&self) -> Vec<Cell> {
         let node = &self.bed.node.name;
-        let ids = (|| -> Result<(u32, u32)> { Ok((sys::link_info(node, UPLINK)?.ifindex, sys::link_info(node, "h1")?.ifindex)) })();
+        let ids = (|| -> Result<(u32, u32)> {
+            Ok((
+                sys::link_info(node, UPLINK)?.ifindex,
+                sys::link_info(node, "h1")?.ifindex,
+            ))
+        })();
         let (up, h1) = match ids {
             Ok(x) => x,
             Err(e) => return vec![cell(POD_POD_XDP, LIMIT_XDP, Err(e))],
         };
         let mut cells = vec![];
         let all = [POD_POD_XDP, POD_WIRE_XDP, POD_POD_STACK, POD_WIRE_STACK];
-        match LimitXdp::attach(node, "h0", &[(self.bed.wire_mac, up), (self.bed.pods[1].mac, h1)]) {
+        match LimitXdp::attach(
+            node,
+            "h0",
+            &[(self.bed.wire_mac, up), (self.bed.pods[1].mac, h1)],
+        ) {
             Ok(_prog) => cells.extend(self.figures(LIMIT_XDP, &all)),
-            Err(e) => cells.extend(all.iter().map(|f| cell(f, LIMIT_XDP, Err(anyhow::anyhow!("{e:#}"))))),
+            Err(e) => cells.extend(
+                all.iter()
+                    .map(|f| cell(f, LIMIT_XDP, Err(anyhow::anyhow!("{e:#}")))),
+            ),
         }
-        for (target, figs) in [(up, [POD_WIRE_XDP, POD_WIRE_STACK]), (h1, [POD_POD_XDP, POD_POD_STACK])] {
+        for (target, figs) in [
+            (up, [POD_WIRE_XDP, POD_WIRE_STACK]),
+            (h1, [POD_POD_XDP, POD_POD_STACK]),
+        ] {
             match LimitTc::attach(node, "h0", target) {
                 Ok(_prog) => cells.extend(self.figures(LIMIT_TC, &figs)),
-                Err(e) => cells.extend(figs.iter().map(|f| cell(f, LIMIT_TC, Err(anyhow::anyhow!("{e:#}"))))),
+                Err(e) => cells.extend(
+                    figs.iter()
+                        .map(|f| cell(f, LIMIT_TC, Err(anyhow::anyhow!("{e:#}")))),
+                ),
             }
         }
         cells

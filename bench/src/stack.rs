@@ -38,7 +38,8 @@ impl StackSender {
                     sys::pin_to_cpu(c)?;
                 }
                 let s = UdpSocket::bind("0.0.0.0:0").context("binding UDP socket")?;
-                s.connect((Ipv4Addr::from(dst), crate::bpf::UDP_PORT)).context("connecting UDP socket")?;
+                s.connect((Ipv4Addr::from(dst), crate::bpf::UDP_PORT))
+                    .context("connecting UDP socket")?;
                 // First datagram resolves the neighbour before the clock starts.
                 let _ = s.send(&[0u8; PAYLOAD]);
                 std::thread::sleep(std::time::Duration::from_millis(200));
@@ -52,7 +53,11 @@ impl StackSender {
             Ok(())
         });
         match ready_rx.recv() {
-            Ok(None) => Ok(StackSender { sent, stop, thread: Some(thread) }),
+            Ok(None) => Ok(StackSender {
+                sent,
+                stop,
+                thread: Some(thread),
+            }),
             Ok(Some(e)) => {
                 let _ = thread.join();
                 bail!("stack sender in {}: {e}", "pod")
@@ -66,7 +71,10 @@ impl StackSender {
 fn send_batch(sock: &UdpSocket) -> u64 {
     let mut buf = [0u8; PAYLOAD];
     let mut iov: Vec<libc::iovec> = (0..BATCH)
-        .map(|_| libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: PAYLOAD })
+        .map(|_| libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: PAYLOAD,
+        })
         .collect();
     let mut msgs: Vec<libc::mmsghdr> = iov
         .iter_mut()

@@ -116,7 +116,10 @@ pub fn snmp_counter(ns: &str, group: &str, name: &str) -> Result<u64> {
     }
     let names: Vec<&str> = rows[0].split_whitespace().collect();
     let values: Vec<&str> = rows[1].split_whitespace().collect();
-    let i = names.iter().position(|n| *n == name).with_context(|| format!("no {group} {name}"))?;
+    let i = names
+        .iter()
+        .position(|n| *n == name)
+        .with_context(|| format!("no {group} {name}"))?;
     values[i].parse().context("parsing snmp value")
 }
 
@@ -125,7 +128,8 @@ pub fn snmp_counter(ns: &str, group: &str, name: &str) -> Result<u64> {
 pub fn send_udp(ns: &str, to: [u8; 4]) -> Result<()> {
     in_netns(ns, || {
         let s = std::net::UdpSocket::bind("0.0.0.0:0").context("binding UDP socket")?;
-        s.send_to(b"vx-bench warm-up", (std::net::Ipv4Addr::from(to), 9)).context("sending warm-up datagram")?;
+        s.send_to(b"vx-bench warm-up", (std::net::Ipv4Addr::from(to), 9))
+            .context("sending warm-up datagram")?;
         Ok(())
     })
 }

@@ -37,7 +37,10 @@ pub struct TcpConfig {
 
 /// Title of a TCP figure.
 pub fn figure(dir: &str, streams: u32) -> String {
-    format!("TCP {dir}, {streams} stream{} (Gb/s)", if streams == 1 { "" } else { "s" })
+    format!(
+        "TCP {dir}, {streams} stream{} (Gb/s)",
+        if streams == 1 { "" } else { "s" }
+    )
 }
 
 /// Every TCP figure of a bed. limit gets a full XDP switch (every h_i
@@ -66,7 +69,14 @@ pub fn run(bed: &Bed, name: &str, cfg: TcpConfig) -> Vec<Cell> {
                 Ok(r) => (Some(r), None),
                 Err(e) => (None, Some(format!("{e:#}"))),
             };
-            cells.push(Cell { figure: fig, column: name.into(), rate, ratio: None, rx_mode: None, na });
+            cells.push(Cell {
+                figure: fig,
+                column: name.into(),
+                rate,
+                ratio: None,
+                rx_mode: None,
+                na,
+            });
         }
     }
     cells
@@ -76,7 +86,14 @@ fn all_na(name: &str, cfg: TcpConfig, why: &str) -> Vec<Cell> {
     DIRECTIONS
         .iter()
         .flat_map(|(dir, _, _)| cfg.streams.iter().map(move |n| figure(dir, *n)))
-        .map(|fig| Cell { figure: fig, column: name.into(), rate: None, ratio: None, rx_mode: None, na: Some(why.into()) })
+        .map(|fig| Cell {
+            figure: fig,
+            column: name.into(),
+            rate: None,
+            ratio: None,
+            rx_mode: None,
+            na: Some(why.into()),
+        })
         .collect()
 }
 
@@ -135,10 +152,29 @@ fn iperf(bed: &Bed, from: End, to: End, streams: u32, cfg: TcpConfig) -> Result<
             .context("spawning iperf3 server")?,
     );
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let (t, i, p) = (format!("{}", cfg.secs), format!("{}", cfg.interval), streams.to_string());
+    let (t, i, p) = (
+        format!("{}", cfg.secs),
+        format!("{}", cfg.interval),
+        streams.to_string(),
+    );
     let out = Command::new("nsenter")
         .arg(format!("--net={}", sys::netns_path(ns_of(bed, from))))
-        .args(["iperf3", "-J", "-c", &ip_of(bed, to), "-p", "5201", "-t", &t, "-i", &i, "-P", &p, "--connect-timeout", "2000"])
+        .args([
+            "iperf3",
+            "-J",
+            "-c",
+            &ip_of(bed, to),
+            "-p",
+            "5201",
+            "-t",
+            &t,
+            "-i",
+            &i,
+            "-P",
+            &p,
+            "--connect-timeout",
+            "2000",
+        ])
         .output()
         .context("running iperf3 client")?;
     parse_iperf(&String::from_utf8_lossy(&out.stdout))

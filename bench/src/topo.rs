@@ -18,7 +18,10 @@ fn own(o: Owned) {
 }
 
 fn disown(o: &Owned) {
-    OWNED.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| x != o);
+    OWNED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|x| x != o);
 }
 
 fn remove(o: &Owned) {

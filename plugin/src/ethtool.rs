@@ -22,7 +22,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use ethtool::{EthtoolAttr, EthtoolChannelAttr, EthtoolError, EthtoolHandle};
 use futures::StreamExt;
 use netlink_packet_core::{
-    parse_string, DecodeError, Emitable, NetlinkMessage, NetlinkPayload, Nla, NlasIterator, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST,
+    parse_string, DecodeError, Emitable, NetlinkMessage, NetlinkPayload, Nla, NlasIterator,
+    NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_packet_generic::GenlMessage;
 
@@ -276,9 +277,6 @@ fn wanted_bit(name: &str, on: bool) -> Attr {
     }
     Attr::Nest(ETHTOOL_A_BITSET_BITS_BIT, bit)
 }
-
-
-
 
 /// The attribute shapes a request needs.
 #[derive(Debug, Clone)]

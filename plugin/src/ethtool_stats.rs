@@ -81,7 +81,12 @@ pub fn driver_stats_in(netns: &Path, ifname: &str) -> Result<Vec<(String, u64)>>
 /// Any socket carries SIOCETHTOOL to the device layer (`sock_ioctl` →
 /// `dev_ioctl`); a datagram AF_INET socket is the conventional one.
 fn open_socket() -> nix::Result<OwnedFd> {
-    socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
+    socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
 }
 
 fn read_stats(sock: &OwnedFd, ifname: &str) -> Result<Vec<(String, u64)>> {
@@ -93,18 +98,27 @@ fn read_stats(sock: &OwnedFd, ifname: &str) -> Result<Vec<(String, u64)>> {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let Some(names) = stat_names(sock, &name, ifname, count)? else { continue };
-        let Some(values) = stat_values(sock, &name, ifname, count)? else { continue };
+        let Some(names) = stat_names(sock, &name, ifname, count)? else {
+            continue;
+        };
+        let Some(values) = stat_values(sock, &name, ifname, count)? else {
+            continue;
+        };
         return Ok(names.into_iter().zip(values).collect());
     }
-    anyhow::bail!("driver statistics of {ifname} kept changing size; gave up after {ATTEMPTS} reads")
+    anyhow::bail!(
+        "driver statistics of {ifname} kept changing size; gave up after {ATTEMPTS} reads"
+    )
 }
 
 /// `ifr_name`: at most IFNAMSIZ-1 bytes and a NUL.
 fn ifreq_name(ifname: &str) -> Result<[libc::c_char; libc::IFNAMSIZ]> {
     let bytes = ifname.as_bytes();
     if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
-        anyhow::bail!("invalid interface name {ifname:?} (1..{} bytes, no NUL)", libc::IFNAMSIZ - 1);
+        anyhow::bail!(
+            "invalid interface name {ifname:?} (1..{} bytes, no NUL)",
+            libc::IFNAMSIZ - 1
+        );
     }
     let mut name = [0 as libc::c_char; libc::IFNAMSIZ];
     for (dst, src) in name.iter_mut().zip(bytes) {
@@ -190,7 +204,9 @@ fn stat_values(
     if n_stats != count {
         return Ok(None);
     }
-    Ok(Some(buf[GSTATS_DATA / 8..GSTATS_DATA / 8 + n_stats].to_vec()))
+    Ok(Some(
+        buf[GSTATS_DATA / 8..GSTATS_DATA / 8 + n_stats].to_vec(),
+    ))
 }
 
 /// If the kernel wrote more entries than the buffer holds, memory past it is
@@ -226,9 +242,19 @@ fn ethtool_ioctl(
     // enough for what the command writes: the caller sized it from the header
     // it filled in plus headroom (see `capacity`), and `check_overrun` stops
     // the process if the kernel reports having written more.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut ifr as *mut libc::ifreq) };
+    let rc = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            SIOCETHTOOL as _,
+            &mut ifr as *mut libc::ifreq,
+        )
+    };
     if rc < 0 {
-        return Err(EthtoolIoctlError { op, ifname: ifname.to_string(), errno: Errno::last() });
+        return Err(EthtoolIoctlError {
+            op,
+            ifname: ifname.to_string(),
+            errno: Errno::last(),
+        });
     }
     Ok(())
 }

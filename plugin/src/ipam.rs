@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::result::CniOutput;
 use crate::cni::Request;
 
@@ -27,32 +27,51 @@ pub fn find_plugin(plugin_type: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
 }
 
 fn ipam_type(req: &Request) -> CniResult<&str> {
-    req.conf
-        .ipam_type()
-        .ok_or_else(|| CniError::new(Code::InvalidConfig, "network config: \"ipam\" is required (with a \"type\")"))
+    req.conf.ipam_type().ok_or_else(|| {
+        CniError::new(
+            Code::InvalidConfig,
+            "network config: \"ipam\" is required (with a \"type\")",
+        )
+    })
 }
 
 /// Runs the IPAM plugin with `verb`. Returns its stdout parsed as JSON (None when empty).
-fn exec(req: &Request, verb: &str, netns: Option<&Path>, stdin: &Value) -> CniResult<Option<Value>> {
+fn exec(
+    req: &Request,
+    verb: &str,
+    netns: Option<&Path>,
+    stdin: &Value,
+) -> CniResult<Option<Value>> {
     let ty = ipam_type(req)?;
     let plugin = find_plugin(ty, &req.env.path)?;
     let mut cmd = Command::new(&plugin);
     cmd.env("CNI_COMMAND", verb)
-        .env("CNI_PATH", std::env::join_paths(&req.env.path).unwrap_or_default())
+        .env(
+            "CNI_PATH",
+            std::env::join_paths(&req.env.path).unwrap_or_default(),
+        )
         .env("CNI_ARGS", &req.env.args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if matches!(verb, "GC" | "STATUS") {
-        cmd.env_remove("CNI_CONTAINERID").env_remove("CNI_IFNAME").env_remove("CNI_NETNS");
+        cmd.env_remove("CNI_CONTAINERID")
+            .env_remove("CNI_IFNAME")
+            .env_remove("CNI_NETNS");
     } else {
         cmd.env("CNI_CONTAINERID", &req.env.container_id)
             .env("CNI_IFNAME", &req.env.ifname)
-            .env("CNI_NETNS", netns.map(|p| p.display().to_string()).unwrap_or_default());
+            .env(
+                "CNI_NETNS",
+                netns.map(|p| p.display().to_string()).unwrap_or_default(),
+            );
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| CniError::new(Code::Ipam, format!("cannot run IPAM plugin {}: {e}", plugin.display())))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        CniError::new(
+            Code::Ipam,
+            format!("cannot run IPAM plugin {}: {e}", plugin.display()),
+        )
+    })?;
     let input = serde_json::to_vec(stdin).expect("config serialises");
     if let Some(mut pipe) = child.stdin.take() {
         let _ = pipe.write_all(&input);
@@ -62,14 +81,22 @@ fn exec(req: &Request, verb: &str, netns: Option<&Path>, stdin: &Value) -> CniRe
         .map_err(|e| CniError::new(Code::Ipam, format!("IPAM plugin {ty} {verb}: {e}")))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(delegated_error(ty, verb, &stdout, &String::from_utf8_lossy(&out.stderr)));
+        return Err(delegated_error(
+            ty,
+            verb,
+            &stdout,
+            &String::from_utf8_lossy(&out.stderr),
+        ));
     }
     if stdout.trim().is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(&stdout)
-        .map(Some)
-        .map_err(|e| CniError::new(Code::Ipam, format!("IPAM plugin {ty} {verb} printed invalid JSON: {e}")))
+    serde_json::from_str(&stdout).map(Some).map_err(|e| {
+        CniError::new(
+            Code::Ipam,
+            format!("IPAM plugin {ty} {verb} printed invalid JSON: {e}"),
+        )
+    })
 }
 
 /// Turns a failing IPAM plugin's error JSON into ours, keeping its code.
@@ -77,12 +104,25 @@ fn delegated_error(ty: &str, verb: &str, stdout: &str, stderr: &str) -> CniError
     match serde_json::from_str::<Value>(stdout) {
         Ok(v) if v.get("code").and_then(Value::as_u64).is_some() => CniError::delegated(
             v["code"].as_u64().unwrap_or(u64::from(Code::Ipam.value())) as u32,
-            format!("IPAM plugin {ty} {verb} failed: {}", v.get("msg").and_then(Value::as_str).unwrap_or("")),
-            v.get("details").and_then(Value::as_str).unwrap_or("").to_string(),
+            format!(
+                "IPAM plugin {ty} {verb} failed: {}",
+                v.get("msg").and_then(Value::as_str).unwrap_or("")
+            ),
+            v.get("details")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
         ),
         _ => CniError::new(
             Code::Ipam,
-            format!("IPAM plugin {ty} {verb} failed: {}", if stderr.trim().is_empty() { stdout.trim() } else { stderr.trim() }),
+            format!(
+                "IPAM plugin {ty} {verb} failed: {}",
+                if stderr.trim().is_empty() {
+                    stdout.trim()
+                } else {
+                    stderr.trim()
+                }
+            ),
         ),
     }
 }
@@ -102,9 +142,13 @@ fn ipam_stdin(req: &Request) -> Value {
 pub fn add(req: &Request) -> CniResult<CniOutput> {
     let v = exec(req, "ADD", req.env.netns.as_deref(), &ipam_stdin(req))?
         .ok_or_else(|| CniError::new(Code::Ipam, "IPAM plugin ADD printed no result"))?;
-    let out = CniOutput::parse(&v).map_err(|e| CniError::new(Code::Ipam, format!("IPAM result: {e}")))?;
+    let out =
+        CniOutput::parse(&v).map_err(|e| CniError::new(Code::Ipam, format!("IPAM result: {e}")))?;
     if out.ips.is_empty() {
-        return Err(CniError::new(Code::Ipam, "IPAM plugin returned no IP addresses"));
+        return Err(CniError::new(
+            Code::Ipam,
+            "IPAM plugin returned no IP addresses",
+        ));
     }
     Ok(out)
 }
@@ -148,8 +192,7 @@ pub fn gc(req: &Request) -> CniResult<()> {
 /// STATUS: the IPAM plugin exists, and says it is ready if it has STATUS.
 pub fn status(req: &Request) -> CniResult<()> {
     let ty = ipam_type(req)?;
-    find_plugin(ty, &req.env.path)
-        .map_err(|e| CniError::new(Code::NotAvailable, e.msg))?;
+    find_plugin(ty, &req.env.path).map_err(|e| CniError::new(Code::NotAvailable, e.msg))?;
     if supports_gc_status(req) {
         exec(req, "STATUS", None, &Value::Object(req.conf.raw.clone())).map(|_| ())?;
     }

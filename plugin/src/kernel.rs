@@ -1,16 +1,21 @@
 //! Kernel probing: each datapath step names the feature it needs and the
 //! version that brought it, so an old kernel gets a clear CNI error.
 
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 
 /// (major, minor) of the running kernel.
 pub fn version() -> (u32, u32) {
-    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
     parse_release(&release)
 }
 
 fn parse_release(release: &str) -> (u32, u32) {
-    let mut it = release.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap_or(0));
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0));
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
@@ -32,7 +37,10 @@ fn check_requirements(have: (u32, u32)) -> CniResult<()> {
         if have < *need {
             return Err(CniError::new(
                 Code::KernelFeature,
-                format!("kernel {}.{} lacks {what}: Linux {}.{} or newer is needed", have.0, have.1, need.0, need.1),
+                format!(
+                    "kernel {}.{} lacks {what}: Linux {}.{} or newer is needed",
+                    have.0, have.1, need.0, need.1
+                ),
             ));
         }
     }
@@ -58,9 +66,17 @@ mod tests {
     fn old_kernels_get_the_feature_and_version_named() {
         let e = super::check_requirements((4, 14)).unwrap_err();
         assert_eq!(e.code, 107);
-        assert!(e.msg.contains("native XDP on veth") && e.msg.contains("4.19"), "{}", e.msg);
+        assert!(
+            e.msg.contains("native XDP on veth") && e.msg.contains("4.19"),
+            "{}",
+            e.msg
+        );
         let e = super::check_requirements((6, 1)).unwrap_err();
-        assert!(e.msg.contains("xdp-features") && e.msg.contains("6.3"), "{}", e.msg);
+        assert!(
+            e.msg.contains("xdp-features") && e.msg.contains("6.3"),
+            "{}",
+            e.msg
+        );
         assert!(super::check_requirements((6, 18)).is_ok());
     }
 }

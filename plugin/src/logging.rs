@@ -19,7 +19,9 @@ impl log::Log for FileLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let line = format!(
             "{}.{:03} pid={} {} {}\n",
             now.as_secs(),
@@ -43,8 +45,13 @@ pub fn init(path: &Path, level: log::LevelFilter) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let Ok(file) = OpenOptions::new().create(true).append(true).open(path) else { return };
-    let logger = Box::new(FileLogger { file: Mutex::new(file), level });
+    let Ok(file) = OpenOptions::new().create(true).append(true).open(path) else {
+        return;
+    };
+    let logger = Box::new(FileLogger {
+        file: Mutex::new(file),
+        level,
+    });
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(level);
     }

@@ -170,9 +170,6 @@ impl DevMsg {
     }
 }
 
-
-
-
 #[cfg(test)]
 mod tests {
     use super::*;

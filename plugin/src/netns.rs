@@ -41,7 +41,10 @@ pub fn validate_netns_path(path: &Path) -> std::result::Result<(), NetnsPathErro
             }
         }
         Err(nix::errno::Errno::ENOENT) => Err(NetnsPathError::Missing(shown)),
-        Err(e) => Err(NetnsPathError::Other { path: shown, err: e.to_string() }),
+        Err(e) => Err(NetnsPathError::Other {
+            path: shown,
+            err: e.to_string(),
+        }),
     }
 }
 
@@ -63,7 +66,8 @@ impl Drop for RestoreNetns {
 /// then switches back. Sockets created in `f` stay bound to that namespace.
 pub fn with_netns<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
     let target = File::open(path).with_context(|| format!("open netns {}", path.display()))?;
-    let original = File::open("/proc/thread-self/ns/net").context("open /proc/thread-self/ns/net")?;
+    let original =
+        File::open("/proc/thread-self/ns/net").context("open /proc/thread-self/ns/net")?;
     setns(target.as_fd(), CloneFlags::CLONE_NEWNET)
         .with_context(|| format!("setns into {}", path.display()))?;
     let _restore = RestoreNetns(original);
@@ -73,5 +77,7 @@ pub fn with_netns<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
 /// The inode of a network namespace file: a stable key for pins and records.
 pub fn netns_inode(path: &Path) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;
-    Ok(std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?.ino())
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("stat {}", path.display()))?
+        .ino())
 }

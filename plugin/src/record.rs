@@ -45,8 +45,13 @@ pub struct Record {
 
 /// Creates `dir` (and parents) with mode 0700 if missing, and tightens it if it exists.
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("create {}", dir.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).with_context(|| format!("chmod 0700 {}", dir.display()))
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod 0700 {}", dir.display()))
 }
 
 /// Records of one network on one node.
@@ -57,7 +62,9 @@ pub struct Store {
 impl Store {
     pub fn new(state_dir: &Path, network: &str) -> Self {
         // The network name is validated (letters, digits, '_', '.', '-'), so it is a safe path component.
-        Self { dir: state_dir.join("networks").join(network) }
+        Self {
+            dir: state_dir.join("networks").join(network),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -76,7 +83,11 @@ impl Store {
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
         let p = self.path(container_id, ifname);
         match fs::read(&p) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("parse record {}", p.display()))?)),
+            Ok(bytes) => {
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                    format!("parse record {}", p.display())
+                })?))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("read record {}", p.display())),
         }
@@ -86,7 +97,12 @@ impl Store {
     pub fn save(&self, rec: &Record) -> Result<()> {
         ensure_private_dir(&self.dir)?;
         let final_path = self.path(&rec.container_id, &rec.ifname);
-        let tmp = self.dir.join(format!(".{}_{}.{}.tmp", rec.container_id, rec.ifname, std::process::id()));
+        let tmp = self.dir.join(format!(
+            ".{}_{}.{}.tmp",
+            rec.container_id,
+            rec.ifname,
+            std::process::id()
+        ));
         let bytes = serde_json::to_vec_pretty(rec).context("serialise record")?;
         let mut f = OpenOptions::new()
             .write(true)
@@ -95,11 +111,16 @@ impl Store {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("create {}", tmp.display()))?;
-        f.write_all(&bytes).with_context(|| format!("write {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("fsync {}", tmp.display()))?;
+        f.write_all(&bytes)
+            .with_context(|| format!("write {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("fsync {}", tmp.display()))?;
         drop(f);
-        fs::rename(&tmp, &final_path).with_context(|| format!("rename {} to {}", tmp.display(), final_path.display()))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).with_context(|| format!("fsync {}", self.dir.display()))
+        fs::rename(&tmp, &final_path)
+            .with_context(|| format!("rename {} to {}", tmp.display(), final_path.display()))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("fsync {}", self.dir.display()))
     }
 
     /// Removes the record; a missing one is fine.
@@ -123,21 +144,32 @@ impl Store {
         for entry in entries {
             let path = entry?.path();
             let is_record = path.extension().is_some_and(|e| e == "json")
-                && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
             if is_record {
                 let bytes = fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-                out.push(serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))?);
+                out.push(
+                    serde_json::from_slice(&bytes)
+                        .with_context(|| format!("parse {}", path.display()))?,
+                );
             }
         }
-        out.sort_by(|a: &Record, b| (&a.container_id, &a.ifname).cmp(&(&b.container_id, &b.ifname)));
+        out.sort_by(|a: &Record, b| {
+            (&a.container_id, &a.ifname).cmp(&(&b.container_id, &b.ifname))
+        });
         Ok(out)
     }
 }
 
 /// Every network directory under a state dir (for `veth-xdp stats`).
 pub fn all_networks(state_dir: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(state_dir.join("networks")) else { return Vec::new() };
-    let mut v: Vec<String> = entries.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect();
+    let Ok(entries) = fs::read_dir(state_dir.join("networks")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = entries
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
     v.sort();
     v
 }
@@ -171,9 +203,15 @@ mod tests {
         };
         store.save(&rec).unwrap();
         assert_eq!(store.load("c1", "eth0").unwrap(), Some(rec.clone()));
-        let mode = fs::metadata(store.dir().join("c1_eth0.json")).unwrap().permissions().mode();
+        let mode = fs::metadata(store.dir().join("c1_eth0.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(fs::metadata(store.dir()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(store.dir()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         assert_eq!(store.list().unwrap().len(), 1);
         store.remove("c1", "eth0").unwrap();
         store.remove("c1", "eth0").unwrap();

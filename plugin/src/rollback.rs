@@ -20,7 +20,10 @@ impl<'a> Default for Rollback<'a> {
 
 impl<'a> Rollback<'a> {
     pub fn new() -> Self {
-        Self { steps: Vec::new(), committed: false }
+        Self {
+            steps: Vec::new(),
+            committed: false,
+        }
     }
 
     /// Registers the undo of a step that just succeeded.
@@ -29,7 +32,8 @@ impl<'a> Rollback<'a> {
         F: FnOnce() -> Fut + 'a,
         Fut: Future<Output = anyhow::Result<()>> + 'a,
     {
-        self.steps.push((what.into(), Box::new(move || Box::pin(undo()))));
+        self.steps
+            .push((what.into(), Box::new(move || Box::pin(undo()))));
     }
 
     /// The ADD succeeded: keep everything.
@@ -70,7 +74,10 @@ impl Drop for Rollback<'_> {
             // Dropped without run() (a panic or a forgotten path): run them on a
             // fresh runtime so nothing is left behind.
             let steps = std::mem::take(&mut self.steps);
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 let undo_all = async {
                     for (what, undo) in steps.into_iter().rev() {
                         if let Err(e) = undo().await {
@@ -99,17 +106,28 @@ mod tests {
     #[test]
     fn runs_in_reverse_unless_committed() {
         let log = RefCell::new(Vec::new());
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let mut rb = Rollback::new();
-            rb.push("a", || async { log.borrow_mut().push("a"); Ok(()) });
-            rb.push("b", || async { log.borrow_mut().push("b"); anyhow::bail!("b failed") });
+            rb.push("a", || async {
+                log.borrow_mut().push("a");
+                Ok(())
+            });
+            rb.push("b", || async {
+                log.borrow_mut().push("b");
+                anyhow::bail!("b failed")
+            });
             let failures = rb.run().await;
             assert_eq!(failures.len(), 1);
         });
         assert_eq!(*log.borrow(), vec!["b", "a"]);
         let mut rb = Rollback::new();
-        rb.push("c", || async { log.borrow_mut().push("c"); Ok(()) });
+        rb.push("c", || async {
+            log.borrow_mut().push("c");
+            Ok(())
+        });
         rb.commit();
         assert_eq!(log.borrow().len(), 2);
     }
@@ -119,7 +137,10 @@ mod tests {
         let log = RefCell::new(Vec::new());
         {
             let mut rb = Rollback::new();
-            rb.push("x", || async { log.borrow_mut().push("x"); Ok(()) });
+            rb.push("x", || async {
+                log.borrow_mut().push("x");
+                Ok(())
+            });
         }
         assert_eq!(*log.borrow(), vec!["x"]);
     }

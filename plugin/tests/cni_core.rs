@@ -11,7 +11,13 @@ fn host_veth(res: &Value) -> String {
 }
 
 fn pod_ip(res: &Value) -> String {
-    res["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string()
+    res["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn with_prev(conf: &Value, prev: &Value) -> Value {
@@ -27,27 +33,58 @@ fn assert_attachment(node: &Node, pod: &str, res: &Value, queues: u32) {
     let mac = res["interfaces"][1]["mac"].as_str().unwrap();
     for (ns, dev) in [(node.node_ns.as_str(), host.as_str()), (pod, "eth0")] {
         let d = must(&format!("ip -n {ns} -d link show {dev}"));
-        assert!(d.contains(&format!("numtxqueues {queues} numrxqueues {queues}")), "{dev} queues: {d}");
+        assert!(
+            d.contains(&format!("numtxqueues {queues} numrxqueues {queues}")),
+            "{dev} queues: {d}"
+        );
         let (_, l) = Node::in_ns(ns, &format!("ethtool -l {dev}"));
         let current = l.split("Current hardware settings:").nth(1).unwrap();
-        assert!(current.contains(&format!("RX:\t\t{queues}")) && current.contains(&format!("TX:\t\t{queues}")), "{dev} channels: {l}");
+        assert!(
+            current.contains(&format!("RX:\t\t{queues}"))
+                && current.contains(&format!("TX:\t\t{queues}")),
+            "{dev} channels: {l}"
+        );
         let (_, k) = Node::in_ns(ns, &format!("ethtool -k {dev}"));
-        assert!(k.contains("tx-checksumming: off"), "{dev} tx-checksumming: {k}");
-        assert!(k.contains("tx-vlan-offload: off"), "{dev} tx-vlan-offload: {k}");
+        assert!(
+            k.contains("tx-checksumming: off"),
+            "{dev} tx-checksumming: {k}"
+        );
+        assert!(
+            k.contains("tx-vlan-offload: off"),
+            "{dev} tx-vlan-offload: {k}"
+        );
     }
     let (_, k) = Node::in_ns(pod, "ethtool -k eth0");
-    assert!(k.contains("generic-receive-offload: on"), "GRO on the pod end");
+    assert!(
+        k.contains("generic-receive-offload: on"),
+        "GRO on the pod end"
+    );
     let (_, k) = node.in_node(&format!("ethtool -k {UPLINK}"));
-    assert!(k.contains("rx-vlan-offload: off"), "rx-vlan off on the uplink: {k}");
+    assert!(
+        k.contains("rx-vlan-offload: off"),
+        "rx-vlan off on the uplink: {k}"
+    );
     let fdb = must(&format!("bridge -n {} fdb show dev {UPLINK}", node.node_ns));
-    assert!(fdb.contains(&format!("{mac} self permanent")), "pod MAC in the unicast filter: {fdb}");
+    assert!(
+        fdb.contains(&format!("{mac} self permanent")),
+        "pod MAC in the unicast filter: {fdb}"
+    );
     let addr = must(&format!("ip -n {pod} addr show eth0"));
-    assert!(addr.contains(&format!("inet {ip}/24")), "pod address: {addr}");
+    assert!(
+        addr.contains(&format!("inet {ip}/24")),
+        "pod address: {addr}"
+    );
     assert!(addr.contains(mac), "pod MAC: {addr}");
     let routes = must(&format!("ip -n {pod} route"));
-    assert!(routes.contains(&format!("default via {GATEWAY} dev eth0")), "pod default route: {routes}");
+    assert!(
+        routes.contains(&format!("default via {GATEWAY} dev eth0")),
+        "pod default route: {routes}"
+    );
     let host_routes = must(&format!("ip -n {} route", node.node_ns));
-    assert!(host_routes.contains(&format!("{ip} dev {host} scope link")), "host route: {host_routes}");
+    assert!(
+        host_routes.contains(&format!("{ip} dev {host} scope link")),
+        "host route: {host_routes}"
+    );
     let (ok, out) = node.in_node(&format!("ping -c 1 -W 2 {ip}"));
     assert!(ok, "node pings its pod: {out}");
 }
@@ -61,17 +98,29 @@ fn add_check_del_in_every_version() {
         let conf = node.conf(v, json!({}));
         let res = node.add(&cid, &pod, &conf);
         validate_result(v, &res);
-        assert_eq!(res["interfaces"][1]["sandbox"], format!("/var/run/netns/{pod}"));
+        assert_eq!(
+            res["interfaces"][1]["sandbox"],
+            format!("/var/run/netns/{pod}")
+        );
         assert_attachment(&node, &pod, &res, 2.max(nproc()));
         if has_check(v) {
-            node.cni("CHECK", &cid, Some(&pod), "eth0", &with_prev(&conf, &res)).ok();
+            node.cni("CHECK", &cid, Some(&pod), "eth0", &with_prev(&conf, &res))
+                .ok();
         } else {
-            let msg = node.cni("CHECK", &cid, Some(&pod), "eth0", &with_prev(&conf, &res)).err(1);
+            let msg = node
+                .cni("CHECK", &cid, Some(&pod), "eth0", &with_prev(&conf, &res))
+                .err(1);
             assert!(msg.contains("CHECK"), "{msg}");
         }
-        node.cni("DEL", &cid, Some(&pod), "eth0", &with_prev(&conf, &res)).ok();
+        node.cni("DEL", &cid, Some(&pod), "eth0", &with_prev(&conf, &res))
+            .ok();
         node.assert_clean();
-        assert!(must(&format!("ip -n {pod} -o link")).lines().all(|l| !l.contains("eth0")), "pod end gone");
+        assert!(
+            must(&format!("ip -n {pod} -o link"))
+                .lines()
+                .all(|l| !l.contains("eth0")),
+            "pod end gone"
+        );
         // A second DEL, and containerd's RemovePodSandbox DEL (empty netns, no prevResult).
         node.cni("DEL", &cid, Some(&pod), "eth0", &conf).ok();
         node.cni("DEL", &cid, None, "eth0", &conf).ok();
@@ -98,13 +147,26 @@ fn default_queues_follow_online_cpus_and_config_overrides() {
 fn mac_from_runtime_config_and_cni_args() {
     let node = Node::new("mac");
     let p0 = node.pod(0);
-    let conf = node.conf("1.0.0", json!({"runtimeConfig": {"mac": "02:aa:bb:cc:dd:01"}}));
+    let conf = node.conf(
+        "1.0.0",
+        json!({"runtimeConfig": {"mac": "02:aa:bb:cc:dd:01"}}),
+    );
     let res = node.add("c-rc", &p0, &conf);
     assert_eq!(res["interfaces"][1]["mac"], "02:aa:bb:cc:dd:01");
     assert_attachment(&node, &p0, &res, nproc());
     let p1 = node.pod(1);
     let conf1 = node.conf("1.0.0", json!({}));
-    let out = node.cni_env("ADD", "c-args", Some(&p1), "eth0", &conf1, &[("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:aa:bb:cc:dd:02")]);
+    let out = node.cni_env(
+        "ADD",
+        "c-args",
+        Some(&p1),
+        "eth0",
+        &conf1,
+        &[(
+            "CNI_ARGS",
+            "IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:aa:bb:cc:dd:02",
+        )],
+    );
     assert_eq!(out.ok()["interfaces"][1]["mac"], "02:aa:bb:cc:dd:02");
     // Generated MACs are stable and locally administered unicast.
     let p2 = node.pod(2);
@@ -124,12 +186,25 @@ fn mtu_defaults_to_uplink_and_is_bounded_by_it() {
     let p0 = node.pod(0);
     let res = node.add("c-jumbo", &p0, &node.conf("1.0.0", json!({})));
     assert!(must(&format!("ip -n {p0} link show eth0")).contains("mtu 9000"));
-    assert!(must(&format!("ip -n {} link show {}", node.node_ns, host_veth(&res))).contains("mtu 9000"));
+    assert!(must(&format!(
+        "ip -n {} link show {}",
+        node.node_ns,
+        host_veth(&res)
+    ))
+    .contains("mtu 9000"));
     let p1 = node.pod(1);
     node.add("c-small", &p1, &node.conf("1.0.0", json!({"mtu": 1400})));
     assert!(must(&format!("ip -n {p1} link show eth0")).contains("mtu 1400"));
     let p2 = node.pod(2);
-    let msg = node.cni("ADD", "c-big", Some(&p2), "eth0", &node.conf("1.0.0", json!({"mtu": 9001}))).err(7);
+    let msg = node
+        .cni(
+            "ADD",
+            "c-big",
+            Some(&p2),
+            "eth0",
+            &node.conf("1.0.0", json!({"mtu": 9001})),
+        )
+        .err(7);
     assert!(msg.contains("\"mtu\""), "{msg}");
 }
 
@@ -137,12 +212,20 @@ fn mtu_defaults_to_uplink_and_is_bounded_by_it() {
 fn version_is_answered_without_the_environment() {
     let node = Node::new("vv");
     let out = node.invoke_raw(
-        &[("CNI_COMMAND", "VERSION"), ("CNI_NETNS", "dummy"), ("CNI_IFNAME", "dummy"), ("CNI_PATH", "dummy")],
+        &[
+            ("CNI_COMMAND", "VERSION"),
+            ("CNI_NETNS", "dummy"),
+            ("CNI_IFNAME", "dummy"),
+            ("CNI_PATH", "dummy"),
+        ],
         br#"{"cniVersion":"1.0.0"}"#,
     );
     let v = out.ok();
     assert_eq!(v["cniVersion"], "1.0.0");
-    assert_eq!(v["supportedVersions"], json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]));
+    assert_eq!(
+        v["supportedVersions"],
+        json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
 }
 
 /// Every bad input gets its code and creates nothing.
@@ -180,27 +263,127 @@ fn bad_input_creates_nothing() {
     let cases: Vec<Case> = vec![
         ("malformed JSON", env_ok(&[]), "{\"cniVersion\":".into(), 6),
         ("deeply nested JSON", env_ok(&[]), deep, 6),
-        ("unknown cniVersion", env_ok(&[]), conf_with(json!({"cniVersion": "2.0.0"})), 1),
-        ("missing CNI_CONTAINERID", env_ok(&[("CNI_CONTAINERID", "")]), good_s.clone(), 4),
-        ("missing CNI_NETNS", env_ok(&[("CNI_NETNS", "")]), good_s.clone(), 4),
-        ("missing CNI_IFNAME", env_ok(&[("CNI_IFNAME", "")]), good_s.clone(), 4),
-        ("missing CNI_PATH", env_ok(&[("CNI_PATH", "")]), good_s.clone(), 4),
-        ("netns does not exist", env_ok(&[("CNI_NETNS", "/var/run/netns/vc-no-such-ns")]), good_s.clone(), 3),
-        ("netns is not a netns", env_ok(&[("CNI_NETNS", "/etc/hostname")]), good_s.clone(), 4),
-        ("ifname too long", env_ok(&[("CNI_IFNAME", "eth0123456789012")]), good_s.clone(), 4),
-        ("ifname with slash", env_ok(&[("CNI_IFNAME", "eth/0")]), good_s.clone(), 4),
-        ("ifname with space", env_ok(&[("CNI_IFNAME", "eth 0")]), good_s.clone(), 4),
-        ("ifname names an existing device", env_ok(&[("CNI_IFNAME", "lo")]), good_s.clone(), 4),
-        ("container id with slash", env_ok(&[("CNI_CONTAINERID", "../../etc/x")]), good_s.clone(), 4),
-        ("container id with control char", env_ok(&[("CNI_CONTAINERID", "ab\u{7}c")]), good_s.clone(), 4),
-        ("uplink does not exist", env_ok(&[]), conf_with(json!({"uplink": "nosuchdev"})), 7),
+        (
+            "unknown cniVersion",
+            env_ok(&[]),
+            conf_with(json!({"cniVersion": "2.0.0"})),
+            1,
+        ),
+        (
+            "missing CNI_CONTAINERID",
+            env_ok(&[("CNI_CONTAINERID", "")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "missing CNI_NETNS",
+            env_ok(&[("CNI_NETNS", "")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "missing CNI_IFNAME",
+            env_ok(&[("CNI_IFNAME", "")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "missing CNI_PATH",
+            env_ok(&[("CNI_PATH", "")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "netns does not exist",
+            env_ok(&[("CNI_NETNS", "/var/run/netns/vc-no-such-ns")]),
+            good_s.clone(),
+            3,
+        ),
+        (
+            "netns is not a netns",
+            env_ok(&[("CNI_NETNS", "/etc/hostname")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "ifname too long",
+            env_ok(&[("CNI_IFNAME", "eth0123456789012")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "ifname with slash",
+            env_ok(&[("CNI_IFNAME", "eth/0")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "ifname with space",
+            env_ok(&[("CNI_IFNAME", "eth 0")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "ifname names an existing device",
+            env_ok(&[("CNI_IFNAME", "lo")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "container id with slash",
+            env_ok(&[("CNI_CONTAINERID", "../../etc/x")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "container id with control char",
+            env_ok(&[("CNI_CONTAINERID", "ab\u{7}c")]),
+            good_s.clone(),
+            4,
+        ),
+        (
+            "uplink does not exist",
+            env_ok(&[]),
+            conf_with(json!({"uplink": "nosuchdev"})),
+            7,
+        ),
         ("queues 0", env_ok(&[]), conf_with(json!({"queues": 0})), 7),
-        ("queues above kernel limit", env_ok(&[]), conf_with(json!({"queues": 4097})), 7),
-        ("queues wrong type", env_ok(&[]), conf_with(json!({"queues": "two"})), 7),
-        ("mtu below 68", env_ok(&[]), conf_with(json!({"mtu": 67})), 7),
-        ("mtu above uplink", env_ok(&[]), conf_with(json!({"mtu": 1501})), 7),
-        ("missing IPAM plugin", env_ok(&[]), conf_with(json!({"ipam": {"type": "no-such-ipam"}})), 102),
-        ("failing IPAM plugin", env_ok(&[]), conf_with(json!({"ipam": {"type": "host-local"}})), 0),
+        (
+            "queues above kernel limit",
+            env_ok(&[]),
+            conf_with(json!({"queues": 4097})),
+            7,
+        ),
+        (
+            "queues wrong type",
+            env_ok(&[]),
+            conf_with(json!({"queues": "two"})),
+            7,
+        ),
+        (
+            "mtu below 68",
+            env_ok(&[]),
+            conf_with(json!({"mtu": 67})),
+            7,
+        ),
+        (
+            "mtu above uplink",
+            env_ok(&[]),
+            conf_with(json!({"mtu": 1501})),
+            7,
+        ),
+        (
+            "missing IPAM plugin",
+            env_ok(&[]),
+            conf_with(json!({"ipam": {"type": "no-such-ipam"}})),
+            102,
+        ),
+        (
+            "failing IPAM plugin",
+            env_ok(&[]),
+            conf_with(json!({"ipam": {"type": "host-local"}})),
+            0,
+        ),
     ];
     for (what, env, stdin, code) in cases {
         let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -210,16 +393,24 @@ fn bad_input_creates_nothing() {
             let msg = out.err(code);
             assert!(!msg.is_empty(), "{what}");
         } else {
-            assert!(out.json["code"].as_u64().is_some(), "{what}: {}", out.stdout);
+            assert!(
+                out.json["code"].as_u64().is_some(),
+                "{what}: {}",
+                out.stdout
+            );
         }
         node.assert_clean();
-        assert!(must(&format!("ip -n {pod} -o link")).lines().count() == 1, "{what}: pod namespace untouched");
+        assert!(
+            must(&format!("ip -n {pod} -o link")).lines().count() == 1,
+            "{what}: pod namespace untouched"
+        );
         assert!(!std::path::Path::new("/etc/x").exists());
     }
     // Invalid UTF-8.
     let env = env_ok(&[]);
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    node.invoke_raw(&env_ref, b"{\"cniVersion\":\"1.0.0\",\"name\":\"\xff\"}").err(6);
+    node.invoke_raw(&env_ref, b"{\"cniVersion\":\"1.0.0\",\"name\":\"\xff\"}")
+        .err(6);
     node.assert_clean();
 }
 
@@ -232,8 +423,17 @@ fn second_add_for_same_container_and_ifname_is_refused_and_keeps_the_first() {
     let msg = node.cni("ADD", "c-dup", Some(&pod), "eth0", &conf).err(103);
     assert!(msg.contains("already"), "{msg}");
     assert_attachment(&node, &pod, &res, nproc());
-    node.cni("CHECK", "c-dup", Some(&pod), "eth0", &with_prev(&conf, &res)).ok();
-    let leases = std::fs::read_dir(node.ipam_dir().join("testnet")).unwrap().count();
+    node.cni(
+        "CHECK",
+        "c-dup",
+        Some(&pod),
+        "eth0",
+        &with_prev(&conf, &res),
+    )
+    .ok();
+    let leases = std::fs::read_dir(node.ipam_dir().join("testnet"))
+        .unwrap()
+        .count();
     assert_eq!(leases, 3, "one lease + last_reserved_ip + lock");
     node.cni("DEL", "c-dup", Some(&pod), "eth0", &conf).ok();
     node.assert_clean();
@@ -246,7 +446,8 @@ fn del_survives_a_deleted_netns_and_a_missing_record() {
     let conf = node.conf("1.0.0", json!({}));
     let res = node.add("c-gone", &pod, &conf);
     must(&format!("ip netns del {pod}"));
-    node.cni("DEL", "c-gone", Some(&pod), "eth0", &with_prev(&conf, &res)).ok();
+    node.cni("DEL", "c-gone", Some(&pod), "eth0", &with_prev(&conf, &res))
+        .ok();
     node.assert_clean();
     // Record lost (e.g. state dir wiped): DEL still removes the veth, fdb entry, routes and lease.
     let pod1 = node.pod(1);
@@ -266,11 +467,22 @@ fn check_names_each_mismatch() {
     node.cni("CHECK", "c-chk", Some(&pod), "eth0", &prev).ok();
     let (ok, _) = Node::in_ns(&pod, "ethtool -K eth0 gro off");
     assert!(ok);
-    let msg = node.cni("CHECK", "c-chk", Some(&pod), "eth0", &prev).err(108);
-    assert!(msg.contains("rx-gro") && msg.contains("dropped"), "GRO off is named with why: {msg}");
+    let msg = node
+        .cni("CHECK", "c-chk", Some(&pod), "eth0", &prev)
+        .err(108);
+    assert!(
+        msg.contains("rx-gro") && msg.contains("dropped"),
+        "GRO off is named with why: {msg}"
+    );
     must(&format!("ip -n {pod} addr flush dev eth0"));
-    must(&format!("bridge -n {} fdb del {} dev {UPLINK} self", node.node_ns, res["interfaces"][1]["mac"].as_str().unwrap()));
-    let msg = node.cni("CHECK", "c-chk", Some(&pod), "eth0", &prev).err(108);
+    must(&format!(
+        "bridge -n {} fdb del {} dev {UPLINK} self",
+        node.node_ns,
+        res["interfaces"][1]["mac"].as_str().unwrap()
+    ));
+    let msg = node
+        .cni("CHECK", "c-chk", Some(&pod), "eth0", &prev)
+        .err(108);
     assert!(msg.contains("pod address"), "{msg}");
     assert!(msg.contains("unicast filter"), "{msg}");
     assert!(msg.contains("pod route"), "{msg}");
@@ -288,16 +500,40 @@ fn gc_removes_attachments_not_listed_and_nothing_without_a_list() {
     for (i, p) in pods.iter().enumerate() {
         node.add(&format!("c-gc{i}"), p, &conf);
     }
-    let gc = |c: &Value| node.invoke_raw(&[("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")], c.to_string().as_bytes());
+    let gc = |c: &Value| {
+        node.invoke_raw(
+            &[("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")],
+            c.to_string().as_bytes(),
+        )
+    };
     gc(&conf).ok();
-    assert_eq!(node.traces().iter().filter(|t| t.starts_with("link")).count(), 3, "no list: nothing removed");
+    assert_eq!(
+        node.traces()
+            .iter()
+            .filter(|t| t.starts_with("link"))
+            .count(),
+        3,
+        "no list: nothing removed"
+    );
     let mut keep = conf.clone();
     keep["cni.dev/valid-attachments"] = json!([{"containerID": "c-gc1", "ifname": "eth0"}]);
     gc(&keep).ok();
     let t = node.traces();
-    assert_eq!(t.iter().filter(|t| t.starts_with("link")).count(), 1, "{t:?}");
-    assert_eq!(t.iter().filter(|t| t.starts_with("lease")).count(), 1, "{t:?}");
-    assert_eq!(t.iter().filter(|t| t.starts_with("record")).count(), 1, "{t:?}");
+    assert_eq!(
+        t.iter().filter(|t| t.starts_with("link")).count(),
+        1,
+        "{t:?}"
+    );
+    assert_eq!(
+        t.iter().filter(|t| t.starts_with("lease")).count(),
+        1,
+        "{t:?}"
+    );
+    assert_eq!(
+        t.iter().filter(|t| t.starts_with("record")).count(),
+        1,
+        "{t:?}"
+    );
     assert!(must(&format!("ip -n {} -o link", pods[0])).lines().count() == 1);
     // GC is a 1.1 verb.
     let old = node.conf("1.0.0", json!({}));
@@ -311,7 +547,12 @@ fn gc_removes_attachments_not_listed_and_nothing_without_a_list() {
 fn status_reports_what_stops_the_node_taking_pods() {
     let node = Node::new("st");
     let conf = node.conf("1.1.0", json!({}));
-    let status = |c: &Value| node.invoke_raw(&[("CNI_COMMAND", "STATUS"), ("CNI_PATH", "/usr/lib/cni")], c.to_string().as_bytes());
+    let status = |c: &Value| {
+        node.invoke_raw(
+            &[("CNI_COMMAND", "STATUS"), ("CNI_PATH", "/usr/lib/cni")],
+            c.to_string().as_bytes(),
+        )
+    };
     status(&conf).ok();
     let mut no_ipam = conf.clone();
     no_ipam["ipam"]["type"] = json!("no-such-ipam");
@@ -334,7 +575,11 @@ fn ipam_failure_leaves_nothing() {
     let p1 = node.pod(1);
     let out = node.cni("ADD", "c-two", Some(&p1), "eth0", &conf);
     assert_ne!(out.exit, 0);
-    assert!(out.json["msg"].as_str().unwrap().contains("IPAM"), "{}", out.stdout);
+    assert!(
+        out.json["msg"].as_str().unwrap().contains("IPAM"),
+        "{}",
+        out.stdout
+    );
     assert!(must(&format!("ip -n {p1} -o link")).lines().count() == 1);
     node.cni("DEL", "c-one", Some(&p0), "eth0", &conf).ok();
     node.assert_clean();
@@ -351,7 +596,11 @@ fn twenty_parallel_adds_then_twenty_parallel_dels() {
             .enumerate()
             .map(|(i, p)| {
                 let (node, conf) = (&node, &conf);
-                s.spawn(move || node.cni("ADD", &format!("c-par{i}"), Some(p), "eth0", conf).ok().clone())
+                s.spawn(move || {
+                    node.cni("ADD", &format!("c-par{i}"), Some(p), "eth0", conf)
+                        .ok()
+                        .clone()
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -366,7 +615,11 @@ fn twenty_parallel_adds_then_twenty_parallel_dels() {
     std::thread::scope(|s| {
         for (i, p) in pods.iter().enumerate() {
             let (node, conf) = (&node, &conf);
-            s.spawn(move || node.cni("DEL", &format!("c-par{i}"), Some(p), "eth0", conf).ok().clone());
+            s.spawn(move || {
+                node.cni("DEL", &format!("c-par{i}"), Some(p), "eth0", conf)
+                    .ok()
+                    .clone()
+            });
         }
     });
     node.assert_clean();
@@ -378,16 +631,41 @@ fn twenty_parallel_adds_then_twenty_parallel_dels() {
 fn rollback_after_every_add_step() {
     let node = Node::new("rb");
     let conf = node.conf("1.0.0", json!({}));
-    for (i, step) in ["ipam", "veth", "offloads", "link-up", "pod-ip", "fdb", "host-routes", "datapath", "record"].iter().enumerate() {
+    for (i, step) in [
+        "ipam",
+        "veth",
+        "offloads",
+        "link-up",
+        "pod-ip",
+        "fdb",
+        "host-routes",
+        "datapath",
+        "record",
+    ]
+    .iter()
+    .enumerate()
+    {
         let pod = node.pod(i);
-        let out = node.cni_env("ADD", &format!("c-rb{i}"), Some(&pod), "eth0", &conf, &[("VETH_XDP_FAIL_AFTER", step)]);
+        let out = node.cni_env(
+            "ADD",
+            &format!("c-rb{i}"),
+            Some(&pod),
+            "eth0",
+            &conf,
+            &[("VETH_XDP_FAIL_AFTER", step)],
+        );
         let msg = out.err(5);
         assert!(msg.contains(step), "{step}: {msg}");
         node.assert_clean();
-        assert_eq!(must(&format!("ip -n {pod} -o link")).lines().count(), 1, "{step}: pod namespace clean");
+        assert_eq!(
+            must(&format!("ip -n {pod} -o link")).lines().count(),
+            1,
+            "{step}: pod namespace clean"
+        );
         // The same ADD without the fault then works: nothing stale blocks it.
         node.add(&format!("c-rb{i}"), &pod, &conf);
-        node.cni("DEL", &format!("c-rb{i}"), Some(&pod), "eth0", &conf).ok();
+        node.cni("DEL", &format!("c-rb{i}"), Some(&pod), "eth0", &conf)
+            .ok();
     }
     node.assert_clean();
 }

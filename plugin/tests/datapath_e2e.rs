@@ -9,7 +9,13 @@ use common::*;
 use serde_json::{json, Value};
 
 fn pod_ip(res: &Value) -> String {
-    res["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string()
+    res["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn ping(ns: &str, dst: &str) -> bool {
@@ -19,18 +25,32 @@ fn ping(ns: &str, dst: &str) -> bool {
 /// Runs a short iperf3 test from `client_ns` to a server in `server_ns`; returns bytes received.
 fn iperf(server_ns: &str, client_ns: &str, server_ip: &str, udp: bool, port: u16) -> u64 {
     let server = std::process::Command::new("nsenter")
-        .args([format!("--net=/var/run/netns/{server_ns}"), "iperf3".into(), "-s".into(), "-1".into(), "-p".into(), port.to_string()])
+        .args([
+            format!("--net=/var/run/netns/{server_ns}"),
+            "iperf3".into(),
+            "-s".into(),
+            "-1".into(),
+            "-p".into(),
+            port.to_string(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("iperf3 server");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let flags = if udp { "-u -b 20M" } else { "" };
-    let (ok, out) = Node::in_ns(client_ns, &format!("timeout 20 iperf3 -c {server_ip} -p {port} -t 1 {flags} -J"));
+    let (ok, out) = Node::in_ns(
+        client_ns,
+        &format!("timeout 20 iperf3 -c {server_ip} -p {port} -t 1 {flags} -J"),
+    );
     let mut server = server;
     let _ = server.kill();
     let _ = server.wait();
-    assert!(ok, "iperf3 {client_ns} -> {server_ip} ({}) failed: {out}", if udp { "udp" } else { "tcp" });
+    assert!(
+        ok,
+        "iperf3 {client_ns} -> {server_ip} ({}) failed: {out}",
+        if udp { "udp" } else { "tcp" }
+    );
     let v: Value = serde_json::from_str(&out).expect("iperf3 JSON");
     let end = &v["end"];
     if udp {
@@ -64,26 +84,49 @@ fn two_pods(tag: &str, mtu: u32, extra: Value) -> TwoPods {
     let pods = [node.pod(1), node.pod(2)];
     let r1 = node.add("c1", &pods[0], &conf);
     let r2 = node.add("c2", &pods[1], &conf);
-    TwoPods { ips: [pod_ip(&r1), pod_ip(&r2)], node, pods, conf }
+    TwoPods {
+        ips: [pod_ip(&r1), pod_ip(&r2)],
+        node,
+        pods,
+        conf,
+    }
 }
 
 fn run_flows(t: &TwoPods, mode: &str) {
     let n = &t.node;
     // The uplink program and host-veth programs are attached as reported.
-    assert_eq!(xdp_mode(&n.node_ns, UPLINK), Some(1), "uplink program in driver mode (ip -d link: xdp mode 1)");
+    assert_eq!(
+        xdp_mode(&n.node_ns, UPLINK),
+        Some(1),
+        "uplink program in driver mode (ip -d link: xdp mode 1)"
+    );
     let stats = n.stats();
     for a in stats["attachments"].as_array().unwrap() {
         assert_eq!(a["egress"], mode);
         let dev = a["hostVeth"].as_str().unwrap();
         if mode == "xdp" {
-            assert_eq!(xdp_mode(&n.node_ns, dev), Some(1), "host veth XDP in driver mode");
+            assert_eq!(
+                xdp_mode(&n.node_ns, dev),
+                Some(1),
+                "host veth XDP in driver mode"
+            );
         } else {
-            assert_eq!(xdp_mode(&n.node_ns, dev), None, "no XDP on the host veth in tc mode");
+            assert_eq!(
+                xdp_mode(&n.node_ns, dev),
+                None,
+                "no XDP on the host veth in tc mode"
+            );
             // bpftool 7.1 (Debian 12) does not know tcx links by name: read the pinned link.
-            let link = must(&format!("bpftool -j link show pinned {}/v1/links/{dev}_tc", n.bpf_root.display()));
+            let link = must(&format!(
+                "bpftool -j link show pinned {}/v1/links/{dev}_tc",
+                n.bpf_root.display()
+            ));
             let link: Value = serde_json::from_str(&link).unwrap();
             let prog = must(&format!("bpftool -j prog show id {}", link["prog_id"]));
-            assert!(prog.contains("vx_host_tc"), "tc program on host veth: {prog}");
+            assert!(
+                prog.contains("vx_host_tc"),
+                "tc program on host veth: {prog}"
+            );
         }
     }
 
@@ -93,57 +136,121 @@ fn run_flows(t: &TwoPods, mode: &str) {
     for ip in &t.ips {
         assert!(ping(&n.wire_ns, ip), "wire pings pod {ip}");
     }
-    assert!(n.uplink_redirected() >= up0 + 4, "uplink redirected the pings");
-    assert!(n.counter("c1", "redirectedIn") >= in0 + 2, "pod 1 received by redirect");
+    assert!(
+        n.uplink_redirected() >= up0 + 4,
+        "uplink redirected the pings"
+    );
+    assert!(
+        n.counter("c1", "redirectedIn") >= in0 + 2,
+        "pod 1 received by redirect"
+    );
 
     // pod -> gateway (the wire): out through the uplink
     let out0 = n.counter("c1", "redirectedToUplink");
     assert!(ping(&t.pods[0], GATEWAY), "pod pings the gateway");
-    assert!(n.counter("c1", "redirectedToUplink") >= out0 + 2, "pod 1 -> wire by redirect");
+    assert!(
+        n.counter("c1", "redirectedToUplink") >= out0 + 2,
+        "pod 1 -> wire by redirect"
+    );
 
     // pod <-> pod
     let p0 = n.counter("c1", "redirectedToPod");
     let i2 = n.counter("c2", "redirectedIn");
     assert!(ping(&t.pods[0], &t.ips[1]), "pod 1 pings pod 2");
     assert!(ping(&t.pods[1], &t.ips[0]), "pod 2 pings pod 1");
-    assert!(n.counter("c1", "redirectedToPod") >= p0 + 2, "pod 1 -> pod 2 by redirect");
-    assert!(n.counter("c2", "redirectedIn") >= i2 + 2, "pod 2 received by redirect");
+    assert!(
+        n.counter("c1", "redirectedToPod") >= p0 + 2,
+        "pod 1 -> pod 2 by redirect"
+    );
+    assert!(
+        n.counter("c2", "redirectedIn") >= i2 + 2,
+        "pod 2 received by redirect"
+    );
 
     // node -> pod (the kubelet probe path): replies reach the node's stack
     let pass0 = n.counter("c1", "passedToStack");
     assert!(ping(&n.node_ns, &t.ips[0]), "node pings pod 1");
-    assert!(n.counter("c1", "passedToStack") >= pass0 + 2, "pod replies to the node are passed to the stack");
+    assert!(
+        n.counter("c1", "passedToStack") >= pass0 + 2,
+        "pod replies to the node are passed to the stack"
+    );
 
     // TCP and UDP: wire <-> pod, pod <-> pod, node -> pod
     let out0 = n.counter("c1", "redirectedToUplink");
-    assert!(iperf(&n.wire_ns, &t.pods[0], GATEWAY, false, 5201) > 0, "TCP pod -> wire");
-    assert!(n.counter("c1", "redirectedToUplink") > out0 + 100, "TCP to the wire went by redirect");
+    assert!(
+        iperf(&n.wire_ns, &t.pods[0], GATEWAY, false, 5201) > 0,
+        "TCP pod -> wire"
+    );
+    assert!(
+        n.counter("c1", "redirectedToUplink") > out0 + 100,
+        "TCP to the wire went by redirect"
+    );
     let in0 = n.counter("c1", "redirectedIn");
-    assert!(iperf(&t.pods[0], &n.wire_ns, &t.ips[0], false, 5202) > 0, "TCP wire -> pod");
-    assert!(n.counter("c1", "redirectedIn") > in0 + 100, "TCP from the wire went by redirect");
+    assert!(
+        iperf(&t.pods[0], &n.wire_ns, &t.ips[0], false, 5202) > 0,
+        "TCP wire -> pod"
+    );
+    assert!(
+        n.counter("c1", "redirectedIn") > in0 + 100,
+        "TCP from the wire went by redirect"
+    );
     let pp0 = n.counter("c1", "redirectedToPod");
-    assert!(iperf(&t.pods[1], &t.pods[0], &t.ips[1], false, 5203) > 0, "TCP pod -> pod");
-    assert!(n.counter("c1", "redirectedToPod") > pp0 + 100, "TCP pod -> pod by redirect");
-    assert!(iperf(&t.pods[0], &n.node_ns, &t.ips[0], false, 5204) > 0, "TCP node -> pod");
+    assert!(
+        iperf(&t.pods[1], &t.pods[0], &t.ips[1], false, 5203) > 0,
+        "TCP pod -> pod"
+    );
+    assert!(
+        n.counter("c1", "redirectedToPod") > pp0 + 100,
+        "TCP pod -> pod by redirect"
+    );
+    assert!(
+        iperf(&t.pods[0], &n.node_ns, &t.ips[0], false, 5204) > 0,
+        "TCP node -> pod"
+    );
     let u0 = n.counter("c2", "redirectedToUplink");
-    assert!(iperf(&n.wire_ns, &t.pods[1], GATEWAY, true, 5205) > 0, "UDP pod -> wire");
-    assert!(n.counter("c2", "redirectedToUplink") > u0 + 100, "UDP to the wire by redirect");
-    assert!(iperf(&t.pods[1], &n.wire_ns, &t.ips[1], true, 5206) > 0, "UDP wire -> pod");
+    assert!(
+        iperf(&n.wire_ns, &t.pods[1], GATEWAY, true, 5205) > 0,
+        "UDP pod -> wire"
+    );
+    assert!(
+        n.counter("c2", "redirectedToUplink") > u0 + 100,
+        "UDP to the wire by redirect"
+    );
+    assert!(
+        iperf(&t.pods[1], &n.wire_ns, &t.ips[1], true, 5206) > 0,
+        "UDP wire -> pod"
+    );
 
     // A pod spoofing its source address reaches nobody, and is counted.
     let spoof0 = n.counter("c1", "spoofDrops");
-    must(&format!("ip -n {} addr add 10.77.0.251/24 dev eth0", t.pods[0]));
+    must(&format!(
+        "ip -n {} addr add 10.77.0.251/24 dev eth0",
+        t.pods[0]
+    ));
     for dst in [GATEWAY, t.ips[1].as_str(), NODE_IP] {
         let (ok, _) = Node::in_ns(&t.pods[0], &format!("ping -c 1 -W 1 -I 10.77.0.251 {dst}"));
         assert!(!ok, "spoofed source reaches {dst}");
     }
-    must(&format!("ip -n {} addr del 10.77.0.251/24 dev eth0", t.pods[0]));
-    assert!(n.counter("c1", "spoofDrops") >= spoof0 + 3, "spoofed frames counted");
+    must(&format!(
+        "ip -n {} addr del 10.77.0.251/24 dev eth0",
+        t.pods[0]
+    ));
+    assert!(
+        n.counter("c1", "spoofDrops") >= spoof0 + 3,
+        "spoofed frames counted"
+    );
 
     // CHECK still passes, then DEL leaves nothing in the maps or bpffs.
     for (i, c) in ["c1", "c2"].iter().enumerate() {
         let prev = {
-            let rec: Value = serde_json::from_slice(&std::fs::read(n.state_dir().join(format!("networks/testnet/{c}_eth0.json"))).unwrap()).unwrap();
+            let rec: Value = serde_json::from_slice(
+                &std::fs::read(
+                    n.state_dir()
+                        .join(format!("networks/testnet/{c}_eth0.json")),
+                )
+                .unwrap(),
+            )
+            .unwrap();
             let mut p = rec["result"].clone();
             p["cniVersion"] = json!("1.0.0");
             p
@@ -157,23 +264,59 @@ fn run_flows(t: &TwoPods, mode: &str) {
     }
     n.assert_clean();
     let links = must(&format!("ls {}/v1/links", n.bpf_root.display()));
-    assert_eq!(links.trim(), "uplink", "only the node's uplink link stays pinned: {links}");
+    assert_eq!(
+        links.trim(),
+        "uplink",
+        "only the node's uplink link stays pinned: {links}"
+    );
     // vx_counters is a per-CPU array indexed by slot (0 = uplink): after DEL
     // every pod slot is zeroed.
-    let dump = must(&format!("bpftool -j map dump pinned {}/v1/maps/vx_counters", n.bpf_root.display()));
+    let dump = must(&format!(
+        "bpftool -j map dump pinned {}/v1/maps/vx_counters",
+        n.bpf_root.display()
+    ));
     let entries: Value = serde_json::from_str(&dump).unwrap();
-    let dirty: Vec<u64> = entries.as_array().unwrap().iter()
+    let dirty: Vec<u64> = entries
+        .as_array()
+        .unwrap()
+        .iter()
         .filter(|e| e["formatted"]["key"].as_u64() != Some(0))
-        .filter(|e| e["formatted"]["values"].as_array().unwrap().iter().any(|v| {
-            v["value"]["c"].as_array().unwrap().iter().any(|c| c["packets"] != 0 || c["bytes"] != 0)
-        }))
+        .filter(|e| {
+            e["formatted"]["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| {
+                    v["value"]["c"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["packets"] != 0 || c["bytes"] != 0)
+                })
+        })
         .map(|e| e["formatted"]["key"].as_u64().unwrap())
         .collect();
-    assert!(dirty.is_empty(), "vx_counters slots not zeroed after DEL: {dirty:?}");
-    for (map, left) in [("vx_pod_mac", 0), ("vx_pod_v4", 0), ("vx_pod_v6", 0), ("vx_pod_if", 0), ("vx_redirect", 1)] {
-        let dump = must(&format!("bpftool -j map dump pinned {}/v1/maps/{map}", n.bpf_root.display()));
+    assert!(
+        dirty.is_empty(),
+        "vx_counters slots not zeroed after DEL: {dirty:?}"
+    );
+    for (map, left) in [
+        ("vx_pod_mac", 0),
+        ("vx_pod_v4", 0),
+        ("vx_pod_v6", 0),
+        ("vx_pod_if", 0),
+        ("vx_redirect", 1),
+    ] {
+        let dump = must(&format!(
+            "bpftool -j map dump pinned {}/v1/maps/{map}",
+            n.bpf_root.display()
+        ));
         let entries: Value = serde_json::from_str(&dump).unwrap();
-        assert_eq!(entries.as_array().unwrap().len(), left, "{map} after DEL (the uplink's own entries stay): {dump}");
+        assert_eq!(
+            entries.as_array().unwrap().len(),
+            left,
+            "{map} after DEL (the uplink's own entries stay): {dump}"
+        );
     }
     assert!(n.stats()["attachments"].as_array().unwrap().is_empty());
 }
@@ -197,13 +340,19 @@ fn flows_in_tc_egress_mode() {
 fn pod_annotation_selects_tc_egress() {
     let node = Node::new("ann");
     let pod = node.pod(0);
-    let conf = node.conf("1.0.0", json!({"runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"veth-xdp/egress": "tc"}}}));
+    let conf = node.conf(
+        "1.0.0",
+        json!({"runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"veth-xdp/egress": "tc"}}}),
+    );
     let res = node.add("c-ann", &pod, &conf);
     let host = res["interfaces"][0]["name"].as_str().unwrap();
     assert!(!must(&format!("ip -n {} -d link show {host}", node.node_ns)).contains("prog/xdp"));
     assert_eq!(node.stats()["attachments"][0]["egress"], "tc");
     let (_, k) = Node::in_ns(&pod, "ethtool -k eth0");
-    assert!(k.contains("tx-checksumming: on"), "annotated pod keeps checksum offload: {k}");
+    assert!(
+        k.contains("tx-checksumming: on"),
+        "annotated pod keeps checksum offload: {k}"
+    );
     assert!(ping(&node.wire_ns, &pod_ip(&res)));
     node.cni("DEL", "c-ann", Some(&pod), "eth0", &conf).ok();
     node.assert_clean();
@@ -213,14 +362,26 @@ fn pod_annotation_selects_tc_egress() {
 fn jumbo_uplink_mtu_9000() {
     let t = two_pods("jb", 9000, json!({}));
     let n = &t.node;
-    let (ok, out) = Node::in_ns(&n.wire_ns, &format!("ping -c 2 -W 2 -M do -s 8900 {}", t.ips[0]));
+    let (ok, out) = Node::in_ns(
+        &n.wire_ns,
+        &format!("ping -c 2 -W 2 -M do -s 8900 {}", t.ips[0]),
+    );
     assert!(ok, "jumbo ping wire -> pod: {out}");
-    let (ok, out) = Node::in_ns(&t.pods[0], &format!("ping -c 2 -W 2 -M do -s 8900 {}", t.ips[1]));
+    let (ok, out) = Node::in_ns(
+        &t.pods[0],
+        &format!("ping -c 2 -W 2 -M do -s 8900 {}", t.ips[1]),
+    );
     assert!(ok, "jumbo ping pod -> pod: {out}");
     let in0 = n.counter("c1", "redirectedIn");
-    assert!(iperf(&t.pods[0], &n.wire_ns, &t.ips[0], false, 5211) > 0, "TCP wire -> pod at MTU 9000");
+    assert!(
+        iperf(&t.pods[0], &n.wire_ns, &t.ips[0], false, 5211) > 0,
+        "TCP wire -> pod at MTU 9000"
+    );
     assert!(n.counter("c1", "redirectedIn") > in0 + 100);
-    assert!(iperf(&n.wire_ns, &t.pods[0], GATEWAY, false, 5212) > 0, "TCP pod -> wire at MTU 9000");
+    assert!(
+        iperf(&n.wire_ns, &t.pods[0], GATEWAY, false, 5212) > 0,
+        "TCP pod -> wire at MTU 9000"
+    );
 }
 
 /// Compiles a tiny XDP program (pass) for a pod to attach itself.
@@ -248,16 +409,32 @@ fn pod_own_program_then_gro_keeps_redirects_flowing_and_check_explains_gro_off()
     let res = node.add("c-own", &pod, &conf);
     let ip = pod_ip(&res);
     let obj = pod_program_object(&node.dir);
-    must(&format!("ip -n {pod} link set dev eth0 xdpdrv obj {} sec xdp", obj.display()));
-    assert!(must(&format!("ip -n {pod} -d link show eth0")).contains("prog/xdp"), "pod's own program attached");
-    assert!(ping(&node.wire_ns, &ip), "redirects arrive with the pod's own program");
+    must(&format!(
+        "ip -n {pod} link set dev eth0 xdpdrv obj {} sec xdp",
+        obj.display()
+    ));
+    assert!(
+        must(&format!("ip -n {pod} -d link show eth0")).contains("prog/xdp"),
+        "pod's own program attached"
+    );
+    assert!(
+        ping(&node.wire_ns, &ip),
+        "redirects arrive with the pod's own program"
+    );
     must(&format!("ip -n {pod} link set dev eth0 xdpdrv off"));
-    assert!(ping(&node.wire_ns, &ip), "after detaching, GRO keeps redirects arriving");
+    assert!(
+        ping(&node.wire_ns, &ip),
+        "after detaching, GRO keeps redirects arriving"
+    );
     let mut check = conf.clone();
     check["prevResult"] = res.clone();
     node.cni("CHECK", "c-own", Some(&pod), "eth0", &check).ok();
-    must(&format!("nsenter --net=/var/run/netns/{pod} ethtool -K eth0 gro off"));
-    let msg = node.cni("CHECK", "c-own", Some(&pod), "eth0", &check).err(108);
+    must(&format!(
+        "nsenter --net=/var/run/netns/{pod} ethtool -K eth0 gro off"
+    ));
+    let msg = node
+        .cni("CHECK", "c-own", Some(&pod), "eth0", &check)
+        .err(108);
     assert!(msg.contains("GRO") || msg.contains("rx-gro"), "{msg}");
     assert!(msg.contains("ndo-xmit") && msg.contains("dropped"), "{msg}");
 }
@@ -273,8 +450,14 @@ fn pod_program_option_attaches_a_replaceable_pass_program() {
     assert!(ping(&node.wire_ns, &pod_ip(&res)));
     // Netlink-attached (not a bpf_link), so the pod can replace it.
     let obj = pod_program_object(&node.dir);
-    must(&format!("ip -force -n {pod} link set dev eth0 xdpdrv obj {} sec xdp", obj.display()));
-    assert!(must(&format!("ip -n {pod} -d link show eth0")).contains("pod_own"), "replaced by the pod's own program");
+    must(&format!(
+        "ip -force -n {pod} link set dev eth0 xdpdrv obj {} sec xdp",
+        obj.display()
+    ));
+    assert!(
+        must(&format!("ip -n {pod} -d link show eth0")).contains("pod_own"),
+        "replaced by the pod's own program"
+    );
     assert!(ping(&node.wire_ns, &pod_ip(&res)));
     node.cni("DEL", "c-pp", Some(&pod), "eth0", &conf).ok();
     node.assert_clean();
@@ -288,22 +471,48 @@ fn stats_watch_shows_counters_moving_during_traffic() {
     let res = node.add("c-sw", &pod, &conf);
     let ip = pod_ip(&res);
     let mut ping = std::process::Command::new("nsenter")
-        .args([format!("--net=/var/run/netns/{}", node.wire_ns), "ping".into(), "-i".into(), "0.01".into(), "-c".into(), "300".into(), "-q".into(), ip.clone()])
+        .args([
+            format!("--net=/var/run/netns/{}", node.wire_ns),
+            "ping".into(),
+            "-i".into(),
+            "0.01".into(),
+            "-c".into(),
+            "300".into(),
+            "-q".into(),
+            ip.clone(),
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let (ok, out) = node.in_node(&format!("{} stats --json --watch 0.5 --count 2 --state-dir {}", plugin_bin(), node.state_dir().display()));
+    let (ok, out) = node.in_node(&format!(
+        "{} stats --json --watch 0.5 --count 2 --state-dir {}",
+        plugin_bin(),
+        node.state_dir().display()
+    ));
     let _ = ping.kill();
     let _ = ping.wait();
     assert!(ok, "{out}");
     let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     let att = &last["attachments"][0];
     let pps = att["pps"]["redirectedIn"].as_f64().unwrap();
-    assert!(pps > 10.0, "redirected-in rate while pinging: {pps} ({att})");
-    assert!(att["hiddenDrops"]["xdpXmitErrors"].is_u64(), "hidden drops reported: {att}");
+    assert!(
+        pps > 10.0,
+        "redirected-in rate while pinging: {pps} ({att})"
+    );
+    assert!(
+        att["hiddenDrops"]["xdpXmitErrors"].is_u64(),
+        "hidden drops reported: {att}"
+    );
     // The table form names the columns and the attachment.
-    let (ok, table) = node.in_node(&format!("{} stats --state-dir {}", plugin_bin(), node.state_dir().display()));
-    assert!(ok && table.contains("c-sw") && table.contains("OUT-WIRE") && table.contains("HIDDEN-DROP"), "{table}");
+    let (ok, table) = node.in_node(&format!(
+        "{} stats --state-dir {}",
+        plugin_bin(),
+        node.state_dir().display()
+    ));
+    assert!(
+        ok && table.contains("c-sw") && table.contains("OUT-WIRE") && table.contains("HIDDEN-DROP"),
+        "{table}"
+    );
 }
 
 /// An uplink that cannot take XDP-redirected frames (its peer has neither GRO
@@ -311,18 +520,40 @@ fn stats_watch_shows_counters_moving_during_traffic() {
 #[test]
 fn uplink_without_ndo_xmit_falls_back_to_tc_and_delivers() {
     let node = Node::new("fb");
-    must(&format!("nsenter --net=/var/run/netns/{} ethtool -K {WIRE_IF} gro off", node.wire_ns));
+    must(&format!(
+        "nsenter --net=/var/run/netns/{} ethtool -K {WIRE_IF} gro off",
+        node.wire_ns
+    ));
     let pod = node.pod(0);
     let conf = node.conf("1.0.0", json!({}));
     let res = node.add("c-fb", &pod, &conf);
     let host = res["interfaces"][0]["name"].as_str().unwrap().to_string();
-    assert_eq!(xdp_mode(&node.node_ns, &host), Some(1), "XDP stays on the host veth");
-    assert!(std::path::Path::new(&format!("{}/v1/links/{host}_tc", node.bpf_root.display())).exists(), "tc fallback attached");
+    assert_eq!(
+        xdp_mode(&node.node_ns, &host),
+        Some(1),
+        "XDP stays on the host veth"
+    );
+    assert!(
+        std::path::Path::new(&format!("{}/v1/links/{host}_tc", node.bpf_root.display())).exists(),
+        "tc fallback attached"
+    );
     let out0 = node.counter("c-fb", "redirectedToUplink");
-    assert!(ping(&pod, GATEWAY), "pod reaches the wire through the tc fallback");
-    assert!(ping(&node.wire_ns, &pod_ip(&res)), "the wire reaches the pod");
-    assert!(iperf(&node.wire_ns, &pod, GATEWAY, false, 5221) > 0, "TCP pod -> wire via the fallback");
-    assert!(node.counter("c-fb", "redirectedToUplink") > out0 + 100, "tc counted the redirects");
+    assert!(
+        ping(&pod, GATEWAY),
+        "pod reaches the wire through the tc fallback"
+    );
+    assert!(
+        ping(&node.wire_ns, &pod_ip(&res)),
+        "the wire reaches the pod"
+    );
+    assert!(
+        iperf(&node.wire_ns, &pod, GATEWAY, false, 5221) > 0,
+        "TCP pod -> wire via the fallback"
+    );
+    assert!(
+        node.counter("c-fb", "redirectedToUplink") > out0 + 100,
+        "tc counted the redirects"
+    );
     let mut check = conf.clone();
     check["prevResult"] = res.clone();
     node.cni("CHECK", "c-fb", Some(&pod), "eth0", &check).ok();
@@ -339,7 +570,10 @@ fn three_hundred_pods_attach_and_the_last_one_is_reachable() {
     let node = Node::new("many");
     let mut conf = node.conf("1.0.0", json!({}));
     conf["ipam"]["ranges"] = json!([[{"subnet": "10.77.0.0/16", "rangeStart": "10.77.0.10", "rangeEnd": "10.77.3.250", "gateway": GATEWAY}]]);
-    must(&format!("ip -n {} route add 10.77.0.0/16 dev {WIRE_IF}", node.wire_ns));
+    must(&format!(
+        "ip -n {} route add 10.77.0.0/16 dev {WIRE_IF}",
+        node.wire_ns
+    ));
     let mut last = Value::Null;
     let mut pods = Vec::new();
     for i in 0..300 {
@@ -347,10 +581,14 @@ fn three_hundred_pods_attach_and_the_last_one_is_reachable() {
         last = node.add(&format!("c-many{i}"), &pod, &conf);
         pods.push(pod);
     }
-    assert!(ping(&node.wire_ns, &pod_ip(&last)), "the 300th pod is reachable from the wire");
+    assert!(
+        ping(&node.wire_ns, &pod_ip(&last)),
+        "the 300th pod is reachable from the wire"
+    );
     assert_eq!(node.stats()["attachments"].as_array().unwrap().len(), 300);
     for (i, pod) in pods.iter().enumerate() {
-        node.cni("DEL", &format!("c-many{i}"), Some(pod), "eth0", &conf).ok();
+        node.cni("DEL", &format!("c-many{i}"), Some(pod), "eth0", &conf)
+            .ok();
     }
     node.assert_clean();
 }
@@ -362,8 +600,14 @@ fn three_hundred_pods_attach_and_the_last_one_is_reachable() {
 #[test]
 fn ipv6_wire_pod_and_pod_pod() {
     let node = Node::new("v6");
-    must(&format!("ip -n {} addr add fd77::1/64 dev {WIRE_IF} nodad", node.wire_ns));
-    must(&format!("ip -n {} addr add fd77::2/64 dev {UPLINK} nodad", node.node_ns));
+    must(&format!(
+        "ip -n {} addr add fd77::1/64 dev {WIRE_IF} nodad",
+        node.wire_ns
+    ));
+    must(&format!(
+        "ip -n {} addr add fd77::2/64 dev {UPLINK} nodad",
+        node.node_ns
+    ));
     let mut conf = node.conf("1.0.0", json!({}));
     conf["ipam"]["ranges"] = json!([
         [{"subnet": SUBNET, "rangeStart": "10.77.0.10", "rangeEnd": "10.77.0.250", "gateway": GATEWAY}],
@@ -372,24 +616,61 @@ fn ipv6_wire_pod_and_pod_pod() {
     conf["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]);
     let pods = [node.pod(1), node.pod(2)];
     let v6 = |r: &Value| -> String {
-        r["ips"].as_array().unwrap().iter().map(|i| i["address"].as_str().unwrap()).find(|a| a.contains(':')).unwrap().split('/').next().unwrap().to_string()
+        r["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["address"].as_str().unwrap())
+            .find(|a| a.contains(':'))
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
     };
     let r1 = node.add("c1", &pods[0], &conf);
     let r2 = node.add("c2", &pods[1], &conf);
     let (a1, a2) = (v6(&r1), v6(&r2));
     let addr = must(&format!("ip -n {} -6 addr show dev eth0", pods[0]));
-    let global = addr.lines().find(|l| l.contains(&format!("inet6 {a1}/64"))).unwrap_or_else(|| panic!("{addr}"));
-    assert!(!global.contains("tentative"), "pod address usable at once: {addr}");
+    let global = addr
+        .lines()
+        .find(|l| l.contains(&format!("inet6 {a1}/64")))
+        .unwrap_or_else(|| panic!("{addr}"));
+    assert!(
+        !global.contains("tentative"),
+        "pod address usable at once: {addr}"
+    );
     let in0 = node.counter("c1", "redirectedIn");
-    assert!(Node::in_ns(&node.wire_ns, &format!("ping -6 -c 2 -W 2 {a1}")).0, "wire pings pod over IPv6");
-    assert!(node.counter("c1", "redirectedIn") >= in0 + 3, "NS and echo requests redirected in");
-    assert!(Node::in_ns(&pods[0], &format!("ping -6 -c 2 -W 2 {a2}")).0, "pod pings pod over IPv6");
-    assert!(Node::in_ns(&pods[1], "ping -6 -c 2 -W 2 fd77::1").0, "pod pings the IPv6 gateway");
+    assert!(
+        Node::in_ns(&node.wire_ns, &format!("ping -6 -c 2 -W 2 {a1}")).0,
+        "wire pings pod over IPv6"
+    );
+    assert!(
+        node.counter("c1", "redirectedIn") >= in0 + 3,
+        "NS and echo requests redirected in"
+    );
+    assert!(
+        Node::in_ns(&pods[0], &format!("ping -6 -c 2 -W 2 {a2}")).0,
+        "pod pings pod over IPv6"
+    );
+    assert!(
+        Node::in_ns(&pods[1], "ping -6 -c 2 -W 2 fd77::1").0,
+        "pod pings the IPv6 gateway"
+    );
     // The pod resolves the node's address through the host veth's NDP proxy entry.
-    assert!(Node::in_ns(&node.node_ns, &format!("ping -6 -c 2 -W 2 {a1}")).0, "node pings pod over IPv6");
+    assert!(
+        Node::in_ns(&node.node_ns, &format!("ping -6 -c 2 -W 2 {a1}")).0,
+        "node pings pod over IPv6"
+    );
     let spoof0 = node.counter("c1", "spoofDrops");
-    must(&format!("ip -n {} addr add fd77::bad/64 dev eth0 nodad", pods[0]));
-    assert!(!Node::in_ns(&pods[0], "ping -6 -c 1 -W 1 -I fd77::bad fd77::1").0, "spoofed IPv6 source reaches nobody");
+    must(&format!(
+        "ip -n {} addr add fd77::bad/64 dev eth0 nodad",
+        pods[0]
+    ));
+    assert!(
+        !Node::in_ns(&pods[0], "ping -6 -c 1 -W 1 -I fd77::bad fd77::1").0,
+        "spoofed IPv6 source reaches nobody"
+    );
     assert!(node.counter("c1", "spoofDrops") > spoof0);
     for (i, c) in ["c1", "c2"].iter().enumerate() {
         node.cni("DEL", c, Some(&pods[i]), "eth0", &conf).ok();

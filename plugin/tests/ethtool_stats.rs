@@ -10,14 +10,13 @@ use veth_xdp::ethtool_stats::{
 
 mod common;
 
-use common::ns::{ifname, TestNs as Netns};
 use common::must;
+use common::ns::{ifname, TestNs as Netns};
 
 /// `es<tag><pid>`: a namespace for one test.
 fn test_ns(tag: &str) -> Netns {
     Netns::new(&format!("es{tag}"))
 }
-
 
 /// Parses `ethtool -S` output ("NIC statistics:" then "     name: value").
 fn cli_stats(ns: &Netns, dev: &str) -> Vec<(String, u64)> {
@@ -26,14 +25,27 @@ fn cli_stats(ns: &Netns, dev: &str) -> Vec<(String, u64)> {
         .skip_while(|l| !l.starts_with("NIC statistics:"))
         .skip(1)
         .map(|l| {
-            let (name, value) = l.trim().rsplit_once(": ").unwrap_or_else(|| panic!("bad line {l:?}"));
-            (name.to_string(), value.trim().parse().unwrap_or_else(|_| panic!("bad value {l:?}")))
+            let (name, value) = l
+                .trim()
+                .rsplit_once(": ")
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            (
+                name.to_string(),
+                value
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value {l:?}")),
+            )
         })
         .collect()
 }
 
 fn sum(stats: &[(String, u64)], prefix: &str, suffix: &str) -> u64 {
-    stats.iter().filter(|(n, _)| n.starts_with(prefix) && n.ends_with(suffix)).map(|(_, v)| v).sum()
+    stats
+        .iter()
+        .filter(|(n, _)| n.starts_with(prefix) && n.ends_with(suffix))
+        .map(|(_, v)| v)
+        .sum()
 }
 
 /// A veth pair a/b inside `ns`, 2 rx and 2 tx queues on each end.
@@ -57,10 +69,21 @@ fn names_and_values_match_ethtool_cli() {
     assert_eq!(ours, cli, "driver_stats_in({a}) differs from ethtool -S");
 
     // Two queues each way: 1 global + 2 x 7 rx + 2 x 2 tx on Linux 6.18.
-    for name in ["peer_ifindex", "rx_queue_1_drops", "rx_queue_1_xdp_redirect", "tx_queue_1_xdp_xmit_errors"] {
-        assert!(ours.iter().any(|(n, _)| n == name), "{name} missing from {ours:?}");
+    for name in [
+        "peer_ifindex",
+        "rx_queue_1_drops",
+        "rx_queue_1_xdp_redirect",
+        "tx_queue_1_xdp_xmit_errors",
+    ] {
+        assert!(
+            ours.iter().any(|(n, _)| n == name),
+            "{name} missing from {ours:?}"
+        );
     }
-    assert!(!ours.iter().any(|(n, _)| n.starts_with("rx_queue_2_")), "a third queue in {ours:?}");
+    assert!(
+        !ours.iter().any(|(n, _)| n.starts_with("rx_queue_2_")),
+        "a third queue in {ours:?}"
+    );
 
     // peer_ifindex is a real value, not a counter: b's ifindex.
     // (`ip -o link` prints "INDEX: NAME@PEER: ..."; /sys would show the root namespace.)
@@ -78,7 +101,10 @@ fn names_and_values_match_ethtool_cli() {
     .join()
     .expect("thread")
     .expect("driver_stats inside the namespace");
-    assert_eq!(inside, cli, "driver_stats({a}) inside the namespace differs from ethtool -S");
+    assert_eq!(
+        inside, cli,
+        "driver_stats({a}) inside the namespace differs from ethtool -S"
+    );
 }
 
 #[test]
@@ -87,9 +113,18 @@ fn traffic_moves_rx_queue_counters() {
     let right = test_ns("tr");
     let (l, r) = (ifname("estl"), ifname("estr"));
     veth_pair_in(&left, &l, &r);
-    must(&format!("ip -n {} link set {r} netns {}", left.name, right.name));
-    must(&format!("ip -n {} addr add 10.213.0.1/24 dev {l}", left.name));
-    must(&format!("ip -n {} addr add 10.213.0.2/24 dev {r}", right.name));
+    must(&format!(
+        "ip -n {} link set {r} netns {}",
+        left.name, right.name
+    ));
+    must(&format!(
+        "ip -n {} addr add 10.213.0.1/24 dev {l}",
+        left.name
+    ));
+    must(&format!(
+        "ip -n {} addr add 10.213.0.2/24 dev {r}",
+        right.name
+    ));
     // veth counts rx_queue_N_* only on its NAPI path, which GRO (or an XDP
     // program) on the receiver turns on; and veth_xmit only takes that path for
     // an skb `veth_skb_is_eligible_for_gro`, i.e. when the sender has TSO off
@@ -108,13 +143,26 @@ fn traffic_moves_rx_queue_counters() {
     let after_l = driver_stats_in(&left.path(), &l).expect("stats left");
     let after_r = driver_stats_in(&right.path(), &r).expect("stats right");
     for (dev, before, after) in [(&l, &before_l, &after_l), (&r, &before_r, &after_r)] {
-        let (p0, p1) = (sum(before, "rx_queue_", "_xdp_packets"), sum(after, "rx_queue_", "_xdp_packets"));
+        let (p0, p1) = (
+            sum(before, "rx_queue_", "_xdp_packets"),
+            sum(after, "rx_queue_", "_xdp_packets"),
+        );
         // 5 echo requests/replies each way, plus ARP.
         assert!(p1 >= p0 + 5, "{dev}: rx_queue_*_xdp_packets {p0} -> {p1}");
-        let (b0, b1) = (sum(before, "rx_queue_", "_xdp_bytes"), sum(after, "rx_queue_", "_xdp_bytes"));
-        assert!(b1 >= b0 + 5 * 84, "{dev}: rx_queue_*_xdp_bytes {b0} -> {b1}");
+        let (b0, b1) = (
+            sum(before, "rx_queue_", "_xdp_bytes"),
+            sum(after, "rx_queue_", "_xdp_bytes"),
+        );
+        assert!(
+            b1 >= b0 + 5 * 84,
+            "{dev}: rx_queue_*_xdp_bytes {b0} -> {b1}"
+        );
         let drops = veth_hidden_drops(after);
-        assert_eq!(drops, HiddenDrops::default(), "{dev}: unexpected drops in {after:?}");
+        assert_eq!(
+            drops,
+            HiddenDrops::default(),
+            "{dev}: unexpected drops in {after:?}"
+        );
     }
 
     // Traffic has stopped: the CLI must see the same numbers as we do (retry
@@ -129,7 +177,10 @@ fn traffic_moves_rx_queue_counters() {
             }
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
-        assert!(same, "{dev}: driver_stats_in never matched ethtool -S after traffic");
+        assert!(
+            same,
+            "{dev}: driver_stats_in never matched ethtool -S after traffic"
+        );
     }
 }
 
@@ -139,10 +190,21 @@ fn missing_device_is_an_error_naming_it() {
     let missing = ifname("esmiss");
     let err = driver_stats_in(&ns.path(), &missing).expect_err("missing device must fail");
     let text = format!("{err:#}");
-    assert!(text.contains(&missing), "error does not name the device: {text}");
-    assert!(text.contains("ETHTOOL_GSSET_INFO"), "error does not name the ioctl: {text}");
-    assert!(text.contains("ENODEV"), "error does not name the errno: {text}");
-    let ioctl = err.downcast_ref::<EthtoolIoctlError>().expect("an EthtoolIoctlError at the root");
+    assert!(
+        text.contains(&missing),
+        "error does not name the device: {text}"
+    );
+    assert!(
+        text.contains("ETHTOOL_GSSET_INFO"),
+        "error does not name the ioctl: {text}"
+    );
+    assert!(
+        text.contains("ENODEV"),
+        "error does not name the errno: {text}"
+    );
+    let ioctl = err
+        .downcast_ref::<EthtoolIoctlError>()
+        .expect("an EthtoolIoctlError at the root");
     assert_eq!(ioctl.errno, Errno::ENODEV);
 
     // The namespace decides: a device that exists only inside it is missing
@@ -151,7 +213,11 @@ fn missing_device_is_an_error_naming_it() {
     veth_pair_in(&ns, &a, &b);
     assert!(!driver_stats_in(&ns.path(), &a).expect("inside").is_empty());
     let err = driver_stats(&a).expect_err("device only exists in the test namespace");
-    assert_eq!(err.downcast_ref::<EthtoolIoctlError>().map(|e| e.errno), Some(Errno::ENODEV), "{err:#}");
+    assert_eq!(
+        err.downcast_ref::<EthtoolIoctlError>().map(|e| e.errno),
+        Some(Errno::ENODEV),
+        "{err:#}"
+    );
 }
 
 #[test]
@@ -197,7 +263,13 @@ fn hidden_drops_sum_over_queues() {
     .collect();
     assert_eq!(
         veth_hidden_drops(&stats),
-        HiddenDrops { xdp_xmit_errors: 21, rx_drops: 107, xdp_drops: 3, xdp_tx_errors: 11, xdp_redirect: 100 }
+        HiddenDrops {
+            xdp_xmit_errors: 21,
+            rx_drops: 107,
+            xdp_drops: 3,
+            xdp_tx_errors: 11,
+            xdp_redirect: 100
+        }
     );
     assert_eq!(veth_hidden_drops(&[]), HiddenDrops::default());
 }
@@ -208,7 +280,10 @@ fn hidden_drops_reads_names_veth_really_has() {
     let ns = test_ns("hn");
     let (a, b) = (ifname("esha"), ifname("eshb"));
     veth_pair_in(&ns, &a, &b);
-    let names: BTreeMap<String, u64> = driver_stats_in(&ns.path(), &a).expect("stats").into_iter().collect();
+    let names: BTreeMap<String, u64> = driver_stats_in(&ns.path(), &a)
+        .expect("stats")
+        .into_iter()
+        .collect();
     for q in 0..2 {
         for stat in ["drops", "xdp_redirect", "xdp_drops", "xdp_tx_errors"] {
             let name = format!("rx_queue_{q}_{stat}");

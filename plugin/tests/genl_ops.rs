@@ -3,7 +3,6 @@
 //!
 //! Run: `cargo test --test genl_ops -- --test-threads=2`
 
-
 use veth_xdp::ethtool::Ethtool;
 use veth_xdp::netdev::Netdev;
 
@@ -19,7 +18,6 @@ fn test_ns(tag: &str) -> Netns {
 fn ethtool_k(ns: &Netns, dev: &str) -> String {
     ns.nsenter("ethtool", &["-k", dev])
 }
-
 
 /// `name: on|off [fixed]` lines of `ethtool -k` (ethtool prints some kernel
 /// names as CLI aliases, e.g. rx-gro as generic-receive-offload).
@@ -195,7 +193,10 @@ fn set_features_errors_name_device_and_feature() {
         "{unknown}"
     );
     // The failed fixed request changed nothing the CLI can see.
-    assert!(cli_has(&ethtool_k(&ns, &a), "tx-checksum-ipv4: off [fixed]"));
+    assert!(cli_has(
+        &ethtool_k(&ns, &a),
+        "tx-checksum-ipv4: off [fixed]"
+    ));
 }
 
 #[test]

@@ -9,7 +9,8 @@ use std::process::Command;
 
 use ipnetwork::IpNetwork;
 use veth_xdp::netlink::{
-    host_network, mac_to_string, FdbEntry, Link, Mac, Netlink, Route, VethSpec, XdpAttached, XdpMode, XdpState,
+    host_network, mac_to_string, FdbEntry, Link, Mac, Netlink, Route, VethSpec, XdpAttached,
+    XdpMode, XdpState,
 };
 
 mod common;
@@ -37,7 +38,10 @@ fn ip(s: &str) -> IpAddr {
 /// "Current hardware settings" RX and TX channel counts from `ethtool -l`.
 fn current_channels(ns: &TestNetns, dev: &str) -> (u32, u32) {
     let out = ns.nsenter("ethtool", &["-l", dev]);
-    let current = out.split("Current hardware settings:").nth(1).expect("ethtool -l current section");
+    let current = out
+        .split("Current hardware settings:")
+        .nth(1)
+        .expect("ethtool -l current section");
     let field = |key: &str| -> u32 {
         current
             .lines()
@@ -51,9 +55,16 @@ fn current_channels(ns: &TestNetns, dev: &str) -> (u32, u32) {
 /// A veth pair with both ends in `ns`, up (for tests that need just devices).
 async fn local_veth(nl: &Netlink, ns: &TestNetns, a: &str, b: &str, mac: Mac) -> (Link, Link) {
     let fd = ns.file();
-    nl.veth_create(&VethSpec { host_name: a, pod_name: b, pod_mac: mac, queues: 2, mtu: 1500, pod_netns: fd.as_fd() })
-        .await
-        .expect("create veth");
+    nl.veth_create(&VethSpec {
+        host_name: a,
+        pod_name: b,
+        pod_mac: mac,
+        queues: 2,
+        mtu: 1500,
+        pod_netns: fd.as_fd(),
+    })
+    .await
+    .expect("create veth");
     let a_link = nl.link_by_name(a).await.unwrap().expect("first end");
     let b_link = nl.link_by_name(b).await.unwrap().expect("second end");
     nl.link_set_up(a_link.index).await.unwrap();
@@ -83,29 +94,66 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
         host.veth_create(&spec).await.expect("create veth");
 
         // Kernel view through our parser.
-        let host_link = host.link_by_name(&host_name).await.unwrap().expect("host end exists");
-        let pod_link = pod.link_by_name("eth0").await.unwrap().expect("pod end exists in pod netns");
+        let host_link = host
+            .link_by_name(&host_name)
+            .await
+            .unwrap()
+            .expect("host end exists");
+        let pod_link = pod
+            .link_by_name("eth0")
+            .await
+            .unwrap()
+            .expect("pod end exists in pod netns");
         assert_eq!(host_link.kind.as_deref(), Some("veth"));
         assert_eq!(pod_link.kind.as_deref(), Some("veth"));
         assert_eq!((host_link.mtu, pod_link.mtu), (1400, 1400));
         assert_eq!((host_link.num_rx_queues, host_link.num_tx_queues), (2, 2));
         assert_eq!((pod_link.num_rx_queues, pod_link.num_tx_queues), (2, 2));
         assert_eq!(pod_link.mac, Some(POD_MAC));
-        assert_eq!(host_link.peer_index, Some(pod_link.index), "IFLA_LINK of the host end is the pod ifindex");
+        assert_eq!(
+            host_link.peer_index,
+            Some(pod_link.index),
+            "IFLA_LINK of the host end is the pod ifindex"
+        );
         assert_eq!(pod_link.peer_index, Some(host_link.index));
         assert!(!host_link.admin_up && !host_link.oper_up);
-        assert!(host.link_by_name("eth0").await.unwrap().is_none(), "pod end must not stay in the host netns");
-        assert_eq!(host.link_by_index(host_link.index).await.unwrap().as_ref(), Some(&host_link));
-        assert!(host.links().await.unwrap().iter().any(|l| l.name == host_name));
+        assert!(
+            host.link_by_name("eth0").await.unwrap().is_none(),
+            "pod end must not stay in the host netns"
+        );
+        assert_eq!(
+            host.link_by_index(host_link.index).await.unwrap().as_ref(),
+            Some(&host_link)
+        );
+        assert!(host
+            .links()
+            .await
+            .unwrap()
+            .iter()
+            .any(|l| l.name == host_name));
 
         // iproute2 and ethtool agree.
         let shown = pod_ns.ip(&["-d", "link", "show", "eth0"]);
         assert!(shown.contains(&mac_to_string(&POD_MAC)), "{shown}");
-        assert!(shown.contains("mtu 1400") && shown.contains("numtxqueues 2 numrxqueues 2"), "{shown}");
+        assert!(
+            shown.contains("mtu 1400") && shown.contains("numtxqueues 2 numrxqueues 2"),
+            "{shown}"
+        );
         let shown = host_ns.ip(&["-d", "link", "show", &host_name]);
-        assert!(shown.contains("veth") && shown.contains("numtxqueues 2 numrxqueues 2"), "{shown}");
-        assert_eq!(current_channels(&host_ns, &host_name), (2, 2), "host end real channels");
-        assert_eq!(current_channels(&pod_ns, "eth0"), (2, 2), "pod end real channels");
+        assert!(
+            shown.contains("veth") && shown.contains("numtxqueues 2 numrxqueues 2"),
+            "{shown}"
+        );
+        assert_eq!(
+            current_channels(&host_ns, &host_name),
+            (2, 2),
+            "host end real channels"
+        );
+        assert_eq!(
+            current_channels(&pod_ns, "eth0"),
+            (2, 2),
+            "pod end real channels"
+        );
 
         // Up and MTU changes.
         host.link_set_up(host_link.index).await.unwrap();
@@ -114,14 +162,25 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
         let host_link = host.link_by_index(host_link.index).await.unwrap().unwrap();
         assert!(host_link.admin_up);
         assert_eq!(host_link.mtu, 1300);
-        assert!(host_ns.ip(&["link", "show", &host_name]).contains("mtu 1300"));
-        assert!(pod.link_by_name("eth0").await.unwrap().unwrap().oper_up, "both ends up: carrier on the pod end");
+        assert!(host_ns
+            .ip(&["link", "show", &host_name])
+            .contains("mtu 1300"));
+        assert!(
+            pod.link_by_name("eth0").await.unwrap().unwrap().oper_up,
+            "both ends up: carrier on the pod end"
+        );
 
         // Duplicate creation is EEXIST with the operation named.
-        let err = host.veth_create(&spec).await.expect_err("second create must fail");
+        let err = host
+            .veth_create(&spec)
+            .await
+            .expect_err("second create must fail");
         assert!(err.is(libc::EEXIST), "{err:?}");
         assert!(err.op.contains(&host_name), "{err}");
-        assert_eq!(err.to_string(), format!("create veth {host_name} (peer eth0): File exists (os error 17)"));
+        assert_eq!(
+            err.to_string(),
+            format!("create veth {host_name} (peer eth0): File exists (os error 17)")
+        );
 
         // Missing links.
         assert_eq!(host.link_by_name("vxnl-missing").await.unwrap(), None);
@@ -131,7 +190,10 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
         assert!(host.link_delete_by_name(&host_name).await.unwrap());
         assert!(!host.link_delete_by_name(&host_name).await.unwrap());
         assert!(pod.link_by_name("eth0").await.unwrap().is_none());
-        let gone = Command::new("ip").args(["-n", &pod_ns.name, "link", "show", "eth0"]).output().unwrap();
+        let gone = Command::new("ip")
+            .args(["-n", &pod_ns.name, "link", "show", "eth0"])
+            .output()
+            .unwrap();
         assert!(!gone.status.success(), "pod end still listed by ip");
     });
 }
@@ -148,15 +210,35 @@ fn veth_queue_counts_apply_to_both_ends() {
         let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
         for queues in [1, 3] {
-            let spec =
-                VethSpec { host_name: &host_name, pod_name: "eth0", pod_mac: POD_MAC, queues, mtu: 1500, pod_netns: pod_fd.as_fd() };
+            let spec = VethSpec {
+                host_name: &host_name,
+                pod_name: "eth0",
+                pod_mac: POD_MAC,
+                queues,
+                mtu: 1500,
+                pod_netns: pod_fd.as_fd(),
+            };
             host.veth_create(&spec).await.unwrap();
             let host_link = host.link_by_name(&host_name).await.unwrap().unwrap();
             let pod_link = pod.link_by_name("eth0").await.unwrap().unwrap();
-            assert_eq!((host_link.num_rx_queues, host_link.num_tx_queues), (queues, queues));
-            assert_eq!((pod_link.num_rx_queues, pod_link.num_tx_queues), (queues, queues));
-            assert_eq!(current_channels(&host_ns, &host_name), (queues, queues), "host end, {queues} queues");
-            assert_eq!(current_channels(&pod_ns, "eth0"), (queues, queues), "pod end, {queues} queues");
+            assert_eq!(
+                (host_link.num_rx_queues, host_link.num_tx_queues),
+                (queues, queues)
+            );
+            assert_eq!(
+                (pod_link.num_rx_queues, pod_link.num_tx_queues),
+                (queues, queues)
+            );
+            assert_eq!(
+                current_channels(&host_ns, &host_name),
+                (queues, queues),
+                "host end, {queues} queues"
+            );
+            assert_eq!(
+                current_channels(&pod_ns, "eth0"),
+                (queues, queues),
+                "pod end, {queues} queues"
+            );
             assert!(host.link_delete_by_name(&host_name).await.unwrap());
         }
     });
@@ -167,7 +249,11 @@ fn current_opens_a_socket_in_the_callers_namespace() {
     // Read-only: lists the test process's own links.
     runtime().block_on(async {
         let nl = Netlink::current().expect("socket in current netns");
-        let lo = nl.link_by_name("lo").await.unwrap().expect("every namespace has lo");
+        let lo = nl
+            .link_by_name("lo")
+            .await
+            .unwrap()
+            .expect("every namespace has lo");
         assert_eq!(lo.index, 1);
         assert!(nl.links().await.unwrap().iter().any(|l| l.name == "lo"));
     });
@@ -297,24 +383,65 @@ fn fdb_self_permanent_add_list_del_flips_promiscuity() {
         assert_eq!(up.promiscuity, 0);
 
         nl.fdb_add_self(up.index, mac).await.unwrap();
-        nl.fdb_add_self(up.index, mac).await.expect("repeated add is success");
+        nl.fdb_add_self(up.index, mac)
+            .await
+            .expect("repeated add is success");
         let shown = run("bridge", &["-n", &ns.name, "fdb", "show", "dev", &uplink]);
-        assert!(shown.contains(&format!("{} self permanent", mac_to_string(&mac))), "{shown}");
+        assert!(
+            shown.contains(&format!("{} self permanent", mac_to_string(&mac))),
+            "{shown}"
+        );
         let entries = nl.fdb_list(up.index).await.unwrap();
-        assert!(entries.contains(&FdbEntry { mac, self_flag: true, permanent: true }), "{entries:?}");
+        assert!(
+            entries.contains(&FdbEntry {
+                mac,
+                self_flag: true,
+                permanent: true
+            }),
+            "{entries:?}"
+        );
         // veth has no IFF_UNICAST_FLT: a secondary unicast address makes it promiscuous.
-        assert_eq!(nl.link_by_index(up.index).await.unwrap().unwrap().promiscuity, 1);
-        assert!(ns.ip(&["-d", "link", "show", &uplink]).contains("promiscuity 1"));
+        assert_eq!(
+            nl.link_by_index(up.index)
+                .await
+                .unwrap()
+                .unwrap()
+                .promiscuity,
+            1
+        );
+        assert!(ns
+            .ip(&["-d", "link", "show", &uplink])
+            .contains("promiscuity 1"));
 
         assert!(nl.fdb_del_self(up.index, mac).await.unwrap());
-        assert!(!nl.fdb_del_self(up.index, mac).await.unwrap(), "second delete: already gone");
+        assert!(
+            !nl.fdb_del_self(up.index, mac).await.unwrap(),
+            "second delete: already gone"
+        );
         let shown = run("bridge", &["-n", &ns.name, "fdb", "show", "dev", &uplink]);
         assert!(!shown.contains(&mac_to_string(&mac)), "{shown}");
-        assert!(!nl.fdb_list(up.index).await.unwrap().iter().any(|e| e.mac == mac));
-        assert_eq!(nl.link_by_index(up.index).await.unwrap().unwrap().promiscuity, 0);
-        assert!(ns.ip(&["-d", "link", "show", &uplink]).contains("promiscuity 0"));
+        assert!(!nl
+            .fdb_list(up.index)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.mac == mac));
+        assert_eq!(
+            nl.link_by_index(up.index)
+                .await
+                .unwrap()
+                .unwrap()
+                .promiscuity,
+            0
+        );
+        assert!(ns
+            .ip(&["-d", "link", "show", &uplink])
+            .contains("promiscuity 0"));
 
-        let err = nl.fdb_add_self(999_999, mac).await.expect_err("no such device");
+        let err = nl
+            .fdb_add_self(999_999, mac)
+            .await
+            .expect_err("no such device");
         assert_eq!(err.errno, Some(libc::ENODEV), "{err:?}");
         assert!(err.op.contains(&mac_to_string(&mac)), "{err}");
     });
@@ -333,7 +460,19 @@ fn build_xdp_pass() -> PathBuf {
     )
     .unwrap();
     let obj = dir.join("pass.o");
-    run("clang", &["-O2", "-g", "-target", "bpf", "-c", src.to_str().unwrap(), "-o", obj.to_str().unwrap()]);
+    run(
+        "clang",
+        &[
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-c",
+            src.to_str().unwrap(),
+            "-o",
+            obj.to_str().unwrap(),
+        ],
+    );
     obj
 }
 
@@ -354,8 +493,11 @@ fn xdp_attach_and_detach_in_driver_and_generic_mode() {
     let _cleanup = RemoveDir(obj.parent().unwrap().to_path_buf());
 
     let mut ebpf = aya::Ebpf::load_file(&obj).expect("load XDP object");
-    let program: &mut aya::programs::Xdp =
-        ebpf.program_mut("xdp_pass").expect("xdp_pass in object").try_into().expect("an XDP program");
+    let program: &mut aya::programs::Xdp = ebpf
+        .program_mut("xdp_pass")
+        .expect("xdp_pass in object")
+        .try_into()
+        .expect("an XDP program");
     program.load().expect("verifier accepts XDP_PASS");
     let prog_id = program.info().unwrap().id();
     let prog_fd = program.fd().unwrap();
@@ -366,29 +508,50 @@ fn xdp_attach_and_detach_in_driver_and_generic_mode() {
         assert_eq!(link.xdp, XdpState::default());
 
         // `ip -d link` names the mode on the first line and the program on the last.
-        for (mode, attached, shown_as) in
-            [(XdpMode::Driver, XdpAttached::Driver, " xdp "), (XdpMode::Generic, XdpAttached::Generic, " xdpgeneric ")]
-        {
-            nl.xdp_attach(link.index, prog_fd.as_fd(), mode).await.unwrap();
+        for (mode, attached, shown_as) in [
+            (XdpMode::Driver, XdpAttached::Driver, " xdp "),
+            (XdpMode::Generic, XdpAttached::Generic, " xdpgeneric "),
+        ] {
+            nl.xdp_attach(link.index, prog_fd.as_fd(), mode)
+                .await
+                .unwrap();
             let state = nl.link_by_index(link.index).await.unwrap().unwrap().xdp;
-            assert_eq!(state, XdpState { attached, prog_id: Some(prog_id) }, "{mode:?}");
+            assert_eq!(
+                state,
+                XdpState {
+                    attached,
+                    prog_id: Some(prog_id)
+                },
+                "{mode:?}"
+            );
             assert_eq!(nl.xdp_query(link.index).await.unwrap(), Some(state));
             let shown = ns.ip(&["-d", "link", "show", &a]);
             let first_line = shown.lines().next().unwrap_or_default();
             assert!(first_line.contains(shown_as), "{mode:?}: {shown}");
-            assert!(shown.contains(&format!("prog/xdp id {prog_id} ")), "{mode:?}: {shown}");
+            assert!(
+                shown.contains(&format!("prog/xdp id {prog_id} ")),
+                "{mode:?}: {shown}"
+            );
 
             // Attaching again over netlink replaces (a pod may do the same).
-            nl.xdp_attach(link.index, prog_fd.as_fd(), mode).await.expect("re-attach replaces");
+            nl.xdp_attach(link.index, prog_fd.as_fd(), mode)
+                .await
+                .expect("re-attach replaces");
 
             nl.xdp_detach(link.index, mode).await.unwrap();
             let state = nl.link_by_index(link.index).await.unwrap().unwrap().xdp;
             assert_eq!(state, XdpState::default(), "{mode:?} after detach");
             let shown = ns.ip(&["-d", "link", "show", &a]);
-            assert!(!shown.contains("prog/xdp") && !shown.contains(shown_as), "{mode:?} after detach: {shown}");
+            assert!(
+                !shown.contains("prog/xdp") && !shown.contains(shown_as),
+                "{mode:?} after detach: {shown}"
+            );
         }
 
-        let err = nl.xdp_attach(999_999, prog_fd.as_fd(), XdpMode::Driver).await.expect_err("no such device");
+        let err = nl
+            .xdp_attach(999_999, prog_fd.as_fd(), XdpMode::Driver)
+            .await
+            .expect_err("no such device");
         assert_eq!(err.errno, Some(libc::ENODEV), "{err:?}");
         assert!(err.op.contains("999999"), "{err}");
     });

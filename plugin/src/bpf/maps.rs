@@ -133,15 +133,25 @@ pub fn open_map(paths: &BpfPaths, name: &str) -> Result<Map> {
 /// Every entry of a pinned hash map, read in batches (see [`sys::hash_dump`]).
 fn dump<K: Pod, V: Pod>(paths: &BpfPaths, name: &str) -> Result<Vec<(K, V)>> {
     let path = paths.map(name);
-    let fd = super::sys::obj_get(&path).with_context(|| format!("open pinned map {} (BPF_OBJ_GET)", path.display()))?;
-    let raw = super::sys::hash_dump(std::os::fd::AsFd::as_fd(&fd), size_of::<K>(), size_of::<V>())
-        .with_context(|| format!("read map {name} (BPF_MAP_LOOKUP_BATCH)"))?;
+    let fd = super::sys::obj_get(&path)
+        .with_context(|| format!("open pinned map {} (BPF_OBJ_GET)", path.display()))?;
+    let raw = super::sys::hash_dump(
+        std::os::fd::AsFd::as_fd(&fd),
+        size_of::<K>(),
+        size_of::<V>(),
+    )
+    .with_context(|| format!("read map {name} (BPF_MAP_LOOKUP_BATCH)"))?;
     Ok(raw
         .into_iter()
         .map(|(k, v)| {
             // SAFETY: K and V are Pod (plain old data, any bit pattern valid) and
             // the chunks have exactly their sizes; read_unaligned copes with alignment.
-            unsafe { (std::ptr::read_unaligned(k.as_ptr().cast::<K>()), std::ptr::read_unaligned(v.as_ptr().cast::<V>())) }
+            unsafe {
+                (
+                    std::ptr::read_unaligned(k.as_ptr().cast::<K>()),
+                    std::ptr::read_unaligned(v.as_ptr().cast::<V>()),
+                )
+            }
         })
         .collect())
 }
@@ -317,7 +327,10 @@ fn claim_slot(paths: &BpfPaths, host_ifindex: u32) -> Result<u32> {
     if let Some(rec) = pod_entry(paths, host_ifindex)? {
         return Ok(rec.slot);
     }
-    let pods: Vec<VxPod> = dump::<u32, VxPod>(paths, MAP_POD_IF)?.into_iter().map(|(_, pod)| pod).collect();
+    let pods: Vec<VxPod> = dump::<u32, VxPod>(paths, MAP_POD_IF)?
+        .into_iter()
+        .map(|(_, pod)| pod)
+        .collect();
     let max_pods = pinned_max_pods(paths)?;
     let slot = slots::lowest_free(pods, max_pods).ok_or(PodMapError::Full { max_pods })?;
     zero_counters(paths, slot)?;

@@ -142,7 +142,11 @@ const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 /// (get_next_key + lookup) — which made every ADD's and DEL's map work grow
 /// with the pod count. Keys and values come back as `key_size`/`value_size`
 /// byte chunks.
-pub fn hash_dump(map: BorrowedFd<'_>, key_size: usize, value_size: usize) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn hash_dump(
+    map: BorrowedFd<'_>,
+    key_size: usize,
+    value_size: usize,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     const CHUNK: usize = 256;
     let mut keys = vec![0u8; key_size * CHUNK];
     let mut values = vec![0u8; value_size * CHUNK];
@@ -154,7 +158,11 @@ pub fn hash_dump(map: BorrowedFd<'_>, key_size: usize, value_size: usize) -> io:
     loop {
         // union bpf_attr.batch: in_batch, out_batch, keys, values, count|map_fd, elem_flags, flags
         let mut attr = [0u64; 7];
-        attr[0] = if first { 0 } else { &in_batch as *const u64 as u64 };
+        attr[0] = if first {
+            0
+        } else {
+            &in_batch as *const u64 as u64
+        };
         attr[1] = &mut out_batch as *mut u64 as u64;
         attr[2] = keys.as_mut_ptr() as u64;
         attr[3] = values.as_mut_ptr() as u64;

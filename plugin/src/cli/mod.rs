@@ -42,7 +42,12 @@ impl Flags {
     fn value(&self, name: &str) -> Result<Option<String>> {
         match self.0.iter().position(|a| a == name) {
             None => Ok(None),
-            Some(i) => self.0.get(i + 1).cloned().map(Some).with_context(|| format!("{name} needs a value")),
+            Some(i) => self
+                .0
+                .get(i + 1)
+                .cloned()
+                .map(Some)
+                .with_context(|| format!("{name} needs a value")),
         }
     }
 
@@ -51,7 +56,9 @@ impl Flags {
     }
 
     fn path(&self, name: &str, default: &str) -> Result<PathBuf> {
-        Ok(PathBuf::from(self.value(name)?.unwrap_or_else(|| default.to_string())))
+        Ok(PathBuf::from(
+            self.value(name)?.unwrap_or_else(|| default.to_string()),
+        ))
     }
 
     fn check_known(&self, known: &[&str]) -> Result<()> {
@@ -68,23 +75,52 @@ fn run(args: &[String]) -> Result<()> {
     let flags = Flags(args.iter().skip(1).cloned().collect());
     match args.first().map(String::as_str) {
         Some("version") | Some("--version") => {
-            println!("veth-xdp {} (CNI {})", env!("CARGO_PKG_VERSION"), crate::cni::version::SUPPORTED.join(", "));
+            println!(
+                "veth-xdp {} (CNI {})",
+                env!("CARGO_PKG_VERSION"),
+                crate::cni::version::SUPPORTED.join(", ")
+            );
             Ok(())
         }
         Some("stats") => {
             flags.check_known(&["--json", "--watch", "--count", "--state-dir"])?;
-            let watch = flags.value("--watch")?.map(|s| s.parse::<f64>().map(Duration::from_secs_f64)).transpose().context("--watch SECS")?;
-            let count = flags.value("--count")?.map(|s| s.parse::<u32>()).transpose().context("--count N")?;
-            stats::run(&stats::StatsArgs { state_dir: flags.path("--state-dir", DEFAULT_STATE_DIR)?, json: flags.has("--json"), watch, count })
+            let watch = flags
+                .value("--watch")?
+                .map(|s| s.parse::<f64>().map(Duration::from_secs_f64))
+                .transpose()
+                .context("--watch SECS")?;
+            let count = flags
+                .value("--count")?
+                .map(|s| s.parse::<u32>())
+                .transpose()
+                .context("--count N")?;
+            stats::run(&stats::StatsArgs {
+                state_dir: flags.path("--state-dir", DEFAULT_STATE_DIR)?,
+                json: flags.has("--json"),
+                watch,
+                count,
+            })
         }
         Some("setup") => {
             flags.check_known(&["--uplink", "--bpf-root", "--max-pods", "--state-dir"])?;
-            let max_pods = flags.value("--max-pods")?.map(|s| s.parse::<u32>()).transpose().context("--max-pods N")?.unwrap_or(DEFAULT_MAX_PODS);
-            setup(flags.value("--uplink")?, flags.path("--bpf-root", DEFAULT_BPF_ROOT)?, max_pods, flags.path("--state-dir", DEFAULT_STATE_DIR)?)
+            let max_pods = flags
+                .value("--max-pods")?
+                .map(|s| s.parse::<u32>())
+                .transpose()
+                .context("--max-pods N")?
+                .unwrap_or(DEFAULT_MAX_PODS);
+            setup(
+                flags.value("--uplink")?,
+                flags.path("--bpf-root", DEFAULT_BPF_ROOT)?,
+                max_pods,
+                flags.path("--state-dir", DEFAULT_STATE_DIR)?,
+            )
         }
         Some("teardown") => {
             flags.check_known(&["--bpf-root"])?;
-            crate::bpf::teardown_node(&crate::bpf::BpfPaths::new(flags.path("--bpf-root", DEFAULT_BPF_ROOT)?))
+            crate::bpf::teardown_node(&crate::bpf::BpfPaths::new(
+                flags.path("--bpf-root", DEFAULT_BPF_ROOT)?,
+            ))
         }
         _ => {
             eprint!("{USAGE}");
@@ -93,19 +129,36 @@ fn run(args: &[String]) -> Result<()> {
     }
 }
 
-fn setup(uplink: Option<String>, bpf_root: PathBuf, max_pods: u32, state_dir: PathBuf) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+fn setup(
+    uplink: Option<String>,
+    bpf_root: PathBuf,
+    max_pods: u32,
+    state_dir: PathBuf,
+) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let nl = crate::netlink::Netlink::current()?;
         let link = match &uplink {
-            Some(name) => nl.link_by_name(name).await?.with_context(|| format!("uplink {name} does not exist"))?,
+            Some(name) => nl
+                .link_by_name(name)
+                .await?
+                .with_context(|| format!("uplink {name} does not exist"))?,
             None => {
-                let oif = nl.default_route_oif().await?.context("no default route: give --uplink")?;
-                nl.link_by_index(oif).await?.context("default route device vanished")?
+                let oif = nl
+                    .default_route_oif()
+                    .await?
+                    .context("no default route: give --uplink")?;
+                nl.link_by_index(oif)
+                    .await?
+                    .context("default route device vanished")?
             }
         };
         let _lock = crate::lock::node_lock(&state_dir)?;
-        let dp = crate::cmd::datapath::setup_node(&bpf_root, max_pods, &link).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dp = crate::cmd::datapath::setup_node(&bpf_root, max_pods, &link)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!(
             "datapath ready under {}: uplink {} (ifindex {}) in {} mode; {}",
             bpf_root.display(),
@@ -113,9 +166,14 @@ fn setup(uplink: Option<String>, bpf_root: PathBuf, max_pods: u32, state_dir: Pa
             link.index,
             match dp.uplink_mode {
                 crate::bpf::UplinkMode::Driver => "driver (native XDP)",
-                crate::bpf::UplinkMode::Generic => "generic (skb) XDP: the driver has no native XDP",
+                crate::bpf::UplinkMode::Generic =>
+                    "generic (skb) XDP: the driver has no native XDP",
             },
-            if dp.uplink_can_xmit { "pods XDP-redirect to the wire" } else { "the uplink lacks ndo-xmit: pod egress uses the tc fallback" }
+            if dp.uplink_can_xmit {
+                "pods XDP-redirect to the wire"
+            } else {
+                "the uplink lacks ndo-xmit: pod egress uses the tc fallback"
+            }
         );
         Ok(())
     })

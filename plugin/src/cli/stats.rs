@@ -62,14 +62,26 @@ fn snapshot(args: &StatsArgs) -> Result<Snapshot> {
     for rec in recs {
         let paths = BpfPaths::new(&rec.bpf_root);
         let counters = bpf::counters_of(&paths, rec.host_ifindex).ok().flatten();
-        let hidden = driver_stats(&rec.host_ifname).ok().map(|s| veth_hidden_drops(&s));
+        let hidden = driver_stats(&rec.host_ifname)
+            .ok()
+            .map(|s| veth_hidden_drops(&s));
         if uplink_seen.insert((rec.bpf_root.clone(), rec.uplink.clone())) {
-            let up = bpf::counters_of(&paths, bpf::types::UPLINK_KEY).ok().flatten();
+            let up = bpf::counters_of(&paths, bpf::types::UPLINK_KEY)
+                .ok()
+                .flatten();
             uplinks.push((rec.uplink.clone(), rec.bpf_root.clone(), up));
         }
-        rows.push(Row { rec, counters, hidden });
+        rows.push(Row {
+            rec,
+            counters,
+            hidden,
+        });
     }
-    Ok(Snapshot { rows, uplinks, at: Instant::now() })
+    Ok(Snapshot {
+        rows,
+        uplinks,
+        at: Instant::now(),
+    })
 }
 
 fn packets(c: &Option<PodCounters>, idx: CounterIdx) -> u64 {
@@ -83,12 +95,17 @@ fn bytes(c: &Option<PodCounters>, idx: CounterIdx) -> u64 {
 /// Packets per second of each column between two snapshots of the same attachment.
 fn rates(prev: Option<&Snapshot>, now: &Snapshot, row: &Row) -> Option<Vec<f64>> {
     let prev = prev?;
-    let before = prev.rows.iter().find(|r| r.rec.host_ifindex == row.rec.host_ifindex && r.rec.container_id == row.rec.container_id)?;
+    let before = prev.rows.iter().find(|r| {
+        r.rec.host_ifindex == row.rec.host_ifindex && r.rec.container_id == row.rec.container_id
+    })?;
     let secs = now.at.duration_since(prev.at).as_secs_f64().max(1e-6);
     Some(
         COLUMNS
             .iter()
-            .map(|(_, _, idx)| packets(&row.counters, *idx).saturating_sub(packets(&before.counters, *idx)) as f64 / secs)
+            .map(|(_, _, idx)| {
+                packets(&row.counters, *idx).saturating_sub(packets(&before.counters, *idx)) as f64
+                    / secs
+            })
             .collect(),
     )
 }
@@ -139,7 +156,10 @@ fn to_json(snap: &Snapshot, prev: Option<&Snapshot>) -> Value {
 }
 
 fn print_table(snap: &Snapshot, prev: Option<&Snapshot>) {
-    let mut header = format!("{:<10} {:<16} {:<6} {:<16} {:<4}", "NETWORK", "CONTAINER", "IF", "HOST-VETH", "EGR");
+    let mut header = format!(
+        "{:<10} {:<16} {:<6} {:<16} {:<4}",
+        "NETWORK", "CONTAINER", "IF", "HOST-VETH", "EGR"
+    );
     for (col, _, _) in COLUMNS {
         header.push_str(&format!(" {col:>11}"));
     }
@@ -161,7 +181,9 @@ fn print_table(snap: &Snapshot, prev: Option<&Snapshot>) {
                 None => line.push_str(&format!(" {:>11}", packets(&row.counters, *idx))),
             }
         }
-        let hidden = row.hidden.map_or("-".to_string(), |h| (h.xdp_xmit_errors + h.rx_drops + h.xdp_tx_errors).to_string());
+        let hidden = row.hidden.map_or("-".to_string(), |h| {
+            (h.xdp_xmit_errors + h.rx_drops + h.xdp_tx_errors).to_string()
+        });
         line.push_str(&format!(" {hidden:>10}"));
         if row.counters.is_none() {
             line.push_str("  (not in the datapath maps)");

@@ -11,7 +11,7 @@ use ipnetwork::IpNetwork;
 use super::node::{nl_err, pod_mtu, queue_count, resolve_uplink};
 use super::{datapath, fault_point, policy};
 use crate::cni::config::EgressMode;
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::result::{CniOutput, Dns, Interface, IpConfig, RouteConfig};
 use crate::cni::Request;
 use crate::ethtool::Ethtool;
@@ -35,14 +35,20 @@ pub struct Plan {
 /// Maps a CNI_NETNS problem to its code: gone is "container unknown" (3), not a netns is 4.
 pub fn netns_error(e: NetnsPathError) -> CniError {
     match e {
-        NetnsPathError::Missing(_) => CniError::new(Code::UnknownContainer, format!("CNI_NETNS: {e}")),
+        NetnsPathError::Missing(_) => {
+            CniError::new(Code::UnknownContainer, format!("CNI_NETNS: {e}"))
+        }
         NetnsPathError::NotNetns(_) => CniError::new(Code::InvalidEnv, format!("CNI_NETNS: {e}")),
         NetnsPathError::Other { .. } => CniError::new(Code::Io, format!("CNI_NETNS: {e}")),
     }
 }
 
 pub async fn run(req: &Request) -> CniResult<String> {
-    let netns = req.env.netns.clone().expect("ADD has CNI_NETNS (checked in cni::parse_env)");
+    let netns = req
+        .env
+        .netns
+        .clone()
+        .expect("ADD has CNI_NETNS (checked in cni::parse_env)");
     validate_netns_path(&netns).map_err(netns_error)?;
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
     if store.exists(&req.env.container_id, &req.env.ifname) {
@@ -55,7 +61,9 @@ pub async fn run(req: &Request) -> CniResult<String> {
         ));
     }
     ipam::find_plugin(
-        req.conf.ipam_type().ok_or_else(|| CniError::new(Code::InvalidConfig, "network config: \"ipam\" is required"))?,
+        req.conf.ipam_type().ok_or_else(|| {
+            CniError::new(Code::InvalidConfig, "network config: \"ipam\" is required")
+        })?,
         &req.env.path,
     )?;
     let node = Netlink::current().map_err(nl_err("open netlink in the node namespace"))?;
@@ -67,12 +75,19 @@ pub async fn run(req: &Request) -> CniResult<String> {
     match build(req, &plan, node_dp, &node, &pod, &store, &mut rollback).await {
         Ok(output) => {
             rollback.commit();
-            Ok(serde_json::to_string(&output.to_json(&req.conf.cni_version)).expect("result serialises"))
+            Ok(
+                serde_json::to_string(&output.to_json(&req.conf.cni_version))
+                    .expect("result serialises"),
+            )
         }
         Err(mut e) => {
             let failures = rollback.run().await;
             if !failures.is_empty() {
-                e.details = format!("{} (rollback incomplete: {})", e.details, failures.join("; "));
+                e.details = format!(
+                    "{} (rollback incomplete: {})",
+                    e.details,
+                    failures.join("; ")
+                );
             }
             Err(e)
         }
@@ -80,26 +95,51 @@ pub async fn run(req: &Request) -> CniResult<String> {
 }
 
 /// Checks the names and settings before anything is created.
-async fn plan(req: &Request, node: &Netlink, pod: &Netlink, netns: std::path::PathBuf) -> CniResult<Plan> {
+async fn plan(
+    req: &Request,
+    node: &Netlink,
+    pod: &Netlink,
+    netns: std::path::PathBuf,
+) -> CniResult<Plan> {
     let uplink = resolve_uplink(node, &req.conf).await?;
     let mtu = pod_mtu(&req.conf, &uplink)?;
     let host_name = naming::host_veth_name(&req.env.container_id, &req.env.ifname);
-    if node.link_by_name(&host_name).await.map_err(nl_err("look up host veth"))?.is_some() {
+    if node
+        .link_by_name(&host_name)
+        .await
+        .map_err(nl_err("look up host veth"))?
+        .is_some()
+    {
         return Err(CniError::new(
             Code::AttachmentExists,
-            format!("host veth {host_name} (for container {} ifname {}) exists already", req.env.container_id, req.env.ifname),
+            format!(
+                "host veth {host_name} (for container {} ifname {}) exists already",
+                req.env.container_id, req.env.ifname
+            ),
         ));
     }
-    if pod.link_by_name(&req.env.ifname).await.map_err(nl_err("look up pod interface"))?.is_some() {
+    if pod
+        .link_by_name(&req.env.ifname)
+        .await
+        .map_err(nl_err("look up pod interface"))?
+        .is_some()
+    {
         return Err(CniError::new(
             Code::InvalidEnv,
-            format!("CNI_IFNAME {} already exists in {}: pick another name", req.env.ifname, netns.display()),
+            format!(
+                "CNI_IFNAME {} already exists in {}: pick another name",
+                req.env.ifname,
+                netns.display()
+            ),
         ));
     }
     Ok(Plan {
         netns,
         host_name,
-        pod_mac: req.conf.requested_mac.unwrap_or_else(|| naming::pod_mac(&req.env.container_id, &req.env.ifname)),
+        pod_mac: req
+            .conf
+            .requested_mac
+            .unwrap_or_else(|| naming::pod_mac(&req.env.container_id, &req.env.ifname)),
         uplink,
         mtu,
         queues: queue_count(&req.conf),
@@ -109,14 +149,19 @@ async fn plan(req: &Request, node: &Netlink, pod: &Netlink, netns: std::path::Pa
 
 /// Node-wide, idempotent settings, under the node lock.
 async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<datapath::NodeDatapath> {
-    let _lock = lock::node_lock(&req.conf.state_dir).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    let _lock = lock::node_lock(&req.conf.state_dir)
+        .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
     let eth = Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
-    let present = eth
-        .features(&plan.uplink.name)
-        .await
-        .map_err(|e| CniError::new(Code::Offload, format!("read features of uplink {}: {e:#}", plan.uplink.name)))?;
-    let wanted: Vec<(&str, bool)> =
-        policy::uplink_features().into_iter().filter(|(f, on)| present.get(*f).is_some_and(|cur| cur != on)).collect();
+    let present = eth.features(&plan.uplink.name).await.map_err(|e| {
+        CniError::new(
+            Code::Offload,
+            format!("read features of uplink {}: {e:#}", plan.uplink.name),
+        )
+    })?;
+    let wanted: Vec<(&str, bool)> = policy::uplink_features()
+        .into_iter()
+        .filter(|(f, on)| present.get(*f).is_some_and(|cur| cur != on))
+        .collect();
     eth.set_features(&plan.uplink.name, &wanted)
         .await
         .map_err(|e| CniError::new(Code::Offload, format!("uplink {}: {e:#}", plan.uplink.name)))?;
@@ -134,7 +179,9 @@ async fn build<'a>(
     rb: &mut Rollback<'a>,
 ) -> CniResult<CniOutput> {
     let ipam_out = ipam::add(req)?;
-    rb.push("IPAM lease", move || async move { ipam::del(req).map_err(anyhow::Error::from) });
+    rb.push("IPAM lease", move || async move {
+        ipam::del(req).map_err(anyhow::Error::from)
+    });
     fault_point("ipam")?;
 
     let (host, pod_link) = create_veth(plan, node, pod, &req.env.ifname, rb).await?;
@@ -144,32 +191,47 @@ async fn build<'a>(
     verify_channels(plan, &req.env.ifname).await?;
     fault_point("offloads")?;
 
-    node.link_set_up(host.index).await.map_err(nl_err("set host veth up"))?;
-    pod.link_set_up(pod_link.index).await.map_err(nl_err("set pod interface up"))?;
+    node.link_set_up(host.index)
+        .await
+        .map_err(nl_err("set host veth up"))?;
+    pod.link_set_up(pod_link.index)
+        .await
+        .map_err(nl_err("set pod interface up"))?;
     fault_point("link-up")?;
 
     configure_pod_ip(pod, pod_link.index, &ipam_out).await?;
     fault_point("pod-ip")?;
 
-    node.fdb_add_self(plan.uplink.index, plan.pod_mac).await.map_err(nl_err("add pod MAC to the uplink's unicast filter"))?;
+    node.fdb_add_self(plan.uplink.index, plan.pod_mac)
+        .await
+        .map_err(nl_err("add pod MAC to the uplink's unicast filter"))?;
     let (uplink_idx, mac) = (plan.uplink.index, plan.pod_mac);
     rb.push("uplink fdb entry", move || async move {
-        node.fdb_del_self(uplink_idx, mac).await.map(|_| ()).map_err(anyhow::Error::from)
+        node.fdb_del_self(uplink_idx, mac)
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
     });
     fault_point("fdb")?;
 
     for ip in &ipam_out.ips {
         let route = host_route(ip.address.ip(), host.index);
-        node.route_add(&route).await.map_err(nl_err("add host route to the pod"))?;
+        node.route_add(&route)
+            .await
+            .map_err(nl_err("add host route to the pod"))?;
         rb.push(format!("host route {}", route.dst), move || async move {
-            node.route_del(&route).await.map(|_| ()).map_err(anyhow::Error::from)
+            node.route_del(&route)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
         });
     }
     answer_ndp_for_node(node, &host, &ipam_out).await?;
     fault_point("host-routes")?;
 
     let ips: Vec<IpNetwork> = ipam_out.ips.iter().map(|i| i.address).collect();
-    let pod_program = datapath::attach_pod(req, plan, node_dp, &host, &pod_link, &ips, pod, rb).await?;
+    let pod_program =
+        datapath::attach_pod(req, plan, node_dp, &host, &pod_link, &ips, pod, rb).await?;
     fault_point("datapath")?;
 
     let output = result(req, plan, &host, &ipam_out);
@@ -192,8 +254,12 @@ async fn build<'a>(
         bpf_root: req.conf.bpf_root.display().to_string(),
         result: output.to_json("1.1.0"),
     };
-    store.save(&record).map_err(|e| CniError::new(Code::Io, format!("write attachment record: {e:#}")))?;
-    rb.push("attachment record", move || async move { store.remove(&req.env.container_id, &req.env.ifname) });
+    store
+        .save(&record)
+        .map_err(|e| CniError::new(Code::Io, format!("write attachment record: {e:#}")))?;
+    rb.push("attachment record", move || async move {
+        store.remove(&req.env.container_id, &req.env.ifname)
+    });
     fault_point("record")?;
     Ok(output)
 }
@@ -206,8 +272,12 @@ async fn create_veth<'a>(
     ifname: &str,
     rb: &mut Rollback<'a>,
 ) -> CniResult<(Link, Link)> {
-    let ns_file = std::fs::File::open(&plan.netns)
-        .map_err(|e| CniError::new(Code::UnknownContainer, format!("open {}: {e}", plan.netns.display())))?;
+    let ns_file = std::fs::File::open(&plan.netns).map_err(|e| {
+        CniError::new(
+            Code::UnknownContainer,
+            format!("open {}: {e}", plan.netns.display()),
+        )
+    })?;
     let spec = VethSpec {
         host_name: &plan.host_name,
         pod_name: ifname,
@@ -218,36 +288,62 @@ async fn create_veth<'a>(
     };
     node.veth_create(&spec).await.map_err(|e| {
         if e.is(libc::EEXIST) {
-            CniError::new(Code::AttachmentExists, format!("veth {} or {ifname} exists already: {e}", plan.host_name))
+            CniError::new(
+                Code::AttachmentExists,
+                format!("veth {} or {ifname} exists already: {e}", plan.host_name),
+            )
         } else {
             CniError::new(Code::Netlink, e.to_string())
         }
     })?;
     let name = plan.host_name.clone();
     rb.push(format!("veth {name}"), move || async move {
-        node.link_delete_by_name(&name).await.map(|_| ()).map_err(anyhow::Error::from)
+        node.link_delete_by_name(&name)
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
     });
     let host = node
         .link_by_name(&plan.host_name)
         .await
         .map_err(nl_err("read back host veth"))?
-        .ok_or_else(|| CniError::new(Code::Netlink, format!("host veth {} vanished after creation", plan.host_name)))?;
+        .ok_or_else(|| {
+            CniError::new(
+                Code::Netlink,
+                format!("host veth {} vanished after creation", plan.host_name),
+            )
+        })?;
     let pod_link = pod
         .link_by_name(ifname)
         .await
         .map_err(nl_err("read back pod interface"))?
-        .ok_or_else(|| CniError::new(Code::Netlink, format!("pod interface {ifname} not found in {}", plan.netns.display())))?;
+        .ok_or_else(|| {
+            CniError::new(
+                Code::Netlink,
+                format!(
+                    "pod interface {ifname} not found in {}",
+                    plan.netns.display()
+                ),
+            )
+        })?;
     Ok((host, pod_link))
 }
 
 /// Applies the offload policy to both ends (set over genetlink, then re-read).
 async fn set_offloads(plan: &Plan, ifname: &str) -> CniResult<()> {
-    let host_eth = Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let host_eth =
+        Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
     host_eth
         .set_features(&plan.host_name, &policy::host_end_features(plan.egress))
         .await
-        .map_err(|e| CniError::new(Code::Offload, format!("host veth {}: {e:#}", plan.host_name)))?;
-    let pod_eth = Ethtool::in_netns(&plan.netns).map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+        .map_err(|e| {
+            CniError::new(
+                Code::Offload,
+                format!("host veth {}: {e:#}", plan.host_name),
+            )
+        })?;
+    let pod_eth = Ethtool::in_netns(&plan.netns)
+        .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
     pod_eth
         .set_features(ifname, &policy::pod_end_features(plan.egress))
         .await
@@ -263,15 +359,26 @@ async fn verify_channels(plan: &Plan, ifname: &str) -> CniResult<()> {
         } else {
             Err(CniError::new(
                 Code::Offload,
-                format!("{who} has {} rx / {} tx channels, expected {}", ch.rx, ch.tx, plan.queues),
+                format!(
+                    "{who} has {} rx / {} tx channels, expected {}",
+                    ch.rx, ch.tx, plan.queues
+                ),
             ))
         }
     };
-    let host_eth = Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
-    let ch = host_eth.channels(&plan.host_name).await.map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let host_eth =
+        Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let ch = host_eth
+        .channels(&plan.host_name)
+        .await
+        .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
     check(format!("host veth {}", plan.host_name), ch)?;
-    let pod_eth = Ethtool::in_netns(&plan.netns).map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
-    let ch = pod_eth.channels(ifname).await.map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let pod_eth = Ethtool::in_netns(&plan.netns)
+        .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let ch = pod_eth
+        .channels(ifname)
+        .await
+        .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
     check(format!("pod interface {ifname}"), ch)
 }
 
@@ -279,12 +386,26 @@ async fn verify_channels(plan: &Plan, ifname: &str) -> CniResult<()> {
 /// use the gateway of the first address of their family, as ptp does.
 async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResult<()> {
     for ip in &out.ips {
-        pod.addr_add(index, ip.address).await.map_err(nl_err("add pod address"))?;
+        pod.addr_add(index, ip.address)
+            .await
+            .map_err(nl_err("add pod address"))?;
     }
     for r in &out.routes {
-        let gw = r.gw.or_else(|| out.ips.iter().find(|i| i.address.is_ipv4() == r.dst.is_ipv4()).and_then(|i| i.gateway));
-        let route = Route { dst: r.dst, gateway: gw, oif: Some(index), scope_link: gw.is_none() };
-        pod.route_add(&route).await.map_err(nl_err(&format!("add pod route {}", r.dst)))?;
+        let gw = r.gw.or_else(|| {
+            out.ips
+                .iter()
+                .find(|i| i.address.is_ipv4() == r.dst.is_ipv4())
+                .and_then(|i| i.gateway)
+        });
+        let route = Route {
+            dst: r.dst,
+            gateway: gw,
+            oif: Some(index),
+            scope_link: gw.is_none(),
+        };
+        pod.route_add(&route)
+            .await
+            .map_err(nl_err(&format!("add pod route {}", r.dst)))?;
     }
     Ok(())
 }
@@ -300,14 +421,20 @@ async fn answer_ndp_for_node(node: &Netlink, host: &Link, out: &CniOutput) -> Cn
         return Ok(());
     }
     for key in ["proxy_ndp", "forwarding"] {
-        crate::sysctl::set_ipv6_conf(&host.name, key, "1").map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+        crate::sysctl::set_ipv6_conf(&host.name, key, "1")
+            .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
     }
-    let addrs = node.addr_list_all().await.map_err(nl_err("list node addresses"))?;
+    let addrs = node
+        .addr_list_all()
+        .await
+        .map_err(nl_err("list node addresses"))?;
     for (_, a) in addrs {
         if let IpAddr::V6(v6) = a.ip() {
             let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
             if !link_local && !v6.is_loopback() {
-                node.ndp_proxy_add(host.index, v6).await.map_err(nl_err("proxy the node's IPv6 address to the pod"))?;
+                node.ndp_proxy_add(host.index, v6)
+                    .await
+                    .map_err(nl_err("proxy the node's IPv6 address to the pod"))?;
             }
         }
     }
@@ -327,7 +454,12 @@ pub fn host_route(ip: IpAddr, host_index: u32) -> Route {
 
 fn result(req: &Request, plan: &Plan, host: &Link, ipam_out: &CniOutput) -> CniOutput {
     let interfaces = vec![
-        Interface { name: plan.host_name.clone(), mac: host.mac.map(|m| mac_to_string(&m)).unwrap_or_default(), mtu: Some(plan.mtu), sandbox: None },
+        Interface {
+            name: plan.host_name.clone(),
+            mac: host.mac.map(|m| mac_to_string(&m)).unwrap_or_default(),
+            mtu: Some(plan.mtu),
+            sandbox: None,
+        },
         Interface {
             name: req.env.ifname.clone(),
             mac: mac_to_string(&plan.pod_mac),
@@ -335,10 +467,22 @@ fn result(req: &Request, plan: &Plan, host: &Link, ipam_out: &CniOutput) -> CniO
             sandbox: Some(plan.netns.display().to_string()),
         },
     ];
-    let ips = ipam_out.ips.iter().map(|i| IpConfig { interface: Some(1), ..i.clone() }).collect();
+    let ips = ipam_out
+        .ips
+        .iter()
+        .map(|i| IpConfig {
+            interface: Some(1),
+            ..i.clone()
+        })
+        .collect();
     let routes: Vec<RouteConfig> = ipam_out.routes.clone();
     let dns = merged_dns(req, &ipam_out.dns);
-    CniOutput { interfaces, ips, routes, dns }
+    CniOutput {
+        interfaces,
+        ips,
+        routes,
+        dns,
+    }
 }
 
 /// The config's `dns` fills in what IPAM did not give.
@@ -346,7 +490,11 @@ fn merged_dns(req: &Request, from_ipam: &Dns) -> Dns {
     if !from_ipam.is_empty() {
         return from_ipam.clone();
     }
-    req.conf.dns.clone().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+    req.conf
+        .dns
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
 }
 
 /// Used by tests and CHECK: the namespace path a record points at.

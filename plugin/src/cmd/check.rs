@@ -3,14 +3,14 @@
 
 use super::add::{host_route, netns_error};
 use super::policy;
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::result::CniOutput;
 use crate::cni::Request;
 use crate::ethtool::Ethtool;
+use crate::ipam;
 use crate::netlink::{mac_to_string, Link, Netlink, Route};
 use crate::netns::validate_netns_path;
 use crate::record::{Record, Store};
-use crate::ipam;
 
 /// Collected mismatches.
 #[derive(Default)]
@@ -23,12 +23,14 @@ impl Findings {
 }
 
 pub async fn run(req: &Request) -> CniResult<()> {
-    let prev = req
-        .conf
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| CniError::new(Code::InvalidConfig, "CHECK needs prevResult in the network config"))?;
-    let prev = CniOutput::parse(prev).map_err(|e| CniError::new(Code::Decode, format!("prevResult: {e}")))?;
+    let prev = req.conf.prev_result.as_ref().ok_or_else(|| {
+        CniError::new(
+            Code::InvalidConfig,
+            "CHECK needs prevResult in the network config",
+        )
+    })?;
+    let prev = CniOutput::parse(prev)
+        .map_err(|e| CniError::new(Code::Decode, format!("prevResult: {e}")))?;
     let netns = req.env.netns.clone().expect("CHECK has CNI_NETNS");
     validate_netns_path(&netns).map_err(netns_error)?;
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
@@ -38,7 +40,10 @@ pub async fn run(req: &Request) -> CniResult<()> {
         .ok_or_else(|| {
             CniError::new(
                 Code::UnknownContainer,
-                format!("no attachment of container {} ifname {} on network {}", req.env.container_id, req.env.ifname, req.conf.name),
+                format!(
+                    "no attachment of container {} ifname {} on network {}",
+                    req.env.container_id, req.env.ifname, req.conf.name
+                ),
             )
         })?;
     let node = Netlink::current().map_err(|e| CniError::new(Code::Netlink, e.to_string()))?;
@@ -51,11 +56,20 @@ pub async fn run(req: &Request) -> CniResult<()> {
         Some(h) => check_link(&mut f, "host veth", h, &rec),
     }
     match &pod_link {
-        None => f.add(format!("pod interface {} is missing in {}", req.env.ifname, netns.display())),
+        None => f.add(format!(
+            "pod interface {} is missing in {}",
+            req.env.ifname,
+            netns.display()
+        )),
         Some(p) => {
             check_link(&mut f, "pod interface", p, &rec);
             if p.mac.map(|m| mac_to_string(&m)) != Some(rec.pod_mac.clone()) {
-                f.add(format!("pod interface {} has MAC {:?}, expected {}", p.name, p.mac.map(|m| mac_to_string(&m)), rec.pod_mac));
+                f.add(format!(
+                    "pod interface {} has MAC {:?}, expected {}",
+                    p.name,
+                    p.mac.map(|m| mac_to_string(&m)),
+                    rec.pod_mac
+                ));
             }
             check_pod_ip(&mut f, &pod, p, &prev).await;
         }
@@ -73,7 +87,10 @@ pub async fn run(req: &Request) -> CniResult<()> {
     if f.0.is_empty() {
         Ok(())
     } else {
-        Err(CniError::new(Code::CheckMismatch, format!("CHECK failed: {}", f.0.join("; "))))
+        Err(CniError::new(
+            Code::CheckMismatch,
+            format!("CHECK failed: {}", f.0.join("; ")),
+        ))
     }
 }
 
@@ -82,10 +99,16 @@ fn check_link(f: &mut Findings, who: &str, l: &Link, rec: &Record) {
         f.add(format!("{who} {} is {:?}, not a veth", l.name, l.kind));
     }
     if l.num_rx_queues != rec.queues || l.num_tx_queues != rec.queues {
-        f.add(format!("{who} {} has {}/{} rx/tx queues, expected {}", l.name, l.num_rx_queues, l.num_tx_queues, rec.queues));
+        f.add(format!(
+            "{who} {} has {}/{} rx/tx queues, expected {}",
+            l.name, l.num_rx_queues, l.num_tx_queues, rec.queues
+        ));
     }
     if l.mtu != rec.mtu {
-        f.add(format!("{who} {} has MTU {}, expected {}", l.name, l.mtu, rec.mtu));
+        f.add(format!(
+            "{who} {} has MTU {}, expected {}",
+            l.name, l.mtu, rec.mtu
+        ));
     }
     if !l.admin_up {
         f.add(format!("{who} {} is down", l.name));
@@ -96,13 +119,23 @@ async fn check_pod_ip(f: &mut Findings, pod: &Netlink, link: &Link, prev: &CniOu
     let addrs = pod.addr_list(link.index).await.unwrap_or_default();
     for ip in &prev.ips {
         if !addrs.contains(&ip.address) {
-            f.add(format!("pod address {} is missing on {}", ip.address, link.name));
+            f.add(format!(
+                "pod address {} is missing on {}",
+                ip.address, link.name
+            ));
         }
     }
     let routes = pod.route_list().await.unwrap_or_default();
     for r in &prev.routes {
-        let gw = r.gw.or_else(|| prev.ips.iter().find(|i| i.address.is_ipv4() == r.dst.is_ipv4()).and_then(|i| i.gateway));
-        let found = routes.iter().any(|x| x.dst == r.dst && x.gateway == gw && x.oif == Some(link.index));
+        let gw = r.gw.or_else(|| {
+            prev.ips
+                .iter()
+                .find(|i| i.address.is_ipv4() == r.dst.is_ipv4())
+                .and_then(|i| i.gateway)
+        });
+        let found = routes
+            .iter()
+            .any(|x| x.dst == r.dst && x.gateway == gw && x.oif == Some(link.index));
         if !found {
             f.add(format!("pod route {} via {:?} is missing", r.dst, gw));
         }
@@ -111,8 +144,18 @@ async fn check_pod_ip(f: &mut Findings, pod: &Netlink, link: &Link, prev: &CniOu
 
 async fn check_offloads(f: &mut Findings, rec: &Record, netns: &std::path::Path, ifname: &str) {
     let ends = [
-        ("host veth", rec.host_ifname.clone(), None, policy::host_end_features(rec.egress)),
-        ("pod interface", ifname.to_string(), Some(netns), policy::pod_end_features(rec.egress)),
+        (
+            "host veth",
+            rec.host_ifname.clone(),
+            None,
+            policy::host_end_features(rec.egress),
+        ),
+        (
+            "pod interface",
+            ifname.to_string(),
+            Some(netns),
+            policy::pod_end_features(rec.egress),
+        ),
     ];
     for (who, name, ns, wanted) in ends {
         let eth = match ns {
@@ -140,7 +183,10 @@ async fn check_offloads(f: &mut Findings, rec: &Record, netns: &std::path::Path,
         }
         match eth.channels(&name).await {
             Ok(ch) if ch.rx == rec.queues && ch.tx == rec.queues => {}
-            Ok(ch) => f.add(format!("{who} {name} uses {}/{} rx/tx channels, expected {}", ch.rx, ch.tx, rec.queues)),
+            Ok(ch) => f.add(format!(
+                "{who} {name} uses {}/{} rx/tx channels, expected {}",
+                ch.rx, ch.tx, rec.queues
+            )),
             Err(e) => f.add(format!("read channels of {who} {name}: {e:#}")),
         }
     }
@@ -150,16 +196,28 @@ async fn check_node_side(f: &mut Findings, node: &Netlink, host: &Link, rec: &Re
     let routes = node.route_list().await.unwrap_or_default();
     for ip in &rec.ips {
         let want: Route = host_route(ip.ip(), host.index);
-        if !routes.iter().any(|r| r.dst == want.dst && r.oif == want.oif) {
-            f.add(format!("host route {} via {} is missing", want.dst, rec.host_ifname));
+        if !routes
+            .iter()
+            .any(|r| r.dst == want.dst && r.oif == want.oif)
+        {
+            f.add(format!(
+                "host route {} via {} is missing",
+                want.dst, rec.host_ifname
+            ));
         }
     }
     match node.link_by_name(&rec.uplink).await {
         Ok(Some(up)) => {
             let fdb = node.fdb_list(up.index).await.unwrap_or_default();
             let mac = crate::netlink::parse_mac(&rec.pod_mac);
-            if !fdb.iter().any(|e| Some(e.mac) == mac && e.self_flag && e.permanent) {
-                f.add(format!("pod MAC {} is not in uplink {}'s unicast filter (fdb self permanent)", rec.pod_mac, rec.uplink));
+            if !fdb
+                .iter()
+                .any(|e| Some(e.mac) == mac && e.self_flag && e.permanent)
+            {
+                f.add(format!(
+                    "pod MAC {} is not in uplink {}'s unicast filter (fdb self permanent)",
+                    rec.pod_mac, rec.uplink
+                ));
             }
         }
         _ => f.add(format!("uplink {} is missing", rec.uplink)),

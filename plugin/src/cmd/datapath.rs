@@ -12,13 +12,13 @@ use super::add::Plan;
 use super::check::Findings;
 use crate::bpf::{self, BpfPaths, Hook, NodeSpec, PodDatapath, PodMapError, UplinkMode};
 use crate::cni::config::{EgressMode, PodProgram};
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::Request;
+use crate::kernel;
 use crate::netdev::Netdev;
 use crate::netlink::{Link, Netlink, XdpMode};
 use crate::record::Record;
 use crate::rollback::Rollback;
-use crate::kernel;
 
 /// What node setup found out, for the per-pod steps.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +46,11 @@ pub async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<NodeDatapath>
 /// Loads and pins the datapath once, attaches the uplink program (driver mode,
 /// generic only where the driver refuses), refreshes the node addresses. Shared
 /// by ADD and `veth-xdp setup`; the caller holds the node lock.
-pub async fn setup_node(bpf_root: &std::path::Path, max_pods: u32, uplink: &Link) -> CniResult<NodeDatapath> {
+pub async fn setup_node(
+    bpf_root: &std::path::Path,
+    max_pods: u32,
+    uplink: &Link,
+) -> CniResult<NodeDatapath> {
     kernel::require_datapath()?;
     let paths = BpfPaths::new(bpf_root);
     bpf::ensure_bpffs(bpf_root).map_err(datapath_err("bpffs"))?;
@@ -55,9 +59,19 @@ pub async fn setup_node(bpf_root: &std::path::Path, max_pods: u32, uplink: &Link
         .xdp_features(uplink.index)
         .await
         .map_err(datapath_err("read uplink xdp-features"))?
-        .ok_or_else(|| CniError::new(Code::KernelFeature, "no netdev genetlink family: Linux 6.3 or newer is needed"))?;
-    let spec = NodeSpec { uplink_ifindex: uplink.index, uplink_can_xmit: features.ndo_xmit, max_pods };
-    let status = bpf::ensure_node(&paths, &spec).map_err(datapath_err("set up the node datapath"))?;
+        .ok_or_else(|| {
+            CniError::new(
+                Code::KernelFeature,
+                "no netdev genetlink family: Linux 6.3 or newer is needed",
+            )
+        })?;
+    let spec = NodeSpec {
+        uplink_ifindex: uplink.index,
+        uplink_can_xmit: features.ndo_xmit,
+        max_pods,
+    };
+    let status =
+        bpf::ensure_node(&paths, &spec).map_err(datapath_err("set up the node datapath"))?;
     if status.loaded_now {
         log::info!(
             "datapath loaded and pinned under {}; uplink {} program in {:?} mode; uplink ndo-xmit: {}",
@@ -65,7 +79,10 @@ pub async fn setup_node(bpf_root: &std::path::Path, max_pods: u32, uplink: &Link
         );
     }
     refresh_node_addrs(&paths, uplink.index).await?;
-    Ok(NodeDatapath { uplink_can_xmit: features.ndo_xmit, uplink_mode: status.uplink_mode })
+    Ok(NodeDatapath {
+        uplink_can_xmit: features.ndo_xmit,
+        uplink_mode: status.uplink_mode,
+    })
 }
 
 /// Keeps the node-address map (ARP/ND for these is answered by the node) current.
@@ -119,13 +136,27 @@ pub async fn attach_pod<'a>(
         host_ifindex: host.index,
         host_mac: host.mac.unwrap_or_default(),
         pod_mac: plan.pod_mac,
-        ipv4s: ips.iter().filter_map(|n| match n.ip() { IpAddr::V4(a) => Some(a), _ => None }).collect(),
-        ipv6s: ips.iter().filter_map(|n| match n.ip() { IpAddr::V6(a) => Some(a), _ => None }).collect(),
+        ipv4s: ips
+            .iter()
+            .filter_map(|n| match n.ip() {
+                IpAddr::V4(a) => Some(a),
+                _ => None,
+            })
+            .collect(),
+        ipv6s: ips
+            .iter()
+            .filter_map(|n| match n.ip() {
+                IpAddr::V6(a) => Some(a),
+                _ => None,
+            })
+            .collect(),
     };
     // Programs first, entries last: the uplink redirects to a pod only once its MAC is in the maps.
     let key = link_key(&plan.host_name).to_string();
     let undo_paths = paths.clone();
-    rb.push("host veth programs", move || async move { bpf::detach_host(&undo_paths, &key) });
+    rb.push("host veth programs", move || async move {
+        bpf::detach_host(&undo_paths, &key)
+    });
     attach_host_programs(&paths, &plan.host_name, host.index, plan.egress, node_dp)?;
 
     let mut pod_program = false;
@@ -133,34 +164,53 @@ pub async fn attach_pod<'a>(
         let prog = bpf::pod_pass_program(&paths).map_err(datapath_err("open pod program"))?;
         pod.xdp_attach(pod_link.index, prog.as_fd(), XdpMode::Driver)
             .await
-            .map_err(|e| CniError::new(Code::Datapath, format!("attach pass program to the pod's {}: {e}", pod_link.name)))?;
+            .map_err(|e| {
+                CniError::new(
+                    Code::Datapath,
+                    format!("attach pass program to the pod's {}: {e}", pod_link.name),
+                )
+            })?;
         pod_program = true;
     }
     require_ndo_xmit(host).await?;
 
     let undo_paths = paths.clone();
     let host_index = host.index;
-    rb.push("datapath map entries", move || async move { bpf::remove_pod(&undo_paths, host_index) });
+    rb.push("datapath map entries", move || async move {
+        bpf::remove_pod(&undo_paths, host_index)
+    });
     bpf::insert_pod(&paths, &entry).map_err(|e| match e.downcast_ref::<PodMapError>() {
         Some(PodMapError::Full { .. }) => CniError::new(Code::DatapathFull, format!("{e:#}")),
         Some(PodMapError::InUse { .. }) => CniError::new(Code::InvalidConfig, format!("{e:#}")),
-        None => CniError::new(Code::Datapath, format!("insert pod into datapath maps: {e:#}")),
+        None => CniError::new(
+            Code::Datapath,
+            format!("insert pod into datapath maps: {e:#}"),
+        ),
     })?;
     Ok(pod_program)
 }
 
-fn attach_host_programs(paths: &BpfPaths, host_name: &str, index: u32, mode: EgressMode, node_dp: NodeDatapath) -> CniResult<()> {
+fn attach_host_programs(
+    paths: &BpfPaths,
+    host_name: &str,
+    index: u32,
+    mode: EgressMode,
+    node_dp: NodeDatapath,
+) -> CniResult<()> {
     let key = link_key(host_name);
     match mode {
         EgressMode::Xdp => {
-            bpf::attach_host_xdp(paths, key, index).map_err(datapath_err("attach XDP to the host veth"))?;
+            bpf::attach_host_xdp(paths, key, index)
+                .map_err(datapath_err("attach XDP to the host veth"))?;
             if !node_dp.uplink_can_xmit {
                 // The uplink cannot take XDP-redirected frames (no ndo_xdp_xmit):
                 // the XDP program passes uplink-bound frames up, and tc redirects the skb.
-                bpf::attach_host_tc(paths, key, index).map_err(datapath_err("attach the tc fallback to the host veth"))?;
+                bpf::attach_host_tc(paths, key, index)
+                    .map_err(datapath_err("attach the tc fallback to the host veth"))?;
             }
         }
-        EgressMode::Tc => bpf::attach_host_tc(paths, key, index).map_err(datapath_err("attach tc to the host veth"))?,
+        EgressMode::Tc => bpf::attach_host_tc(paths, key, index)
+            .map_err(datapath_err("attach tc to the host veth"))?,
     }
     Ok(())
 }
@@ -169,7 +219,10 @@ fn attach_host_programs(paths: &BpfPaths, host_name: &str, index: u32, mode: Egr
 /// without it, frames redirected into the pod would be dropped silently.
 async fn require_ndo_xmit(host: &Link) -> CniResult<()> {
     let netdev = Netdev::current().map_err(datapath_err("netdev genetlink"))?;
-    let f = netdev.xdp_features(host.index).await.map_err(datapath_err("read host veth xdp-features"))?;
+    let f = netdev
+        .xdp_features(host.index)
+        .await
+        .map_err(datapath_err("read host veth xdp-features"))?;
     if f.is_some_and(|f| f.ndo_xmit) {
         Ok(())
     } else {
@@ -182,17 +235,30 @@ async fn require_ndo_xmit(host: &Link) -> CniResult<()> {
 
 /// Removes the pod's map entries and programs (idempotent; nothing to do on a
 /// node whose datapath was never set up).
-pub async fn detach_pod(req: &Request, target: &super::del::Target, host: Option<&Link>) -> CniResult<()> {
-    let root = target.record.as_ref().map(|r| r.bpf_root.clone()).filter(|r| !r.is_empty());
+pub async fn detach_pod(
+    req: &Request,
+    target: &super::del::Target,
+    host: Option<&Link>,
+) -> CniResult<()> {
+    let root = target
+        .record
+        .as_ref()
+        .map(|r| r.bpf_root.clone())
+        .filter(|r| !r.is_empty());
     let paths = BpfPaths::new(root.unwrap_or_else(|| req.conf.bpf_root.display().to_string()));
     if !paths.version_dir().exists() {
         return Ok(());
     }
-    let ifindex = target.record.as_ref().map(|r| r.host_ifindex).or(host.map(|h| h.index));
+    let ifindex = target
+        .record
+        .as_ref()
+        .map(|r| r.host_ifindex)
+        .or(host.map(|h| h.index));
     if let Some(ifindex) = ifindex {
         bpf::remove_pod(&paths, ifindex).map_err(datapath_err("remove pod from datapath maps"))?;
     }
-    bpf::detach_host(&paths, link_key(&target.host_name)).map_err(datapath_err("detach host veth programs"))
+    bpf::detach_host(&paths, link_key(&target.host_name))
+        .map_err(datapath_err("detach host veth programs"))
 }
 
 /// CHECK's datapath part: programs attached as the egress mode wants, the pod
@@ -202,24 +268,43 @@ pub async fn check_pod(_req: &Request, rec: &Record, host: &Link, f: &mut Findin
     match bpf::host_attachment(&paths, link_key(&rec.host_ifname)) {
         Ok(hook) => {
             let ok = match (rec.egress, hook) {
-                (EgressMode::Xdp, Some(Hook::Xdp { ifindex } | Hook::XdpAndTc { xdp_ifindex: ifindex, .. })) => ifindex == host.index,
+                (
+                    EgressMode::Xdp,
+                    Some(
+                        Hook::Xdp { ifindex }
+                        | Hook::XdpAndTc {
+                            xdp_ifindex: ifindex,
+                            ..
+                        },
+                    ),
+                ) => ifindex == host.index,
                 (EgressMode::Tc, Some(Hook::Tc { ifindex })) => ifindex == host.index,
                 _ => false,
             };
             if !ok {
-                f.add(format!("host veth {} should have the {} egress program attached, found {hook:?}", rec.host_ifname, rec.egress.as_str()));
+                f.add(format!(
+                    "host veth {} should have the {} egress program attached, found {hook:?}",
+                    rec.host_ifname,
+                    rec.egress.as_str()
+                ));
             }
         }
         Err(e) => f.add(format!("read host veth attachment: {e:#}")),
     }
     match bpf::pod_present(&paths, host.index) {
         Ok(true) => {}
-        Ok(false) => f.add(format!("pod {} is missing from the datapath maps", rec.pod_mac)),
+        Ok(false) => f.add(format!(
+            "pod {} is missing from the datapath maps",
+            rec.pod_mac
+        )),
         Err(e) => f.add(format!("read datapath maps: {e:#}")),
     }
     match bpf::pinned_link_info(&paths.link(bpf::LINK_UPLINK)) {
         Ok(info) if info.ifindex == rec.uplink_ifindex => {}
-        Ok(info) => f.add(format!("the uplink program is attached to ifindex {}, not uplink {}", info.ifindex, rec.uplink)),
+        Ok(info) => f.add(format!(
+            "the uplink program is attached to ifindex {}, not uplink {}",
+            info.ifindex, rec.uplink
+        )),
         Err(e) => f.add(format!("the uplink program is not attached: {e:#}")),
     }
     match Netdev::current() {

@@ -7,7 +7,7 @@ use ipnetwork::IpNetwork;
 
 use super::add::host_route;
 use super::node::resolve_uplink;
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::result::CniOutput;
 use crate::cni::Request;
 use crate::netlink::{parse_mac, Mac, Netlink};
@@ -42,11 +42,16 @@ pub async fn run(req: &Request) -> CniResult<()> {
         }
     }
     if errors.is_empty() {
-        store.remove(&req.env.container_id, &req.env.ifname).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+        store
+            .remove(&req.env.container_id, &req.env.ifname)
+            .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
         Ok(())
     } else {
         // Keep the record so a retried DEL still knows what to remove.
-        Err(CniError::new(Code::Netlink, format!("DEL incomplete: {}", errors.join("; "))))
+        Err(CniError::new(
+            Code::Netlink,
+            format!("DEL incomplete: {}", errors.join("; ")),
+        ))
     }
 }
 
@@ -75,7 +80,13 @@ async fn target(req: &Request, node: &Netlink, record: Option<Record>) -> Target
         },
         None => resolve_uplink(node, &req.conf).await.ok().map(|l| l.index),
     };
-    Target { host_name, pod_mac, ips, uplink_index, record }
+    Target {
+        host_name,
+        pod_mac,
+        ips,
+        uplink_index,
+        record,
+    }
 }
 
 /// Removes the node-side traces; returns what could not be removed.

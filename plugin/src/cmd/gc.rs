@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::cni::config::AttachmentId;
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::{CniEnv, Request, Verb};
 use crate::record::Store;
 use crate::{ipam, lock};
@@ -17,19 +17,34 @@ pub async fn run(req: &Request) -> CniResult<()> {
         return Ok(());
     };
     let valid: BTreeSet<&AttachmentId> = valid.iter().collect();
-    let _lock = lock::node_lock(&req.conf.state_dir).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    let _lock = lock::node_lock(&req.conf.state_dir)
+        .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
-    let records = store.list().map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    let records = store
+        .list()
+        .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
     let mut errors = Vec::new();
     for rec in records {
-        let id = AttachmentId { container_id: rec.container_id.clone(), ifname: rec.ifname.clone() };
+        let id = AttachmentId {
+            container_id: rec.container_id.clone(),
+            ifname: rec.ifname.clone(),
+        };
         if valid.contains(&id) {
             continue;
         }
-        log::info!("GC: removing stale attachment {} {}", rec.container_id, rec.ifname);
+        log::info!(
+            "GC: removing stale attachment {} {}",
+            rec.container_id,
+            rec.ifname
+        );
         let del = Request {
             verb: Verb::Del,
-            env: CniEnv { container_id: rec.container_id.clone(), ifname: rec.ifname.clone(), netns: None, ..req.env.clone() },
+            env: CniEnv {
+                container_id: rec.container_id.clone(),
+                ifname: rec.ifname.clone(),
+                netns: None,
+                ..req.env.clone()
+            },
             conf: req.conf.clone(),
         };
         if let Err(e) = super::del::run(&del).await {
@@ -44,6 +59,9 @@ pub async fn run(req: &Request) -> CniResult<()> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(CniError::new(Code::Netlink, format!("GC incomplete: {}", errors.join("; "))))
+        Err(CniError::new(
+            Code::Netlink,
+            format!("GC incomplete: {}", errors.join("; ")),
+        ))
     }
 }

@@ -9,7 +9,7 @@ pub mod node;
 pub mod policy;
 pub mod status;
 
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::{version, Request, Verb};
 
 /// Runs the verb on a current-thread runtime (netlink sockets are bound to the
@@ -36,7 +36,10 @@ pub fn dispatch(req: &Request) -> CniResult<String> {
 pub fn fault_point(step: &str) -> CniResult<()> {
     #[cfg(feature = "fault-injection")]
     if std::env::var("VETH_XDP_FAIL_AFTER").as_deref() == Ok(step) {
-        return Err(CniError::new(Code::Io, format!("fault injected after step {step}")));
+        return Err(CniError::new(
+            Code::Io,
+            format!("fault injected after step {step}"),
+        ));
     }
     let _ = step;
     Ok(())

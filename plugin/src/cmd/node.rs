@@ -1,6 +1,6 @@
 //! Node-side facts every verb needs: the uplink, the pod MTU, the queue count.
 
-use crate::cni::error::{Code, CniError, CniResult};
+use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::NetConf;
 use crate::netlink::{Link, Netlink};
 
@@ -39,7 +39,10 @@ pub fn pod_mtu(conf: &NetConf, uplink: &Link) -> CniResult<u32> {
     match conf.mtu {
         Some(m) if m > uplink.mtu => Err(CniError::new(
             Code::InvalidConfig,
-            format!("network config: \"mtu\" {m} is above the uplink {}'s MTU {}", uplink.name, uplink.mtu),
+            format!(
+                "network config: \"mtu\" {m} is above the uplink {}'s MTU {}",
+                uplink.name, uplink.mtu
+            ),
         )),
         Some(m) => Ok(m),
         None => Ok(uplink.mtu),

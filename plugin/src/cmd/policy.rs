@@ -26,7 +26,12 @@ pub const RX_GRO: &str = "rx-gro";
 /// XDP_TX/redirect (xdp_frames) would be dropped there silently without GRO,
 /// which gives the host end the NAPI that turns them into skbs for tc.
 pub fn host_end_features(mode: EgressMode) -> Vec<(&'static str, bool)> {
-    let mut f = vec![(TX_CSUM_IP, false), (TX_CSUM_SCTP, false), (TX_VLAN, false), (TX_VLAN_STAG, false)];
+    let mut f = vec![
+        (TX_CSUM_IP, false),
+        (TX_CSUM_SCTP, false),
+        (TX_VLAN, false),
+        (TX_VLAN_STAG, false),
+    ];
     if mode == EgressMode::Tc {
         f.push((RX_GRO, true));
     }
@@ -38,7 +43,13 @@ pub fn host_end_features(mode: EgressMode) -> Vec<(&'static str, bool)> {
 pub fn pod_end_features(mode: EgressMode) -> Vec<(&'static str, bool)> {
     match mode {
         EgressMode::Xdp => {
-            vec![(TX_CSUM_IP, false), (TX_CSUM_SCTP, false), (TX_VLAN, false), (TX_VLAN_STAG, false), (RX_GRO, true)]
+            vec![
+                (TX_CSUM_IP, false),
+                (TX_CSUM_SCTP, false),
+                (TX_VLAN, false),
+                (TX_VLAN_STAG, false),
+                (RX_GRO, true),
+            ]
         }
         EgressMode::Tc => vec![(TX_VLAN, false), (TX_VLAN_STAG, false), (RX_GRO, true)],
     }
@@ -54,7 +65,9 @@ pub fn why(feature: &str) -> &'static str {
     match feature {
         RX_GRO => "redirected frames are dropped without GRO (or an XDP program) on the pod end",
         TX_CSUM_IP | TX_CSUM_SCTP => "XDP never fills in offloaded checksums",
-        TX_VLAN | RX_VLAN | TX_VLAN_STAG | RX_VLAN_STAG => "offloaded VLAN tags are invisible to XDP",
+        TX_VLAN | RX_VLAN | TX_VLAN_STAG | RX_VLAN_STAG => {
+            "offloaded VLAN tags are invisible to XDP"
+        }
         _ => "required by the datapath",
     }
 }

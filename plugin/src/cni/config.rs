@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 
-use super::error::{Code, CniError, CniResult};
+use super::error::{CniError, CniResult, Code};
 use super::version;
 use crate::netlink::{parse_mac, Mac};
 
@@ -110,7 +110,10 @@ impl NetConf {
 }
 
 fn invalid(key: &str, what: impl std::fmt::Display) -> CniError {
-    CniError::new(Code::InvalidConfig, format!("network config: \"{key}\" {what}"))
+    CniError::new(
+        Code::InvalidConfig,
+        format!("network config: \"{key}\" {what}"),
+    )
 }
 
 fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str) -> CniResult<Option<&'a str>> {
@@ -125,9 +128,14 @@ fn opt_u32_in(obj: &Map<String, Value>, key: &str, min: u32, max: u32) -> CniRes
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => {
-            let n = v.as_u64().ok_or_else(|| invalid(key, format!("must be an integer, got {v}")))?;
+            let n = v
+                .as_u64()
+                .ok_or_else(|| invalid(key, format!("must be an integer, got {v}")))?;
             if n < u64::from(min) || n > u64::from(max) {
-                return Err(invalid(key, format!("must be between {min} and {max}, got {n}")));
+                return Err(invalid(
+                    key,
+                    format!("must be between {min} and {max}, got {n}"),
+                ));
             }
             Ok(Some(n as u32))
         }
@@ -143,28 +151,47 @@ fn valid_network_name(s: &str) -> bool {
 
 /// Parses stdin bytes into a config. `cni_args` is the CNI_ARGS variable.
 pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
-    let text = std::str::from_utf8(stdin)
-        .map_err(|e| CniError::new(Code::Decode, format!("network config is not valid UTF-8: {e}")))?;
+    let text = std::str::from_utf8(stdin).map_err(|e| {
+        CniError::new(
+            Code::Decode,
+            format!("network config is not valid UTF-8: {e}"),
+        )
+    })?;
     // serde_json refuses nesting deeper than 128 levels, so hostile input cannot blow the stack.
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| CniError::new(Code::Decode, format!("network config is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        CniError::new(
+            Code::Decode,
+            format!("network config is not valid JSON: {e}"),
+        )
+    })?;
     let Value::Object(raw) = value else {
-        return Err(CniError::new(Code::Decode, "network config must be a JSON object"));
+        return Err(CniError::new(
+            Code::Decode,
+            "network config must be a JSON object",
+        ));
     };
     let cni_version = match raw.get("cniVersion") {
         Some(Value::String(s)) => s.clone(),
         None | Some(Value::Null) => {
-            return Err(CniError::new(Code::IncompatibleVersion, "network config has no \"cniVersion\""))
+            return Err(CniError::new(
+                Code::IncompatibleVersion,
+                "network config has no \"cniVersion\"",
+            ))
         }
         Some(v) => return Err(invalid("cniVersion", format!("must be a string, got {v}"))),
     };
     if !version::is_supported(&cni_version) {
         return Err(CniError::new(
             Code::IncompatibleVersion,
-            format!("cniVersion {cni_version} is not supported (supported: {})", version::SUPPORTED.join(", ")),
+            format!(
+                "cniVersion {cni_version} is not supported (supported: {})",
+                version::SUPPORTED.join(", ")
+            ),
         ));
     }
-    let name = opt_str(&raw, "name")?.ok_or_else(|| invalid("name", "is required"))?.to_string();
+    let name = opt_str(&raw, "name")?
+        .ok_or_else(|| invalid("name", "is required"))?
+        .to_string();
     if !valid_network_name(&name) {
         return Err(invalid("name", format!("{name:?} must start with a letter or digit and contain only letters, digits, '_', '.', '-'")));
     }
@@ -172,7 +199,10 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
     let uplink = opt_str(&raw, "uplink")?.map(str::to_string);
     if let Some(u) = &uplink {
         if u.is_empty() || u.len() > 15 || u.contains(['/', ' ']) {
-            return Err(invalid("uplink", format!("{u:?} is not a valid interface name")));
+            return Err(invalid(
+                "uplink",
+                format!("{u:?} is not a valid interface name"),
+            ));
         }
     }
     let queues = opt_u32_in(&raw, "queues", 1, MAX_QUEUES)?;
@@ -183,34 +213,60 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
         Some(Value::Object(o)) => {
             match o.get("type") {
                 Some(Value::String(t)) if !t.is_empty() && !t.contains('/') => {}
-                _ => return Err(invalid("ipam", "must have a \"type\" naming an IPAM plugin on CNI_PATH")),
+                _ => {
+                    return Err(invalid(
+                        "ipam",
+                        "must have a \"type\" naming an IPAM plugin on CNI_PATH",
+                    ))
+                }
             }
             Some(o.clone())
         }
         Some(v) => return Err(invalid("ipam", format!("must be an object, got {v}"))),
     };
-    let state_dir = opt_str(&raw, "stateDir")?.map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from);
-    let log_file = opt_str(&raw, "logFile")?.map_or_else(|| PathBuf::from(DEFAULT_LOG_FILE), PathBuf::from);
-    let bpf_root = opt_str(&raw, "bpfRoot")?.map_or_else(|| PathBuf::from(DEFAULT_BPF_ROOT), PathBuf::from);
-    for (key, p) in [("stateDir", &state_dir), ("logFile", &log_file), ("bpfRoot", &bpf_root)] {
+    let state_dir =
+        opt_str(&raw, "stateDir")?.map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from);
+    let log_file =
+        opt_str(&raw, "logFile")?.map_or_else(|| PathBuf::from(DEFAULT_LOG_FILE), PathBuf::from);
+    let bpf_root =
+        opt_str(&raw, "bpfRoot")?.map_or_else(|| PathBuf::from(DEFAULT_BPF_ROOT), PathBuf::from);
+    for (key, p) in [
+        ("stateDir", &state_dir),
+        ("logFile", &log_file),
+        ("bpfRoot", &bpf_root),
+    ] {
         if !p.is_absolute() {
-            return Err(invalid(key, format!("must be an absolute path, got {}", p.display())));
+            return Err(invalid(
+                key,
+                format!("must be an absolute path, got {}", p.display()),
+            ));
         }
     }
     let log_level = match opt_str(&raw, "logLevel")? {
         None => log::LevelFilter::Info,
-        Some(s) => s.parse().map_err(|_| invalid("logLevel", format!("{s:?} is not one of error, warn, info, debug, trace, off")))?,
+        Some(s) => s.parse().map_err(|_| {
+            invalid(
+                "logLevel",
+                format!("{s:?} is not one of error, warn, info, debug, trace, off"),
+            )
+        })?,
     };
     let egress = match opt_str(&raw, "egress")? {
         None => EgressMode::Xdp,
-        Some(s) => EgressMode::parse(s).ok_or_else(|| invalid("egress", format!("{s:?} must be \"xdp\" or \"tc\"")))?,
+        Some(s) => EgressMode::parse(s)
+            .ok_or_else(|| invalid("egress", format!("{s:?} must be \"xdp\" or \"tc\"")))?,
     };
     let pod_program = match raw.get("podProgram") {
         None | Some(Value::Null) => PodProgram::Auto,
         Some(Value::Bool(true)) => PodProgram::Always,
         Some(Value::Bool(false)) => PodProgram::Never,
         Some(Value::String(s)) if s == "auto" => PodProgram::Auto,
-        Some(v) => return Err(invalid("podProgram", format!("must be true, false or \"auto\", got {v}"))),
+        Some(v) => {
+            return Err(invalid(
+                "podProgram",
+                format!("must be true, false or \"auto\", got {v}"),
+            ))
+        }
     };
     let max_pods = opt_u32_in(&raw, "maxPods", 1, 1 << 20)?.unwrap_or(DEFAULT_MAX_PODS);
     let dns = raw.get("dns").filter(|v| !v.is_null()).cloned();
@@ -244,15 +300,23 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
 
 fn parse_valid_attachments(raw: &Map<String, Value>) -> CniResult<Option<Vec<AttachmentId>>> {
     const KEY: &str = "cni.dev/valid-attachments";
-    let Some(v) = raw.get(KEY).filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(v) = raw.get(KEY).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
     let list = v.as_array().ok_or_else(|| invalid(KEY, "must be a list"))?;
     list.iter()
         .map(|a| {
             let container_id = a.get("containerID").and_then(Value::as_str);
             let ifname = a.get("ifname").and_then(Value::as_str);
             match (container_id, ifname) {
-                (Some(c), Some(i)) => Ok(AttachmentId { container_id: c.into(), ifname: i.into() }),
-                _ => Err(invalid(KEY, format!("entries need \"containerID\" and \"ifname\", got {a}"))),
+                (Some(c), Some(i)) => Ok(AttachmentId {
+                    container_id: c.into(),
+                    ifname: i.into(),
+                }),
+                _ => Err(invalid(
+                    KEY,
+                    format!("entries need \"containerID\" and \"ifname\", got {a}"),
+                )),
             }
         })
         .collect::<CniResult<Vec<_>>>()
@@ -263,9 +327,12 @@ fn parse_valid_attachments(raw: &Map<String, Value>) -> CniResult<Option<Vec<Att
 pub fn parse_cni_args(s: &str) -> CniResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for pair in s.split(';').filter(|p| !p.is_empty()) {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| CniError::new(Code::InvalidEnv, format!("CNI_ARGS: {pair:?} is not KEY=VALUE")))?;
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            CniError::new(
+                Code::InvalidEnv,
+                format!("CNI_ARGS: {pair:?} is not KEY=VALUE"),
+            )
+        })?;
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)
@@ -274,7 +341,10 @@ pub fn parse_cni_args(s: &str) -> CniResult<BTreeMap<String, String>> {
 fn mac_from(key: &str, s: &str) -> CniResult<Mac> {
     let mac = parse_mac(s).ok_or_else(|| invalid(key, format!("{s:?} is not a MAC address")))?;
     if mac[0] & 1 == 1 {
-        return Err(invalid(key, format!("{s} is a multicast address; a pod MAC must be unicast")));
+        return Err(invalid(
+            key,
+            format!("{s} is a multicast address; a pod MAC must be unicast"),
+        ));
     }
     if mac == [0; 6] {
         return Err(invalid(key, "00:00:00:00:00:00 is not a usable pod MAC"));
@@ -313,14 +383,26 @@ fn apply_requests(conf: &mut NetConf, cni_args: &str) -> CniResult<()> {
             conf.requested_ips = ips_from("args.cni.ips", &items)?;
         }
     }
-    let Some(rc) = conf.raw.get("runtimeConfig").filter(|v| !v.is_null()).cloned() else { return Ok(()) };
+    let Some(rc) = conf
+        .raw
+        .get("runtimeConfig")
+        .filter(|v| !v.is_null())
+        .cloned()
+    else {
+        return Ok(());
+    };
     if !rc.is_object() {
         return Err(invalid("runtimeConfig", "must be an object"));
     }
     match rc.get("mac") {
         None | Some(Value::Null) => {}
         Some(Value::String(m)) => conf.requested_mac = Some(mac_from("runtimeConfig.mac", m)?),
-        Some(v) => return Err(invalid("runtimeConfig.mac", format!("must be a string, got {v}"))),
+        Some(v) => {
+            return Err(invalid(
+                "runtimeConfig.mac",
+                format!("must be a string, got {v}"),
+            ))
+        }
     }
     match rc.get("ips") {
         None | Some(Value::Null) => {}
@@ -328,17 +410,30 @@ fn apply_requests(conf: &mut NetConf, cni_args: &str) -> CniResult<()> {
             let items: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
             conf.requested_ips = ips_from("runtimeConfig.ips", &items)?;
         }
-        Some(v) => return Err(invalid("runtimeConfig.ips", format!("must be a list, got {v}"))),
+        Some(v) => {
+            return Err(invalid(
+                "runtimeConfig.ips",
+                format!("must be a list, got {v}"),
+            ))
+        }
     }
     if let Some(Value::Object(ann)) = rc.get("io.kubernetes.cri.pod-annotations") {
         match ann.get(EGRESS_ANNOTATION) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => {
                 conf.egress_annotation = Some(EgressMode::parse(s).ok_or_else(|| {
-                    invalid("runtimeConfig pod annotation veth-xdp/egress", format!("{s:?} must be \"xdp\" or \"tc\""))
+                    invalid(
+                        "runtimeConfig pod annotation veth-xdp/egress",
+                        format!("{s:?} must be \"xdp\" or \"tc\""),
+                    )
                 })?)
             }
-            Some(v) => return Err(invalid("runtimeConfig pod annotation veth-xdp/egress", format!("must be a string, got {v}"))),
+            Some(v) => {
+                return Err(invalid(
+                    "runtimeConfig pod annotation veth-xdp/egress",
+                    format!("must be a string, got {v}"),
+                ))
+            }
         }
     }
     Ok(())
@@ -384,7 +479,12 @@ mod tests {
         assert_eq!(parse(b"{", "").unwrap_err().code, 6);
         let deep = format!("{}{}", "[".repeat(10000), "]".repeat(10000));
         assert_eq!(parse(deep.as_bytes(), "").unwrap_err().code, 6);
-        assert_eq!(parse(br#"{"cniVersion":"9.9.9","name":"x"}"#, "").unwrap_err().code, 1);
+        assert_eq!(
+            parse(br#"{"cniVersion":"9.9.9","name":"x"}"#, "")
+                .unwrap_err()
+                .code,
+            1
+        );
     }
 
     #[test]
@@ -396,7 +496,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.requested_mac, Some([2, 0, 0, 0, 0, 3]));
-        assert_eq!(c.requested_ips, vec!["10.0.0.9/32".parse::<IpNetwork>().unwrap()]);
+        assert_eq!(
+            c.requested_ips,
+            vec!["10.0.0.9/32".parse::<IpNetwork>().unwrap()]
+        );
         assert_eq!(c.pod_egress(), EgressMode::Tc);
         let null_ann = parse(br#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"io.kubernetes.cri.pod-annotations":null}}"#, "");
         assert!(null_ann.unwrap().egress_annotation.is_none());

@@ -56,7 +56,11 @@ pub struct CniError {
 
 impl CniError {
     pub fn new(code: Code, msg: impl Into<String>) -> Self {
-        Self { code: code.value(), msg: msg.into(), details: String::new() }
+        Self {
+            code: code.value(),
+            msg: msg.into(),
+            details: String::new(),
+        }
     }
 
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
@@ -66,7 +70,11 @@ impl CniError {
 
     /// An error another plugin (the delegated IPAM) reported: its code is kept.
     pub fn delegated(code: u32, msg: impl Into<String>, details: impl Into<String>) -> Self {
-        Self { code, msg: msg.into(), details: details.into() }
+        Self {
+            code,
+            msg: msg.into(),
+            details: details.into(),
+        }
     }
 
     /// The error JSON of the spec, in the given cniVersion.

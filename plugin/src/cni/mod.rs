@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub use config::NetConf;
-pub use error::{Code, CniError, CniResult};
+pub use error::{CniError, CniResult, Code};
 
 /// Largest config we read from stdin; anything bigger is refused (code 6).
 const MAX_STDIN: usize = 4 << 20;
@@ -69,11 +69,17 @@ pub struct Reply {
 
 impl Reply {
     fn ok(stdout: String) -> Self {
-        Self { stdout, exit_code: 0 }
+        Self {
+            stdout,
+            exit_code: 0,
+        }
     }
 
     fn error(e: &CniError, cni_version: &str) -> Self {
-        Self { stdout: e.to_json(cni_version), exit_code: 1 }
+        Self {
+            stdout: e.to_json(cni_version),
+            exit_code: 1,
+        }
     }
 }
 
@@ -101,7 +107,9 @@ pub fn validate_ifname(name: &str) -> CniResult<()> {
         || name.len() > 15
         || name == "."
         || name == ".."
-        || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
     if bad {
         Err(CniError::new(
             Code::InvalidEnv,
@@ -115,7 +123,10 @@ pub fn validate_ifname(name: &str) -> CniResult<()> {
 fn required(vars: &HashMap<String, String>, key: &str) -> CniResult<String> {
     match vars.get(key) {
         Some(v) if !v.is_empty() => Ok(v.clone()),
-        _ => Err(CniError::new(Code::InvalidEnv, format!("{key} is required but not set"))),
+        _ => Err(CniError::new(
+            Code::InvalidEnv,
+            format!("{key} is required but not set"),
+        )),
     }
 }
 
@@ -125,7 +136,12 @@ fn parse_env(verb: Verb, vars: &HashMap<String, String>) -> CniResult<CniEnv> {
         args: vars.get("CNI_ARGS").cloned().unwrap_or_default(),
         path: vars
             .get("CNI_PATH")
-            .map(|p| p.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+            .map(|p| {
+                p.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
             .unwrap_or_default(),
         ..CniEnv::default()
     };
@@ -137,16 +153,25 @@ fn parse_env(verb: Verb, vars: &HashMap<String, String>) -> CniResult<CniEnv> {
     env.ifname = required(vars, "CNI_IFNAME")?;
     validate_ifname(&env.ifname)?;
     env.netns = match verb {
-        Verb::Del => vars.get("CNI_NETNS").filter(|s| !s.is_empty()).map(PathBuf::from),
+        Verb::Del => vars
+            .get("CNI_NETNS")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
         _ => Some(PathBuf::from(required(vars, "CNI_NETNS")?)),
     };
     if let Some(ns) = &env.netns {
         if !ns.is_absolute() {
-            return Err(CniError::new(Code::InvalidEnv, format!("CNI_NETNS {} must be an absolute path", ns.display())));
+            return Err(CniError::new(
+                Code::InvalidEnv,
+                format!("CNI_NETNS {} must be an absolute path", ns.display()),
+            ));
         }
     }
     if verb == Verb::Add && env.path.is_empty() {
-        return Err(CniError::new(Code::InvalidEnv, "CNI_PATH is required but not set (where the IPAM plugin lives)"));
+        return Err(CniError::new(
+            Code::InvalidEnv,
+            "CNI_PATH is required but not set (where the IPAM plugin lives)",
+        ));
     }
     Ok(env)
 }
@@ -163,10 +188,17 @@ fn version_of(stdin: &[u8]) -> String {
 /// Parses one invocation without running it.
 pub fn parse_request(vars: &HashMap<String, String>, stdin: &[u8]) -> CniResult<Request> {
     let command = vars.get("CNI_COMMAND").cloned().unwrap_or_default();
-    let verb = Verb::parse(&command)
-        .ok_or_else(|| CniError::new(Code::InvalidEnv, format!("CNI_COMMAND {command:?} is not ADD, DEL, CHECK, VERSION, GC or STATUS")))?;
+    let verb = Verb::parse(&command).ok_or_else(|| {
+        CniError::new(
+            Code::InvalidEnv,
+            format!("CNI_COMMAND {command:?} is not ADD, DEL, CHECK, VERSION, GC or STATUS"),
+        )
+    })?;
     if stdin.len() > MAX_STDIN {
-        return Err(CniError::new(Code::Decode, format!("network config is larger than {MAX_STDIN} bytes")));
+        return Err(CniError::new(
+            Code::Decode,
+            format!("network config is larger than {MAX_STDIN} bytes"),
+        ));
     }
     let env = parse_env(verb, vars)?;
     let conf = config::parse(stdin, &env.args)?;
@@ -199,16 +231,30 @@ pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Reply {
     crate::logging::init(&req.conf.log_file, req.conf.log_level);
     log::info!(
         "{:?} container={} ifname={} netns={:?} network={}",
-        req.verb, req.env.container_id, req.env.ifname, req.env.netns, req.conf.name
+        req.verb,
+        req.env.container_id,
+        req.env.ifname,
+        req.env.netns,
+        req.conf.name
     );
     let outcome = crate::cmd::dispatch(&req);
     match outcome {
         Ok(stdout) => {
-            log::info!("{:?} container={} ifname={}: ok", req.verb, req.env.container_id, req.env.ifname);
+            log::info!(
+                "{:?} container={} ifname={}: ok",
+                req.verb,
+                req.env.container_id,
+                req.env.ifname
+            );
             Reply::ok(stdout)
         }
         Err(e) => {
-            log::error!("{:?} container={} ifname={}: {e}", req.verb, req.env.container_id, req.env.ifname);
+            log::error!(
+                "{:?} container={} ifname={}: {e}",
+                req.verb,
+                req.env.container_id,
+                req.env.ifname
+            );
             Reply::error(&e, &req.conf.cni_version)
         }
     }
@@ -219,10 +265,15 @@ pub fn main() -> i32 {
     use std::io::{Read, Write};
     let vars: HashMap<String, String> = std::env::vars().collect();
     let mut stdin = Vec::new();
-    let read = std::io::stdin().take(MAX_STDIN as u64 + 1).read_to_end(&mut stdin);
+    let read = std::io::stdin()
+        .take(MAX_STDIN as u64 + 1)
+        .read_to_end(&mut stdin);
     let reply = match read {
         Ok(_) => run(&vars, &stdin),
-        Err(e) => Reply::error(&CniError::new(Code::Io, format!("cannot read stdin: {e}")), version::LATEST),
+        Err(e) => Reply::error(
+            &CniError::new(Code::Io, format!("cannot read stdin: {e}")),
+            version::LATEST,
+        ),
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(reply.stdout.as_bytes());
@@ -235,13 +286,21 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn version_ignores_dummy_env() {
         let r = run(
-            &vars(&[("CNI_COMMAND", "VERSION"), ("CNI_NETNS", "dummy"), ("CNI_IFNAME", "dummy"), ("CNI_PATH", "dummy")]),
+            &vars(&[
+                ("CNI_COMMAND", "VERSION"),
+                ("CNI_NETNS", "dummy"),
+                ("CNI_IFNAME", "dummy"),
+                ("CNI_PATH", "dummy"),
+            ]),
             br#"{"cniVersion":"1.0.0"}"#,
         );
         assert_eq!(r.exit_code, 0);
@@ -253,8 +312,19 @@ mod tests {
     #[test]
     fn env_validation_codes() {
         let conf = br#"{"cniVersion":"1.0.0","name":"n","type":"veth-xdp"}"#;
-        let base = [("CNI_COMMAND", "ADD"), ("CNI_NETNS", "/run/netns/x"), ("CNI_PATH", "/usr/lib/cni")];
-        for (cid, ifname) in [("a/b", "eth0"), ("a\u{1}b", "eth0"), ("", "eth0"), ("abc", "eth0/1"), ("abc", "a b"), ("abc", "0123456789abcdef")] {
+        let base = [
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_NETNS", "/run/netns/x"),
+            ("CNI_PATH", "/usr/lib/cni"),
+        ];
+        for (cid, ifname) in [
+            ("a/b", "eth0"),
+            ("a\u{1}b", "eth0"),
+            ("", "eth0"),
+            ("abc", "eth0/1"),
+            ("abc", "a b"),
+            ("abc", "0123456789abcdef"),
+        ] {
             let mut v = vars(&base);
             v.insert("CNI_CONTAINERID".into(), cid.into());
             v.insert("CNI_IFNAME".into(), ifname.into());

@@ -49,7 +49,10 @@ pub struct Dns {
 
 impl Dns {
     pub fn is_empty(&self) -> bool {
-        self.nameservers.is_empty() && self.domain.is_none() && self.search.is_empty() && self.options.is_empty()
+        self.nameservers.is_empty()
+            && self.domain.is_none()
+            && self.search.is_empty()
+            && self.options.is_empty()
     }
 }
 
@@ -83,7 +86,12 @@ impl CniOutput {
             Some(Value::Null) | None => Dns::default(),
             Some(x) => serde_json::from_value(x.clone()).map_err(|e| format!("dns: {e}"))?,
         };
-        Ok(Self { interfaces, ips, routes, dns })
+        Ok(Self {
+            interfaces,
+            ips,
+            routes,
+            dns,
+        })
     }
 
     /// The result JSON in `cni_version`.
@@ -121,11 +129,20 @@ fn parse_ip(v: &Value) -> Result<IpConfig, String> {
         .parse::<IpNetwork>()
         .map_err(|e| format!("ips[].address: {e}"))?;
     let gateway = match v.get("gateway") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.parse().map_err(|e| format!("ips[].gateway: {e}"))?),
+        Some(Value::String(s)) if !s.is_empty() => {
+            Some(s.parse().map_err(|e| format!("ips[].gateway: {e}"))?)
+        }
         _ => None,
     };
-    let interface = v.get("interface").and_then(Value::as_u64).map(|i| i as usize);
-    Ok(IpConfig { address, gateway, interface })
+    let interface = v
+        .get("interface")
+        .and_then(Value::as_u64)
+        .map(|i| i as usize);
+    Ok(IpConfig {
+        address,
+        gateway,
+        interface,
+    })
 }
 
 #[cfg(test)]

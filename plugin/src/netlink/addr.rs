@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 
 use super::{collect_dump, tolerate, Netlink, NlResult};
 
@@ -18,23 +20,36 @@ impl Netlink {
         if addr.is_ipv6() {
             let message = request.message_mut();
             message.header.flags |= AddressHeaderFlags::Nodad;
-            message.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            message
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         let result = request.execute().await;
-        tolerate(result, &[libc::EEXIST], || format!("add address {addr} to link index {index}"))?;
+        tolerate(result, &[libc::EEXIST], || {
+            format!("add address {addr} to link index {index}")
+        })?;
         Ok(())
     }
 
     /// Addresses on one link (global and link-local).
     pub async fn addr_list(&self, index: u32) -> NlResult<Vec<IpNetwork>> {
-        let request = self.handle.address().get().set_link_index_filter(index).execute();
-        let messages = collect_dump(request, || format!("list addresses of link index {index}")).await?;
+        let request = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let messages =
+            collect_dump(request, || format!("list addresses of link index {index}")).await?;
         Ok(messages.iter().filter_map(parse_address).collect())
     }
 
     /// Every address in the namespace, with its link index.
     pub async fn addr_list_all(&self) -> NlResult<Vec<(u32, IpNetwork)>> {
-        let messages = collect_dump(self.handle.address().get().execute(), || "list addresses".to_string()).await?;
+        let messages = collect_dump(self.handle.address().get().execute(), || {
+            "list addresses".to_string()
+        })
+        .await?;
         Ok(messages
             .iter()
             .filter_map(|message| parse_address(message).map(|net| (message.header.index, net)))

@@ -50,21 +50,31 @@ impl Netlink {
             .add(veth_message(spec))
             .execute()
             .await
-            .map_err(|e| nl_error(format!("create veth {} (peer {})", spec.host_name, spec.pod_name), e))
+            .map_err(|e| {
+                nl_error(
+                    format!("create veth {} (peer {})", spec.host_name, spec.pod_name),
+                    e,
+                )
+            })
     }
 
     pub async fn link_by_name(&self, name: &str) -> NlResult<Option<Link>> {
         let request = self.handle.link().get().match_name(name).execute();
-        self.single_link(request, || format!("get link {name}")).await
+        self.single_link(request, || format!("get link {name}"))
+            .await
     }
 
     pub async fn link_by_index(&self, index: u32) -> NlResult<Option<Link>> {
         let request = self.handle.link().get().match_index(index).execute();
-        self.single_link(request, || format!("get link index {index}")).await
+        self.single_link(request, || format!("get link index {index}"))
+            .await
     }
 
     pub async fn links(&self) -> NlResult<Vec<Link>> {
-        let messages = collect_dump(self.handle.link().get().execute(), || "dump links".to_string()).await?;
+        let messages = collect_dump(self.handle.link().get().execute(), || {
+            "dump links".to_string()
+        })
+        .await?;
         Ok(messages.iter().map(parse_link).collect())
     }
 

@@ -50,7 +50,10 @@ fn anyhow_errno(e: &anyhow::Error) -> Option<i32> {
     let root = e.root_cause();
     root.downcast_ref::<nix::errno::Errno>()
         .map(|errno| *errno as i32)
-        .or_else(|| root.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()))
+        .or_else(|| {
+            root.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.raw_os_error())
+        })
 }
 
 /// The positive errno of a kernel NACK (`ErrorMessage.code` is the negative errno).
@@ -69,7 +72,11 @@ pub(crate) fn nl_error(op: impl Into<String>, err: rtnetlink::Error) -> NlError 
         Some(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
         None => err.to_string(),
     };
-    NlError { op: op.into(), errno, msg }
+    NlError {
+        op: op.into(),
+        errno,
+        msg,
+    }
 }
 
 /// Turns a result whose kernel errno is in `tolerated` into `Ok(false)`, success into `Ok(true)`.
@@ -109,11 +116,12 @@ impl Netlink {
     /// A socket in the namespace at `path` (entered on this thread only while the socket is made).
     pub fn in_netns(path: &Path) -> NlResult<Self> {
         let shown = path.display().to_string();
-        let opened = crate::netns::with_netns(path, rtnetlink::new_connection).map_err(|e| NlError {
-            op: format!("open rtnetlink socket in netns {shown}"),
-            errno: anyhow_errno(&e),
-            msg: format!("{e:#}"),
-        })?;
+        let opened =
+            crate::netns::with_netns(path, rtnetlink::new_connection).map_err(|e| NlError {
+                op: format!("open rtnetlink socket in netns {shown}"),
+                errno: anyhow_errno(&e),
+                msg: format!("{e:#}"),
+            })?;
         Self::spawn(opened, &format!("netns {shown}"))
     }
 
@@ -138,7 +146,10 @@ impl Netlink {
 
 /// Formats a MAC as aa:bb:cc:dd:ee:ff.
 pub fn mac_to_string(mac: &Mac) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Parses aa:bb:cc:dd:ee:ff (case-insensitive; '-' accepted as separator).

@@ -12,8 +12,16 @@ use super::{tolerate, Netlink, NlResult};
 impl Netlink {
     /// Adds a proxy entry for `addr` on link `index`; an existing one is fine.
     pub async fn ndp_proxy_add(&self, index: u32, addr: Ipv6Addr) -> NlResult<()> {
-        let result = self.handle.neighbours().add(index, addr.into()).flags(NeighbourFlags::Proxy).execute().await;
-        tolerate(result, &[libc::EEXIST], || format!("add NDP proxy entry {addr} on link index {index}"))?;
+        let result = self
+            .handle
+            .neighbours()
+            .add(index, addr.into())
+            .flags(NeighbourFlags::Proxy)
+            .execute()
+            .await;
+        tolerate(result, &[libc::EEXIST], || {
+            format!("add NDP proxy entry {addr} on link index {index}")
+        })?;
         Ok(())
     }
 }

@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType, RouteVia,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteVia,
 };
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
@@ -23,19 +24,38 @@ pub struct Route {
 impl Route {
     /// A host route: `dst/32` (or /128) dev `oif` scope link, no gateway.
     pub fn host(dst: IpAddr, oif: u32) -> Self {
-        Route { dst: super::host_network(dst), gateway: None, oif: Some(oif), scope_link: true }
+        Route {
+            dst: super::host_network(dst),
+            gateway: None,
+            oif: Some(oif),
+            scope_link: true,
+        }
     }
 
     /// The default route of `gateway`'s family via `gateway` (optionally pinned to `oif`).
     pub fn default_via(gateway: IpAddr, oif: Option<u32>) -> Self {
-        let any: IpAddr = if gateway.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+        let any: IpAddr = if gateway.is_ipv4() {
+            Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            Ipv6Addr::UNSPECIFIED.into()
+        };
         let dst = IpNetwork::new(any, 0).expect("a zero prefix is always valid");
-        Route { dst, gateway: Some(gateway), oif, scope_link: false }
+        Route {
+            dst,
+            gateway: Some(gateway),
+            oif,
+            scope_link: false,
+        }
     }
 
     /// `dst` via `gateway` (optionally pinned to `oif`).
     pub fn via(dst: IpNetwork, gateway: IpAddr, oif: Option<u32>) -> Self {
-        Route { dst, gateway: Some(gateway), oif, scope_link: false }
+        Route {
+            dst,
+            gateway: Some(gateway),
+            oif,
+            scope_link: false,
+        }
     }
 
     fn describe(&self) -> String {
@@ -57,7 +77,8 @@ impl Netlink {
     /// Adds a route; an identical existing route is not an error.
     pub async fn route_add(&self, route: &Route) -> NlResult<()> {
         let op = || format!("add route {}", route.describe());
-        let message = route_message(route, RouteProtocol::Boot, scope_of(route)).map_err(|e| invalid(op(), e))?;
+        let message = route_message(route, RouteProtocol::Boot, scope_of(route))
+            .map_err(|e| invalid(op(), e))?;
         // NLM_F_EXCL: EEXIST means a route to this destination (same metric) is there.
         let result = self.handle.route().add(message).execute().await;
         tolerate(result, &[libc::EEXIST], op)?;
@@ -69,8 +90,8 @@ impl Netlink {
         let op = || format!("delete route {}", route.describe());
         // Like `ip route del`: protocol 0 and scope NOWHERE are wildcards to
         // fib_table_delete(), so the route matches by destination, gateway and device.
-        let mut message =
-            route_message(route, RouteProtocol::Unspec, RouteScope::NoWhere).map_err(|e| invalid(op(), e))?;
+        let mut message = route_message(route, RouteProtocol::Unspec, RouteScope::NoWhere)
+            .map_err(|e| invalid(op(), e))?;
         message.header.kind = RouteType::Unspec;
         let result = self.handle.route().del(message).execute().await;
         // IPv4 answers ESRCH for a missing route, IPv6 ENOENT.
@@ -79,7 +100,12 @@ impl Netlink {
 
     /// Routes of the main table, both families.
     pub async fn route_list(&self) -> NlResult<Vec<Route>> {
-        Ok(self.main_table().await?.into_iter().map(|(route, _)| route).collect())
+        Ok(self
+            .main_table()
+            .await?
+            .into_iter()
+            .map(|(route, _)| route)
+            .collect())
     }
 
     /// The output interface of the default route (IPv4 first, then IPv6).
@@ -88,7 +114,9 @@ impl Netlink {
         let best_default = |v4: bool| {
             routes
                 .iter()
-                .filter(|(route, _)| route.dst.prefix() == 0 && route.dst.is_ipv4() == v4 && route.oif.is_some())
+                .filter(|(route, _)| {
+                    route.dst.prefix() == 0 && route.dst.is_ipv4() == v4 && route.oif.is_some()
+                })
                 .min_by_key(|(_, priority)| *priority)
                 .and_then(|(route, _)| route.oif)
         };
@@ -99,7 +127,11 @@ impl Netlink {
     async fn main_table(&self) -> NlResult<Vec<(Route, u32)>> {
         let request = self.handle.route().get(RouteMessage::default()).execute();
         let messages = collect_dump(request, || "dump routes".to_string()).await?;
-        Ok(messages.iter().filter(|m| is_main_unicast(m)).filter_map(parse_route).collect())
+        Ok(messages
+            .iter()
+            .filter(|m| is_main_unicast(m))
+            .filter_map(parse_route)
+            .collect())
     }
 }
 
@@ -113,7 +145,11 @@ fn scope_of(route: &Route) -> RouteScope {
 
 /// A route the builder refused (mixed families, prefix too long), before any syscall.
 fn invalid(op: String, msg: String) -> NlError {
-    NlError { op, errno: Some(libc::EINVAL), msg }
+    NlError {
+        op,
+        errno: Some(libc::EINVAL),
+        msg,
+    }
 }
 
 /// The RTM_NEWROUTE/RTM_DELROUTE message for `route` in the main table.
@@ -182,7 +218,15 @@ fn parse_route(message: &RouteMessage) -> Option<(Route, u32)> {
     // IPv4, so report it the same way for both families.
     let scope_link = header.scope == RouteScope::Link || (v6 && gateway.is_none() && oif.is_some());
     let dst = IpNetwork::new(dst, header.destination_prefix_length).ok()?;
-    Some((Route { dst, gateway, oif, scope_link }, priority))
+    Some((
+        Route {
+            dst,
+            gateway,
+            oif,
+            scope_link,
+        },
+        priority,
+    ))
 }
 
 fn route_ip(address: &RouteAddress) -> Option<IpAddr> {

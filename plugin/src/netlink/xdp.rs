@@ -49,17 +49,30 @@ impl XdpMode {
 
 impl Netlink {
     /// Attaches `prog` to the link with IFLA_XDP {FD, FLAGS(DRV or SKB mode)}.
-    pub async fn xdp_attach(&self, index: u32, prog: BorrowedFd<'_>, mode: XdpMode) -> NlResult<()> {
+    pub async fn xdp_attach(
+        &self,
+        index: u32,
+        prog: BorrowedFd<'_>,
+        mode: XdpMode,
+    ) -> NlResult<()> {
         self.set_xdp_fd(index, prog.as_raw_fd(), mode)
             .await
-            .map_err(|e| nl_error(format!("attach XDP program ({mode:?} mode) to link index {index}"), e))
+            .map_err(|e| {
+                nl_error(
+                    format!("attach XDP program ({mode:?} mode) to link index {index}"),
+                    e,
+                )
+            })
     }
 
     /// Detaches whatever netlink-attached program is there (FD = -1).
     pub async fn xdp_detach(&self, index: u32, mode: XdpMode) -> NlResult<()> {
-        self.set_xdp_fd(index, -1, mode)
-            .await
-            .map_err(|e| nl_error(format!("detach XDP program ({mode:?} mode) from link index {index}"), e))
+        self.set_xdp_fd(index, -1, mode).await.map_err(|e| {
+            nl_error(
+                format!("detach XDP program ({mode:?} mode) from link index {index}"),
+                e,
+            )
+        })
     }
 
     /// The XDP state of one link (Ok(None) when the link does not exist).
@@ -68,9 +81,17 @@ impl Netlink {
     }
 
     /// RTM_SETLINK on the index with IFLA_XDP {FD, FLAGS}.
-    async fn set_xdp_fd(&self, index: u32, fd: RawFd, mode: XdpMode) -> Result<(), rtnetlink::Error> {
+    async fn set_xdp_fd(
+        &self,
+        index: u32,
+        fd: RawFd,
+        mode: XdpMode,
+    ) -> Result<(), rtnetlink::Error> {
         let message = LinkUnspec::new_with_index(index)
-            .append_extra_attribute(LinkAttribute::Xdp(vec![LinkXdp::Fd(fd), LinkXdp::Flags(mode.flags())]))
+            .append_extra_attribute(LinkAttribute::Xdp(vec![
+                LinkXdp::Fd(fd),
+                LinkXdp::Flags(mode.flags()),
+            ]))
             .build();
         self.handle.link().set(message).execute().await
     }

@@ -11,9 +11,9 @@
 
 pub mod ns;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::io::Write;
 
 use serde_json::{json, Value};
 
@@ -29,7 +29,11 @@ pub fn plugin_bin() -> &'static str {
 
 /// Runs a command, returns (success, stdout+stderr).
 pub fn sh(cmd: &str) -> (bool, String) {
-    let out = Command::new("bash").arg("-c").arg(cmd).output().expect("run bash");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run bash");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), s)
@@ -58,8 +62,17 @@ impl Outcome {
 
     /// Asserts a CNI error with this code and returns its message.
     pub fn err(&self, code: u64) -> String {
-        assert_ne!(self.exit, 0, "plugin unexpectedly succeeded: {}", self.stdout);
-        assert_eq!(self.json["code"].as_u64(), Some(code), "wrong error code: {}", self.stdout);
+        assert_ne!(
+            self.exit, 0,
+            "plugin unexpectedly succeeded: {}",
+            self.stdout
+        );
+        assert_eq!(
+            self.json["code"].as_u64(),
+            Some(code),
+            "wrong error code: {}",
+            self.stdout
+        );
         let msg = self.json["msg"].as_str().unwrap_or_default().to_string();
         assert!(!msg.is_empty(), "error without msg: {}", self.stdout);
         msg
@@ -121,7 +134,9 @@ impl Node {
     /// A new pod namespace; returns its name.
     pub fn pod(&self, i: usize) -> String {
         let name = format!("{}p{i}", self.tag);
-        must(&format!("ip netns add {name} && ip -n {name} link set lo up"));
+        must(&format!(
+            "ip netns add {name} && ip -n {name} link set lo up"
+        ));
         self.pods.lock().unwrap().push(name.clone());
         name
     }
@@ -175,15 +190,34 @@ impl Node {
             "plugin stdout is not JSON: {stdout:?} (stderr {})",
             String::from_utf8_lossy(&out.stderr)
         );
-        Outcome { exit: out.status.code().unwrap_or(-1), stdout, json }
+        Outcome {
+            exit: out.status.code().unwrap_or(-1),
+            stdout,
+            json,
+        }
     }
 
     /// Invokes a verb the way a runtime does.
-    pub fn cni(&self, verb: &str, cid: &str, netns: Option<&str>, ifname: &str, conf: &Value) -> Outcome {
+    pub fn cni(
+        &self,
+        verb: &str,
+        cid: &str,
+        netns: Option<&str>,
+        ifname: &str,
+        conf: &Value,
+    ) -> Outcome {
         self.cni_env(verb, cid, netns, ifname, conf, &[])
     }
 
-    pub fn cni_env(&self, verb: &str, cid: &str, netns: Option<&str>, ifname: &str, conf: &Value, extra: &[(&str, &str)]) -> Outcome {
+    pub fn cni_env(
+        &self,
+        verb: &str,
+        cid: &str,
+        netns: Option<&str>,
+        ifname: &str,
+        conf: &Value,
+        extra: &[(&str, &str)],
+    ) -> Outcome {
         let ns = netns.map(Self::ns_path).unwrap_or_default();
         let mut env = vec![
             ("CNI_COMMAND", verb),
@@ -203,7 +237,11 @@ impl Node {
 
     /// A shell command inside a namespace (nsenter --net).
     pub fn in_ns(ns: &str, cmd: &str) -> (bool, String) {
-        sh(&format!("nsenter --net={} bash -c {}", Self::ns_path(ns), shell_quote(cmd)))
+        sh(&format!(
+            "nsenter --net={} bash -c {}",
+            Self::ns_path(ns),
+            shell_quote(cmd)
+        ))
     }
 
     pub fn in_node(&self, cmd: &str) -> (bool, String) {
@@ -214,15 +252,33 @@ impl Node {
     pub fn traces(&self) -> Vec<String> {
         let mut t = Vec::new();
         let links = must(&format!("ip -n {} -o link show", self.node_ns));
-        t.extend(links.lines().filter(|l| l.contains(": vx")).map(|l| format!("link {l}")));
+        t.extend(
+            links
+                .lines()
+                .filter(|l| l.contains(": vx"))
+                .map(|l| format!("link {l}")),
+        );
         let routes = must(&format!("ip -n {} route show", self.node_ns));
-        t.extend(routes.lines().filter(|l| l.contains("dev vx")).map(|l| format!("route {l}")));
+        t.extend(
+            routes
+                .lines()
+                .filter(|l| l.contains("dev vx"))
+                .map(|l| format!("route {l}")),
+        );
         let fdb = must(&format!("bridge -n {} fdb show dev {UPLINK}", self.node_ns));
         // The kernel lists the device's multicast addresses as "self permanent" too.
-        t.extend(fdb.lines().filter(|l| !l.starts_with("33:33") && !l.starts_with("01:00:5e")).map(|l| format!("fdb {l}")));
+        t.extend(
+            fdb.lines()
+                .filter(|l| !l.starts_with("33:33") && !l.starts_with("01:00:5e"))
+                .map(|l| format!("fdb {l}")),
+        );
         let records = self.state_dir().join("networks/testnet");
         if let Ok(entries) = std::fs::read_dir(&records) {
-            t.extend(entries.flatten().map(|e| format!("record {}", e.path().display())));
+            t.extend(
+                entries
+                    .flatten()
+                    .map(|e| format!("record {}", e.path().display())),
+            );
         }
         if let Ok(entries) = std::fs::read_dir(self.ipam_dir().join("testnet")) {
             t.extend(
@@ -245,7 +301,10 @@ impl Node {
         for p in self.pods.lock().unwrap().iter() {
             let _ = sh(&format!("ip netns del {p}"));
         }
-        let _ = sh(&format!("ip netns del {} ; ip netns del {}", self.node_ns, self.wire_ns));
+        let _ = sh(&format!(
+            "ip netns del {} ; ip netns del {}",
+            self.node_ns, self.wire_ns
+        ));
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(&self.bpf_root);
     }
@@ -282,7 +341,10 @@ pub fn validate_result(version: &str, r: &Value) {
     assert_eq!(r["cniVersion"], version, "result cniVersion: {r}");
     let ifaces = r["interfaces"].as_array().expect("interfaces is a list");
     for i in ifaces {
-        assert!(i["name"].is_string() && !i["name"].as_str().unwrap().is_empty(), "interface name: {i}");
+        assert!(
+            i["name"].is_string() && !i["name"].as_str().unwrap().is_empty(),
+            "interface name: {i}"
+        );
         let mac = i["mac"].as_str().expect("interface mac");
         assert_eq!(mac.len(), 17, "mac format: {mac}");
         if let Some(s) = i.get("sandbox") {
@@ -293,22 +355,46 @@ pub fn validate_result(version: &str, r: &Value) {
     assert!(!ips.is_empty());
     for ip in ips {
         let addr = ip["address"].as_str().expect("ips[].address");
-        assert!(addr.parse::<ipnetwork::IpNetwork>().is_ok() && addr.contains('/'), "address is CIDR: {addr}");
+        assert!(
+            addr.parse::<ipnetwork::IpNetwork>().is_ok() && addr.contains('/'),
+            "address is CIDR: {addr}"
+        );
         if let Some(gw) = ip.get("gateway") {
-            assert!(gw.as_str().unwrap().parse::<std::net::IpAddr>().is_ok(), "gateway: {gw}");
+            assert!(
+                gw.as_str().unwrap().parse::<std::net::IpAddr>().is_ok(),
+                "gateway: {gw}"
+            );
         }
         let idx = ip["interface"].as_u64().expect("ips[].interface") as usize;
         assert!(idx < ifaces.len(), "interface index in range");
-        assert!(ifaces[idx].get("sandbox").is_some(), "ips point at the sandbox interface");
+        assert!(
+            ifaces[idx].get("sandbox").is_some(),
+            "ips point at the sandbox interface"
+        );
         if version.starts_with("0.") {
             let v = ip["version"].as_str().expect("ips[].version before 1.0.0");
             assert!(v == "4" || v == "6");
         } else {
-            assert!(ip.get("version").is_none(), "no ips[].version from 1.0.0 on");
+            assert!(
+                ip.get("version").is_none(),
+                "no ips[].version from 1.0.0 on"
+            );
         }
     }
-    for rt in r.get("routes").and_then(Value::as_array).into_iter().flatten() {
-        assert!(rt["dst"].as_str().unwrap().parse::<ipnetwork::IpNetwork>().is_ok(), "route dst: {rt}");
+    for rt in r
+        .get("routes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        assert!(
+            rt["dst"]
+                .as_str()
+                .unwrap()
+                .parse::<ipnetwork::IpNetwork>()
+                .is_ok(),
+            "route dst: {rt}"
+        );
     }
     if let Some(dns) = r.get("dns") {
         assert!(dns.is_object(), "dns is an object");
@@ -318,7 +404,11 @@ pub fn validate_result(version: &str, r: &Value) {
 impl Node {
     /// `veth-xdp stats --json` run in the node namespace.
     pub fn stats(&self) -> Value {
-        let (ok, out) = self.in_node(&format!("{} stats --json --state-dir {}", plugin_bin(), self.state_dir().display()));
+        let (ok, out) = self.in_node(&format!(
+            "{} stats --json --state-dir {}",
+            plugin_bin(),
+            self.state_dir().display()
+        ));
         assert!(ok, "stats failed: {out}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("stats JSON: {e}: {out}"))
     }

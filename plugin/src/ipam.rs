@@ -26,6 +26,11 @@ pub fn find_plugin(plugin_type: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
         })
 }
 
+/// The configured IPAM plugin's binary (errors: no `ipam`, or not on CNI_PATH).
+pub fn plugin_path(req: &Request) -> CniResult<PathBuf> {
+    find_plugin(ipam_type(req)?, &req.env.path)
+}
+
 fn ipam_type(req: &Request) -> CniResult<&str> {
     req.conf.ipam_type().ok_or_else(|| {
         CniError::new(
@@ -43,7 +48,7 @@ fn exec(
     stdin: &Value,
 ) -> CniResult<Option<Value>> {
     let ty = ipam_type(req)?;
-    let plugin = find_plugin(ty, &req.env.path)?;
+    let plugin = plugin_path(req)?;
     let mut cmd = Command::new(&plugin);
     cmd.env("CNI_COMMAND", verb)
         .env(
@@ -191,8 +196,7 @@ pub fn gc(req: &Request) -> CniResult<()> {
 
 /// STATUS: the IPAM plugin exists, and says it is ready if it has STATUS.
 pub fn status(req: &Request) -> CniResult<()> {
-    let ty = ipam_type(req)?;
-    find_plugin(ty, &req.env.path).map_err(|e| CniError::new(Code::NotAvailable, e.msg))?;
+    plugin_path(req).map_err(|e| CniError::new(Code::NotAvailable, e.msg))?;
     if supports_gc_status(req) {
         exec(req, "STATUS", None, &Value::Object(req.conf.raw.clone())).map(|_| ())?;
     }

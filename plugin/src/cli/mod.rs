@@ -156,7 +156,7 @@ fn setup(
             }
         };
         let _lock = crate::lock::node_lock(&state_dir)?;
-        let dp = crate::cmd::datapath::setup_node(&bpf_root, max_pods, &link)
+        let dp = crate::cmd::datapath::setup_node(&nl, &bpf_root, max_pods, &link)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!(

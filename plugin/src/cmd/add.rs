@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::Path;
 
 use ipnetwork::IpNetwork;
 
@@ -60,19 +59,13 @@ pub async fn run(req: &Request) -> CniResult<String> {
             ),
         ));
     }
-    ipam::find_plugin(
-        req.conf.ipam_type().ok_or_else(|| {
-            CniError::new(Code::InvalidConfig, "network config: \"ipam\" is required")
-        })?,
-        &req.env.path,
-    )?;
-    let node = Netlink::current().map_err(nl_err("open netlink in the node namespace"))?;
-    let pod = Netlink::in_netns(&netns).map_err(nl_err("open netlink in the pod namespace"))?;
-    let plan = plan(req, &node, &pod, netns).await?;
-    let node_dp = prepare_node(req, &plan).await?;
+    ipam::plugin_path(req)?;
+    let sockets = Sockets::open(&netns)?;
+    let plan = plan(req, &sockets.node, &sockets.pod, netns).await?;
+    let node_dp = prepare_node(req, &plan, &sockets).await?;
 
     let mut rollback = Rollback::new();
-    match build(req, &plan, node_dp, &node, &pod, &store, &mut rollback).await {
+    match build(req, &plan, &node_dp, &sockets, &store, &mut rollback).await {
         Ok(output) => {
             rollback.commit();
             Ok(
@@ -147,11 +140,35 @@ async fn plan(
     })
 }
 
+/// The netlink and ethtool sockets of an ADD, opened once in each namespace.
+struct Sockets {
+    node: Netlink,
+    pod: Netlink,
+    node_eth: Ethtool,
+    pod_eth: Ethtool,
+}
+
+impl Sockets {
+    fn open(netns: &std::path::Path) -> CniResult<Self> {
+        let offload_err = |e: anyhow::Error| CniError::new(Code::Offload, format!("{e:#}"));
+        Ok(Self {
+            node: Netlink::current().map_err(nl_err("open netlink in the node namespace"))?,
+            pod: Netlink::in_netns(netns).map_err(nl_err("open netlink in the pod namespace"))?,
+            node_eth: Ethtool::current().map_err(offload_err)?,
+            pod_eth: Ethtool::in_netns(netns).map_err(offload_err)?,
+        })
+    }
+}
+
 /// Node-wide, idempotent settings, under the node lock.
-async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<datapath::NodeDatapath> {
+async fn prepare_node(
+    req: &Request,
+    plan: &Plan,
+    sockets: &Sockets,
+) -> CniResult<datapath::NodeDatapath> {
+    let eth = &sockets.node_eth;
     let _lock = lock::node_lock(&req.conf.state_dir)
         .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
-    let eth = Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
     let present = eth.features(&plan.uplink.name).await.map_err(|e| {
         CniError::new(
             Code::Offload,
@@ -165,19 +182,19 @@ async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<datapath::NodeDat
     eth.set_features(&plan.uplink.name, &wanted)
         .await
         .map_err(|e| CniError::new(Code::Offload, format!("uplink {}: {e:#}", plan.uplink.name)))?;
-    datapath::prepare_node(req, plan).await
+    datapath::prepare_node(req, plan, &sockets.node).await
 }
 
 /// The steps that change the node, in order.
 async fn build<'a>(
     req: &'a Request,
     plan: &'a Plan,
-    node_dp: datapath::NodeDatapath,
-    node: &'a Netlink,
-    pod: &'a Netlink,
+    node_dp: &datapath::NodeDatapath,
+    sockets: &'a Sockets,
     store: &'a Store,
     rb: &mut Rollback<'a>,
 ) -> CniResult<CniOutput> {
+    let (node, pod) = (&sockets.node, &sockets.pod);
     let ipam_out = ipam::add(req)?;
     rb.push("IPAM lease", move || async move {
         ipam::del(req).map_err(anyhow::Error::from)
@@ -187,8 +204,8 @@ async fn build<'a>(
     let (host, pod_link) = create_veth(plan, node, pod, &req.env.ifname, rb).await?;
     fault_point("veth")?;
 
-    set_offloads(plan, &req.env.ifname).await?;
-    verify_channels(plan, &req.env.ifname).await?;
+    set_offloads(plan, &req.env.ifname, sockets).await?;
+    verify_channels(plan, &req.env.ifname, sockets).await?;
     fault_point("offloads")?;
 
     node.link_set_up(host.index)
@@ -226,7 +243,7 @@ async fn build<'a>(
                 .map_err(anyhow::Error::from)
         });
     }
-    answer_ndp_for_node(node, &host, &ipam_out).await?;
+    answer_ndp_for_node(node, node_dp, &host, &ipam_out).await?;
     fault_point("host-routes")?;
 
     let ips: Vec<IpNetwork> = ipam_out.ips.iter().map(|i| i.address).collect();
@@ -330,10 +347,9 @@ async fn create_veth<'a>(
 }
 
 /// Applies the offload policy to both ends (set over genetlink, then re-read).
-async fn set_offloads(plan: &Plan, ifname: &str) -> CniResult<()> {
-    let host_eth =
-        Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
-    host_eth
+async fn set_offloads(plan: &Plan, ifname: &str, sockets: &Sockets) -> CniResult<()> {
+    sockets
+        .node_eth
         .set_features(&plan.host_name, &policy::host_end_features(plan.egress))
         .await
         .map_err(|e| {
@@ -342,9 +358,8 @@ async fn set_offloads(plan: &Plan, ifname: &str) -> CniResult<()> {
                 format!("host veth {}: {e:#}", plan.host_name),
             )
         })?;
-    let pod_eth = Ethtool::in_netns(&plan.netns)
-        .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
-    pod_eth
+    sockets
+        .pod_eth
         .set_features(ifname, &policy::pod_end_features(plan.egress))
         .await
         .map_err(|e| CniError::new(Code::Offload, format!("pod interface {ifname}: {e:#}")))
@@ -352,7 +367,7 @@ async fn set_offloads(plan: &Plan, ifname: &str) -> CniResult<()> {
 
 /// Both ends must really use `queues` rx and tx channels (a veth created
 /// without explicit counts enables only one).
-async fn verify_channels(plan: &Plan, ifname: &str) -> CniResult<()> {
+async fn verify_channels(plan: &Plan, ifname: &str, sockets: &Sockets) -> CniResult<()> {
     let check = |who: String, ch: crate::ethtool::Channels| {
         if ch.rx == plan.queues && ch.tx == plan.queues {
             Ok(())
@@ -366,24 +381,21 @@ async fn verify_channels(plan: &Plan, ifname: &str) -> CniResult<()> {
             ))
         }
     };
-    let host_eth =
-        Ethtool::current().map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
-    let ch = host_eth
+    let ch = sockets
+        .node_eth
         .channels(&plan.host_name)
         .await
         .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
     check(format!("host veth {}", plan.host_name), ch)?;
-    let pod_eth = Ethtool::in_netns(&plan.netns)
-        .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
-    let ch = pod_eth
+    let ch = sockets
+        .pod_eth
         .channels(ifname)
         .await
         .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
     check(format!("pod interface {ifname}"), ch)
 }
 
-/// Addresses and routes from IPAM, inside the pod. Routes without a gateway
-/// use the gateway of the first address of their family, as ptp does.
+/// Addresses and routes from IPAM, inside the pod.
 async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResult<()> {
     for ip in &out.ips {
         pod.addr_add(index, ip.address)
@@ -391,12 +403,7 @@ async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResu
             .map_err(nl_err("add pod address"))?;
     }
     for r in &out.routes {
-        let gw = r.gw.or_else(|| {
-            out.ips
-                .iter()
-                .find(|i| i.address.is_ipv4() == r.dst.is_ipv4())
-                .and_then(|i| i.gateway)
-        });
+        let gw = out.route_gateway(r);
         let route = Route {
             dst: r.dst,
             gateway: gw,
@@ -416,7 +423,12 @@ async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResu
 /// a device with forwarding on (ndisc_recv_ns): per-device forwarding changes
 /// the host veth's ND role, not whether the node forwards (that is
 /// `all.forwarding`).
-async fn answer_ndp_for_node(node: &Netlink, host: &Link, out: &CniOutput) -> CniResult<()> {
+async fn answer_ndp_for_node(
+    node: &Netlink,
+    node_dp: &datapath::NodeDatapath,
+    host: &Link,
+    out: &CniOutput,
+) -> CniResult<()> {
     if !out.ips.iter().any(|i| i.address.is_ipv6()) {
         return Ok(());
     }
@@ -424,19 +436,10 @@ async fn answer_ndp_for_node(node: &Netlink, host: &Link, out: &CniOutput) -> Cn
         crate::sysctl::set_ipv6_conf(&host.name, key, "1")
             .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
     }
-    let addrs = node
-        .addr_list_all()
-        .await
-        .map_err(nl_err("list node addresses"))?;
-    for (_, a) in addrs {
-        if let IpAddr::V6(v6) = a.ip() {
-            let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
-            if !link_local && !v6.is_loopback() {
-                node.ndp_proxy_add(host.index, v6)
-                    .await
-                    .map_err(nl_err("proxy the node's IPv6 address to the pod"))?;
-            }
-        }
+    for v6 in node_dp.node_ipv6() {
+        node.ndp_proxy_add(host.index, v6)
+            .await
+            .map_err(nl_err("proxy the node's IPv6 address to the pod"))?;
     }
     Ok(())
 }
@@ -495,9 +498,4 @@ fn merged_dns(req: &Request, from_ipam: &Dns) -> Dns {
         .clone()
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default()
-}
-
-/// Used by tests and CHECK: the namespace path a record points at.
-pub fn record_netns(rec: &Record) -> &Path {
-    Path::new(&rec.netns)
 }

@@ -127,12 +127,7 @@ async fn check_pod_ip(f: &mut Findings, pod: &Netlink, link: &Link, prev: &CniOu
     }
     let routes = pod.route_list().await.unwrap_or_default();
     for r in &prev.routes {
-        let gw = r.gw.or_else(|| {
-            prev.ips
-                .iter()
-                .find(|i| i.address.is_ipv4() == r.dst.is_ipv4())
-                .and_then(|i| i.gateway)
-        });
+        let gw = prev.route_gateway(r);
         let found = routes
             .iter()
             .any(|x| x.dst == r.dst && x.gateway == gw && x.oif == Some(link.index));

@@ -3,7 +3,7 @@
 //! side, and what CHECK verifies. The mechanisms live in `crate::bpf`; this
 //! file decides what each verb asks of them.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::AsFd;
 
 use ipnetwork::IpNetwork;
@@ -21,11 +21,23 @@ use crate::record::Record;
 use crate::rollback::Rollback;
 
 /// What node setup found out, for the per-pod steps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NodeDatapath {
     /// The uplink advertises ndo-xmit: host veths XDP-redirect to it; else the tc fallback.
     pub uplink_can_xmit: bool,
     pub uplink_mode: UplinkMode,
+    /// The node's addresses, as put into the node-address map.
+    pub node_addrs: Vec<IpAddr>,
+}
+
+impl NodeDatapath {
+    /// The node's IPv6 addresses a pod may need to resolve (not link-local).
+    pub fn node_ipv6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.node_addrs.iter().filter_map(|a| match a {
+            IpAddr::V6(v6) if !is_ipv6_link_local(a) => Some(*v6),
+            _ => None,
+        })
+    }
 }
 
 fn datapath_err(what: &str) -> impl Fn(anyhow::Error) -> CniError + '_ {
@@ -39,14 +51,15 @@ fn link_key(host_name: &str) -> &str {
 }
 
 /// Node-wide setup, idempotent; the caller holds the node lock.
-pub async fn prepare_node(req: &Request, plan: &Plan) -> CniResult<NodeDatapath> {
-    setup_node(&req.conf.bpf_root, req.conf.max_pods, &plan.uplink).await
+pub async fn prepare_node(req: &Request, plan: &Plan, node: &Netlink) -> CniResult<NodeDatapath> {
+    setup_node(node, &req.conf.bpf_root, req.conf.max_pods, &plan.uplink).await
 }
 
 /// Loads and pins the datapath once, attaches the uplink program (driver mode,
 /// generic only where the driver refuses), refreshes the node addresses. Shared
 /// by ADD and `veth-xdp setup`; the caller holds the node lock.
 pub async fn setup_node(
+    node: &Netlink,
     bpf_root: &std::path::Path,
     max_pods: u32,
     uplink: &Link,
@@ -78,10 +91,11 @@ pub async fn setup_node(
             bpf_root.display(), uplink.name, status.uplink_mode, features.ndo_xmit
         );
     }
-    refresh_node_addrs(&paths, uplink.index).await?;
+    let node_addrs = refresh_node_addrs(node, &paths, uplink.index).await?;
     Ok(NodeDatapath {
         uplink_can_xmit: features.ndo_xmit,
         uplink_mode: status.uplink_mode,
+        node_addrs,
     })
 }
 
@@ -90,8 +104,11 @@ pub async fn setup_node(
 /// one, so counting those would make the map (sized for the node's own
 /// addresses) grow with the pod count, and they are scoped to that pod's link.
 /// One address dump, no link dump: a link dump costs ~1.5 KB per pod.
-async fn refresh_node_addrs(paths: &BpfPaths, uplink_index: u32) -> CniResult<()> {
-    let node = Netlink::current().map_err(|e| CniError::new(Code::Netlink, e.to_string()))?;
+async fn refresh_node_addrs(
+    node: &Netlink,
+    paths: &BpfPaths,
+    uplink_index: u32,
+) -> CniResult<Vec<IpAddr>> {
     let addrs: Vec<IpAddr> = node
         .addr_list_all()
         .await
@@ -101,7 +118,8 @@ async fn refresh_node_addrs(paths: &BpfPaths, uplink_index: u32) -> CniResult<()
         .map(|(_, a)| a.ip())
         .filter(|ip| !ip.is_loopback())
         .collect();
-    bpf::set_node_addrs(paths, &addrs).map_err(datapath_err("update node addresses"))
+    bpf::set_node_addrs(paths, &addrs).map_err(datapath_err("update node addresses"))?;
+    Ok(addrs)
 }
 
 fn is_ipv6_link_local(ip: &IpAddr) -> bool {
@@ -124,7 +142,7 @@ pub fn wants_pod_program(req: &Request) -> bool {
 pub async fn attach_pod<'a>(
     req: &'a Request,
     plan: &'a Plan,
-    node_dp: NodeDatapath,
+    node_dp: &NodeDatapath,
     host: &Link,
     pod_link: &Link,
     ips: &[IpNetwork],
@@ -157,7 +175,13 @@ pub async fn attach_pod<'a>(
     rb.push("host veth programs", move || async move {
         bpf::detach_host(&undo_paths, &key)
     });
-    attach_host_programs(&paths, &plan.host_name, host.index, plan.egress, node_dp)?;
+    attach_host_programs(
+        &paths,
+        &plan.host_name,
+        host.index,
+        plan.egress,
+        node_dp.uplink_can_xmit,
+    )?;
 
     let mut pod_program = false;
     if wants_pod_program(req) {
@@ -195,14 +219,14 @@ fn attach_host_programs(
     host_name: &str,
     index: u32,
     mode: EgressMode,
-    node_dp: NodeDatapath,
+    uplink_can_xmit: bool,
 ) -> CniResult<()> {
     let key = link_key(host_name);
     match mode {
         EgressMode::Xdp => {
             bpf::attach_host_xdp(paths, key, index)
                 .map_err(datapath_err("attach XDP to the host veth"))?;
-            if !node_dp.uplink_can_xmit {
+            if !uplink_can_xmit {
                 // The uplink cannot take XDP-redirected frames (no ndo_xdp_xmit):
                 // the XDP program passes uplink-bound frames up, and tc redirects the skb.
                 bpf::attach_host_tc(paths, key, index)

@@ -94,6 +94,17 @@ impl CniOutput {
         })
     }
 
+    /// The gateway a route uses: its own, or (as ptp does) the gateway of the
+    /// first address of the route's family.
+    pub fn route_gateway(&self, r: &RouteConfig) -> Option<IpAddr> {
+        r.gw.or_else(|| {
+            self.ips
+                .iter()
+                .find(|i| i.address.is_ipv4() == r.dst.is_ipv4())
+                .and_then(|i| i.gateway)
+        })
+    }
+
     /// The result JSON in `cni_version`.
     pub fn to_json(&self, cni_version: &str) -> Value {
         let with_version = version::ips_carry_version(cni_version);

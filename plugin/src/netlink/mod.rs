@@ -12,7 +12,6 @@ pub mod ndproxy;
 pub mod route;
 pub mod xdp;
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use rtnetlink::Handle;
@@ -166,9 +165,4 @@ pub fn parse_mac(s: &str) -> Option<Mac> {
         mac[i] = u8::from_str_radix(p, 16).ok()?;
     }
     Some(mac)
-}
-
-/// Used by route helpers; re-exported for callers building routes.
-pub fn is_ipv4(a: &IpAddr) -> bool {
-    a.is_ipv4()
 }

@@ -10,6 +10,8 @@ bash hack/setup-deps.sh
 
 # Two cores: two test threads keep namespace-heavy tests from starving each other.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+# Formatting is part of the suite (rustfmt ships with the toolchain).
+cargo fmt --all -- --check || { echo "hack/test.sh: run cargo fmt --all" >&2; exit 1; }
 cargo build --workspace --all-targets --features veth-xdp/fault-injection
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

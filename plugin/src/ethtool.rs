@@ -49,25 +49,13 @@ pub struct Channels {
 impl Ethtool {
     /// A socket in the calling thread's namespace (call inside a tokio runtime).
     pub fn current() -> Result<Self> {
-        ensure_runtime()?;
-        Self::spawned(ethtool::new_connection().context("open ethtool genetlink socket")?)
+        let handle = crate::genl::connect(None, ethtool::new_connection, "ethtool")?;
+        Ok(Self { handle })
     }
 
     /// A socket in the namespace at `path`.
     pub fn in_netns(path: &Path) -> Result<Self> {
-        ensure_runtime()?;
-        let conn = crate::netns::with_netns(path, ethtool::new_connection)?
-            .with_context(|| format!("open ethtool genetlink socket in {}", path.display()))?;
-        Self::spawned(conn)
-    }
-
-    /// Spawns the connection task on the current runtime and keeps the handle.
-    fn spawned<C, M>(conn: (C, EthtoolHandle, M)) -> Result<Self>
-    where
-        C: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let (connection, handle, _unsolicited) = conn;
-        tokio::spawn(connection);
+        let handle = crate::genl::connect(Some(path), ethtool::new_connection, "ethtool")?;
         Ok(Self { handle })
     }
 
@@ -143,15 +131,6 @@ impl Ethtool {
         }
         Ok(replies)
     }
-}
-
-/// tokio::spawn panics outside a runtime; say so as an error instead.
-fn ensure_runtime() -> Result<()> {
-    tokio::runtime::Handle::try_current()
-        .map(|_| ())
-        .map_err(|_| {
-            anyhow!("ethtool socket needs a tokio runtime (none is running on this thread)")
-        })
 }
 
 /// The crate's error, with a netlink errno shown as the OS error it is.

@@ -46,3 +46,29 @@ macro_rules! raw_genl_message {
 }
 
 pub(crate) use raw_genl_message;
+
+/// Opens a generic-netlink connection in the calling thread's namespace, or
+/// in the one at `netns` (a socket keeps the namespace it was created in),
+/// spawns its task on the current tokio runtime and returns its handle.
+/// `what` names the socket in errors ("ethtool", "netdev").
+pub(crate) fn connect<C, H, M>(
+    netns: Option<&std::path::Path>,
+    new_connection: fn() -> std::io::Result<(C, H, M)>,
+    what: &str,
+) -> anyhow::Result<H>
+where
+    C: std::future::Future<Output = ()> + Send + 'static,
+{
+    use anyhow::Context;
+    tokio::runtime::Handle::try_current().map_err(|_| {
+        anyhow::anyhow!("{what} socket needs a tokio runtime (none is running on this thread)")
+    })?;
+    let conn = match netns {
+        None => new_connection().with_context(|| format!("open {what} genetlink socket"))?,
+        Some(path) => crate::netns::with_netns(path, new_connection)?
+            .with_context(|| format!("open {what} genetlink socket in {}", path.display()))?,
+    };
+    let (connection, handle, _unsolicited) = conn;
+    tokio::spawn(connection);
+    Ok(handle)
+}

@@ -53,23 +53,13 @@ pub struct Netdev {
 
 impl Netdev {
     pub fn current() -> Result<Self> {
-        ensure_runtime()?;
-        Self::spawned(genetlink::new_connection().context("open genetlink socket for netdev")?)
+        let handle = crate::genl::connect(None, genetlink::new_connection, "netdev")?;
+        Ok(Self { handle })
     }
 
+    /// A socket in the namespace at `path`.
     pub fn in_netns(path: &Path) -> Result<Self> {
-        ensure_runtime()?;
-        let conn = crate::netns::with_netns(path, genetlink::new_connection)?
-            .with_context(|| format!("open genetlink socket for netdev in {}", path.display()))?;
-        Self::spawned(conn)
-    }
-
-    fn spawned<C, M>(conn: (C, GenetlinkHandle, M)) -> Result<Self>
-    where
-        C: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let (connection, handle, _unsolicited) = conn;
-        tokio::spawn(connection);
+        let handle = crate::genl::connect(Some(path), genetlink::new_connection, "netdev")?;
         Ok(Self { handle })
     }
 
@@ -106,15 +96,6 @@ impl Netdev {
             .map(Some)
             .ok_or_else(|| anyhow!("{}: no reply", what()))
     }
-}
-
-/// tokio::spawn panics outside a runtime; say so as an error instead.
-fn ensure_runtime() -> Result<()> {
-    tokio::runtime::Handle::try_current()
-        .map(|_| ())
-        .map_err(|_| {
-            anyhow!("netdev socket needs a tokio runtime (none is running on this thread)")
-        })
 }
 
 /// The errno of a netlink error reply (CTRL_CMD_GETFAMILY answers ENOENT for an

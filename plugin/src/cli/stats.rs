@@ -3,7 +3,7 @@
 //! `tx_queue_N_xdp_xmit_errors`, rx ring drops), and with
 //! `--watch` packet rates over the interval.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -54,26 +54,35 @@ fn records(state_dir: &std::path::Path) -> Result<Vec<Record>> {
     Ok(out)
 }
 
+/// Every counter under one pin root, read once and keyed by host ifindex
+/// (0 = the uplink); empty where the datapath is not (or no longer) set up.
+fn counters_by_ifindex(bpf_root: &str) -> HashMap<u32, PodCounters> {
+    bpf::read_counters(&BpfPaths::new(bpf_root))
+        .map(|all| all.into_iter().map(|c| (c.ifindex, c)).collect())
+        .unwrap_or_default()
+}
+
 fn snapshot(args: &StatsArgs) -> Result<Snapshot> {
     let recs = records(&args.state_dir)?;
+    let mut counters: HashMap<String, HashMap<u32, PodCounters>> = HashMap::new();
     let mut uplink_seen = BTreeSet::new();
     let mut uplinks = Vec::new();
     let mut rows = Vec::new();
     for rec in recs {
-        let paths = BpfPaths::new(&rec.bpf_root);
-        let counters = bpf::counters_of(&paths, rec.host_ifindex).ok().flatten();
+        let by_ifindex = counters
+            .entry(rec.bpf_root.clone())
+            .or_insert_with(|| counters_by_ifindex(&rec.bpf_root));
+        let pod = by_ifindex.get(&rec.host_ifindex).copied();
+        if uplink_seen.insert((rec.bpf_root.clone(), rec.uplink.clone())) {
+            let up = by_ifindex.get(&bpf::types::UPLINK_KEY).copied();
+            uplinks.push((rec.uplink.clone(), rec.bpf_root.clone(), up));
+        }
         let hidden = driver_stats(&rec.host_ifname)
             .ok()
             .map(|s| veth_hidden_drops(&s));
-        if uplink_seen.insert((rec.bpf_root.clone(), rec.uplink.clone())) {
-            let up = bpf::counters_of(&paths, bpf::types::UPLINK_KEY)
-                .ok()
-                .flatten();
-            uplinks.push((rec.uplink.clone(), rec.bpf_root.clone(), up));
-        }
         rows.push(Row {
             rec,
-            counters,
+            counters: pod,
             hidden,
         });
     }

@@ -18,14 +18,22 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
-use ethtool::{EthtoolAttr, EthtoolChannelAttr, EthtoolError, EthtoolHandle};
+use ethtool::{EthtoolAttr, EthtoolChannelAttr, EthtoolHandle};
 use futures::StreamExt;
 use netlink_packet_core::{
     parse_string, DecodeError, Emitable, NetlinkMessage, NetlinkPayload, Nla, NlasIterator,
     NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_packet_generic::GenlMessage;
+
+use crate::genl::GenlError;
+
+/// An ethtool genetlink operation failed (offloads, channels).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct EthtoolError(#[from] pub GenlError);
+
+type Result<T, E = EthtoolError> = std::result::Result<T, E>;
 
 /// An ethtool genetlink socket bound to one network namespace (devices are named
 /// by ifname, which is only unique within a namespace).
@@ -60,17 +68,16 @@ impl Ethtool {
     }
 
     pub async fn features(&self, ifname: &str) -> Result<Features> {
-        let request = FeaturesMsg::get(ifname);
+        let op = || format!("ethtool FEATURES_GET on {ifname}");
         let replies = self
-            .exchange(request, NLM_F_REQUEST)
-            .await
-            .with_context(|| format!("ethtool FEATURES_GET on {ifname}"))?;
+            .exchange(FeaturesMsg::get(ifname), NLM_F_REQUEST, op)
+            .await?;
         let reply = replies
             .iter()
             .find(|m| m.cmd == ETHTOOL_MSG_FEATURES_GET_REPLY)
-            .ok_or_else(|| anyhow!("ethtool FEATURES_GET on {ifname}: no reply"))?;
+            .ok_or_else(|| GenlError::reply(op(), "no reply"))?;
         parse_features(&reply.attrs)
-            .with_context(|| format!("ethtool FEATURES_GET on {ifname}: malformed reply"))
+            .map_err(|e| GenlError::reply(op(), format!("malformed reply: {e}")).into())
     }
 
     /// Sets each listed feature (only those bits change), then re-reads and fails
@@ -81,51 +88,62 @@ impl Ethtool {
             return Ok(());
         }
         let request = FeaturesMsg::set(ifname, wanted);
-        self.exchange(request, NLM_F_REQUEST | NLM_F_ACK)
-            .await
-            .with_context(|| format!("ethtool FEATURES_SET {} on {ifname}", Wanted(wanted)))?;
+        self.exchange(request, NLM_F_REQUEST | NLM_F_ACK, || {
+            format!("ethtool FEATURES_SET {} on {ifname}", Wanted(wanted))
+        })
+        .await?;
         let active = self.features(ifname).await?;
         let mismatches = unapplied(ifname, &active, wanted);
         if mismatches.is_empty() {
             Ok(())
         } else {
-            bail!(
-                "ethtool FEATURES_SET on {ifname} not applied: {}",
-                mismatches.join("; ")
+            Err(GenlError::reply(
+                format!("ethtool FEATURES_SET on {ifname}"),
+                format!("not applied: {}", mismatches.join("; ")),
             )
+            .into())
         }
     }
 
     pub async fn channels(&self, ifname: &str) -> Result<Channels> {
         let mut handle = self.handle.clone();
-        let what = || format!("ethtool CHANNELS_GET on {ifname}");
+        let op = || format!("ethtool CHANNELS_GET on {ifname}");
         let mut replies = handle
             .channel()
             .get(Some(ifname))
             .execute()
             .await
-            .map_err(ethtool_error)
-            .with_context(what)?;
+            .map_err(|e| ethtool_error(op(), e))?;
         let mut channels = None;
         while let Some(reply) = replies.next().await {
-            let reply = reply.map_err(ethtool_error).with_context(what)?;
+            let reply = reply.map_err(|e| ethtool_error(op(), e))?;
             channels = Some(channels_from(&reply.payload.nlas));
         }
-        channels.ok_or_else(|| anyhow!("{}: no reply", what()))
+        channels.ok_or_else(|| GenlError::reply(op(), "no reply").into())
     }
 
-    /// Sends one of our own ethtool messages and collects the replies, turning a
-    /// netlink error into an io::Error that carries the errno.
-    async fn exchange(&self, msg: FeaturesMsg, flags: u16) -> Result<Vec<FeaturesMsg>> {
+    /// Sends one of our own ethtool messages and collects the replies; a
+    /// netlink error becomes the errno it carries.
+    async fn exchange(
+        &self,
+        msg: FeaturesMsg,
+        flags: u16,
+        op: impl Fn() -> String,
+    ) -> Result<Vec<FeaturesMsg>> {
         let mut genl = self.handle.handle.clone();
         let mut nl = NetlinkMessage::from(GenlMessage::from_payload(msg));
         nl.header.flags = flags;
-        let mut stream = genl.request(nl).await?;
+        let mut stream = genl
+            .request(nl)
+            .await
+            .map_err(|e| crate::genl::genetlink_error(op(), e))?;
         let mut replies = Vec::new();
         while let Some(reply) = stream.next().await {
-            match reply?.payload {
+            match reply.map_err(|e| GenlError::reply(op(), e))?.payload {
                 NetlinkPayload::InnerMessage(genl) => replies.push(genl.payload),
-                NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io().into()),
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(GenlError::io(op(), e.to_io()).into())
+                }
                 _ => {}
             }
         }
@@ -134,10 +152,12 @@ impl Ethtool {
 }
 
 /// The crate's error, with a netlink errno shown as the OS error it is.
-fn ethtool_error(e: EthtoolError) -> anyhow::Error {
+fn ethtool_error(op: String, e: ethtool::EthtoolError) -> GenlError {
     match e {
-        EthtoolError::NetlinkError(msg) if msg.code.is_some() => msg.to_io().into(),
-        other => anyhow!(other),
+        ethtool::EthtoolError::NetlinkError(msg) if msg.code.is_some() => {
+            GenlError::io(op, msg.to_io())
+        }
+        other => GenlError::reply(op, other),
     }
 }
 

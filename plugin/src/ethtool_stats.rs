@@ -22,7 +22,6 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
@@ -64,18 +63,44 @@ pub struct EthtoolIoctlError {
     pub errno: Errno,
 }
 
+/// Why driver statistics could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    #[error(transparent)]
+    Ioctl(#[from] EthtoolIoctlError),
+    #[error("open socket for SIOCETHTOOL: {0}")]
+    Socket(Errno),
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
+    #[error("invalid interface name {0:?} (1..{max} bytes, no NUL)", max = libc::IFNAMSIZ - 1)]
+    BadName(String),
+    #[error("driver statistics of {0} kept changing size; gave up after {ATTEMPTS} reads")]
+    Unstable(String),
+}
+
+impl StatsError {
+    /// The failed ioctl, if that is what failed.
+    pub fn ioctl(&self) -> Option<&EthtoolIoctlError> {
+        match self {
+            Self::Ioctl(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, StatsError>;
+
 /// Driver statistics of `ifname` in the calling thread's network namespace, in
 /// the driver's order. A device without an ETH_SS_STATS set gives an empty list.
 pub fn driver_stats(ifname: &str) -> Result<Vec<(String, u64)>> {
-    let sock = open_socket().context("open socket for SIOCETHTOOL")?;
+    let sock = open_socket().map_err(StatsError::Socket)?;
     read_stats(&sock, ifname)
 }
 
 /// Driver statistics of `ifname` in the network namespace at `netns`.
 pub fn driver_stats_in(netns: &Path, ifname: &str) -> Result<Vec<(String, u64)>> {
-    let sock = crate::netns::with_netns(netns, open_socket)?
-        .with_context(|| format!("open socket for SIOCETHTOOL in {}", netns.display()))?;
-    read_stats(&sock, ifname).with_context(|| format!("in netns {}", netns.display()))
+    let sock = crate::netns::with_netns(netns, open_socket)?.map_err(StatsError::Socket)?;
+    read_stats(&sock, ifname)
 }
 
 /// Any socket carries SIOCETHTOOL to the device layer (`sock_ioctl` →
@@ -106,19 +131,14 @@ fn read_stats(sock: &OwnedFd, ifname: &str) -> Result<Vec<(String, u64)>> {
         };
         return Ok(names.into_iter().zip(values).collect());
     }
-    anyhow::bail!(
-        "driver statistics of {ifname} kept changing size; gave up after {ATTEMPTS} reads"
-    )
+    Err(StatsError::Unstable(ifname.to_string()))
 }
 
 /// `ifr_name`: at most IFNAMSIZ-1 bytes and a NUL.
 fn ifreq_name(ifname: &str) -> Result<[libc::c_char; libc::IFNAMSIZ]> {
     let bytes = ifname.as_bytes();
     if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
-        anyhow::bail!(
-            "invalid interface name {ifname:?} (1..{} bytes, no NUL)",
-            libc::IFNAMSIZ - 1
-        );
+        return Err(StatsError::BadName(ifname.to_string()));
     }
     let mut name = [0 as libc::c_char; libc::IFNAMSIZ];
     for (dst, src) in name.iter_mut().zip(bytes) {

@@ -47,26 +47,78 @@ macro_rules! raw_genl_message {
 
 pub(crate) use raw_genl_message;
 
+/// A failed generic-netlink operation (ethtool, netdev): what was tried, on
+/// what, and the kernel's errno where it gave one.
+#[derive(Debug, thiserror::Error)]
+pub enum GenlError {
+    #[error("{family} socket needs a tokio runtime (none is running on this thread)")]
+    NoRuntime { family: &'static str },
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
+    /// The kernel answered with an errno (or the socket failed with one).
+    #[error("{op}: {source}")]
+    Io { op: String, source: std::io::Error },
+    /// A reply we could not use: missing, malformed, or a setting not applied.
+    #[error("{op}: {msg}")]
+    Reply { op: String, msg: String },
+}
+
+impl GenlError {
+    pub fn io(op: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            op: op.into(),
+            source,
+        }
+    }
+
+    pub fn reply(op: impl Into<String>, msg: impl std::fmt::Display) -> Self {
+        Self::Reply {
+            op: op.into(),
+            msg: msg.to_string(),
+        }
+    }
+
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Self::Io { source, .. } => source.raw_os_error(),
+            Self::Netns(e) => e.errno(),
+            _ => None,
+        }
+    }
+}
+
+pub type GenlResult<T> = Result<T, GenlError>;
+
+/// The genetlink crate's error, with a netlink errno kept as the OS error it is.
+pub(crate) fn genetlink_error(op: String, e: genetlink::GenetlinkError) -> GenlError {
+    match e {
+        genetlink::GenetlinkError::NetlinkError(io) => GenlError::io(op, io),
+        other => GenlError::reply(op, other),
+    }
+}
+
 /// Opens a generic-netlink connection in the calling thread's namespace, or
 /// in the one at `netns` (a socket keeps the namespace it was created in),
 /// spawns its task on the current tokio runtime and returns its handle.
-/// `what` names the socket in errors ("ethtool", "netdev").
+/// `family` names the socket in errors ("ethtool", "netdev").
 pub(crate) fn connect<C, H, M>(
     netns: Option<&std::path::Path>,
     new_connection: fn() -> std::io::Result<(C, H, M)>,
-    what: &str,
-) -> anyhow::Result<H>
+    family: &'static str,
+) -> GenlResult<H>
 where
     C: std::future::Future<Output = ()> + Send + 'static,
 {
-    use anyhow::Context;
-    tokio::runtime::Handle::try_current().map_err(|_| {
-        anyhow::anyhow!("{what} socket needs a tokio runtime (none is running on this thread)")
-    })?;
+    tokio::runtime::Handle::try_current().map_err(|_| GenlError::NoRuntime { family })?;
     let conn = match netns {
-        None => new_connection().with_context(|| format!("open {what} genetlink socket"))?,
-        Some(path) => crate::netns::with_netns(path, new_connection)?
-            .with_context(|| format!("open {what} genetlink socket in {}", path.display()))?,
+        None => new_connection()
+            .map_err(|e| GenlError::io(format!("open {family} genetlink socket"), e))?,
+        Some(path) => crate::netns::with_netns(path, new_connection)?.map_err(|e| {
+            GenlError::io(
+                format!("open {family} genetlink socket in {}", path.display()),
+                e,
+            )
+        })?,
     };
     let (connection, handle, _unsolicited) = conn;
     tokio::spawn(connection);

@@ -1,7 +1,14 @@
 //! Kernel probing: each datapath step names the feature it needs and the
 //! version that brought it, so an old kernel gets a clear CNI error.
 
-use crate::cni::error::{CniError, CniResult, Code};
+/// The running kernel is older than a feature a step needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kernel {}.{} lacks {feature}: Linux {}.{} or newer is needed", have.0, have.1, need.0, need.1)]
+pub struct KernelTooOld {
+    pub feature: &'static str,
+    pub need: (u32, u32),
+    pub have: (u32, u32),
+}
 
 /// (major, minor) of the running kernel.
 pub fn version() -> (u32, u32) {
@@ -27,30 +34,32 @@ pub const REQUIREMENTS: &[(&str, (u32, u32))] = &[
     ("netdev genetlink xdp-features (ndo-xmit readback)", (6, 3)),
 ];
 
+/// tcx (BPF_LINK_TYPE_TCX, e420bed02507) for the tc egress program: egress
+/// mode `tc`, and the fallback where the uplink lacks ndo-xmit.
+pub const TCX: (&str, (u32, u32)) = ("tcx links (egress mode tc, the tc fallback)", (6, 6));
+
 /// Fails with the first requirement the running kernel misses.
-pub fn require_datapath() -> CniResult<()> {
-    check_requirements(version())
+pub fn require_datapath() -> Result<(), KernelTooOld> {
+    check_requirements(version(), REQUIREMENTS)
 }
 
-fn check_requirements(have: (u32, u32)) -> CniResult<()> {
-    for (what, need) in REQUIREMENTS {
-        if have < *need {
-            return Err(CniError::new(
-                Code::KernelFeature,
-                format!(
-                    "kernel {}.{} lacks {what}: Linux {}.{} or newer is needed",
-                    have.0, have.1, need.0, need.1
-                ),
-            ));
-        }
+/// Fails when the running kernel lacks tcx.
+pub fn require_tcx() -> Result<(), KernelTooOld> {
+    check_requirements(version(), &[TCX])
+}
+
+fn check_requirements(
+    have: (u32, u32),
+    requirements: &[(&'static str, (u32, u32))],
+) -> Result<(), KernelTooOld> {
+    match requirements.iter().find(|(_, need)| have < *need) {
+        Some(&(feature, need)) => Err(KernelTooOld {
+            feature,
+            need,
+            have,
+        }),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// GRO alone makes a veth take redirected frames only since 5.13 (d3256efd8e8b):
-/// before that the pod end needs an XDP program.
-pub fn gro_enables_veth_napi() -> bool {
-    version() >= (5, 13)
 }
 
 #[cfg(test)]
@@ -62,21 +71,34 @@ mod tests {
         assert_eq!(super::parse_release(""), (0, 0));
     }
 
+    use super::{check_requirements, REQUIREMENTS, TCX};
+    use crate::cni::CniError;
+
     #[test]
     fn old_kernels_get_the_feature_and_version_named() {
-        let e = super::check_requirements((4, 14)).unwrap_err();
+        let e = CniError::from(check_requirements((4, 14), REQUIREMENTS).unwrap_err());
         assert_eq!(e.code, 107);
         assert!(
             e.msg.contains("native XDP on veth") && e.msg.contains("4.19"),
             "{}",
             e.msg
         );
-        let e = super::check_requirements((6, 1)).unwrap_err();
+        let e = CniError::from(check_requirements((6, 1), REQUIREMENTS).unwrap_err());
         assert!(
             e.msg.contains("xdp-features") && e.msg.contains("6.3"),
             "{}",
             e.msg
         );
-        assert!(super::check_requirements((6, 18)).is_ok());
+        assert!(check_requirements((6, 18), REQUIREMENTS).is_ok());
+    }
+
+    #[test]
+    fn tc_egress_needs_tcx() {
+        let e = check_requirements((6, 5), &[TCX]).unwrap_err();
+        assert!(
+            e.to_string().contains("tcx") && e.to_string().contains("6.6"),
+            "{e}"
+        );
+        assert!(check_requirements((6, 6), &[TCX]).is_ok());
     }
 }

@@ -7,6 +7,7 @@
 //! - `ethtool`  offload features and channels (ethtool genetlink)
 //! - `ethtool_stats` driver statistics (ethtool -S) over SIOCETHTOOL: the drops a veth hides
 //! - `kernel`   kernel version probing
+//! - `genl`     generic-netlink sockets and their error (ethtool, netdev)
 //! - `netdev`   xdp-features (netdev genetlink)
 //! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
 //! - `ipam`     delegation to the IPAM plugin on CNI_PATH
@@ -16,19 +17,23 @@
 //! - `naming`   host veth names and pod MACs
 //! - `netns`    namespace paths and entering them
 //! - `logging`  the file logger
-//! - `cli`      operator commands (setup, stats, status)
+//! - `cli`      operator commands (setup, stats, teardown, version)
+//! - `mac`, `egress`, `defaults`  small shared types and the config defaults
 
 pub mod bpf;
 pub mod cli;
 pub mod cmd;
 pub mod cni;
+pub mod defaults;
+pub mod egress;
 pub mod ethtool;
 pub mod ethtool_stats;
-mod genl;
+pub mod genl;
 pub mod ipam;
 pub mod kernel;
 pub mod lock;
 pub mod logging;
+pub mod mac;
 pub mod naming;
 pub mod netdev;
 pub mod netlink;

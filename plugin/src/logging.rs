@@ -8,11 +8,17 @@ use std::sync::Mutex;
 struct FileLogger {
     file: Mutex<File>,
     level: log::LevelFilter,
+    /// false: only records whose target is this crate (the netlink and aya
+    /// crates log every message they parse at trace level)
+    dependencies: bool,
 }
+
+/// Log targets of this crate start with its name.
+const OWN_TARGET: &str = "veth_xdp";
 
 impl log::Log for FileLogger {
     fn enabled(&self, meta: &log::Metadata) -> bool {
-        meta.level() <= self.level
+        meta.level() <= self.level && (self.dependencies || meta.target().starts_with(OWN_TARGET))
     }
 
     fn log(&self, record: &log::Record) {
@@ -41,7 +47,7 @@ impl log::Log for FileLogger {
 
 /// Installs the file logger once. A log file that cannot be opened disables
 /// logging rather than failing the CNI operation.
-pub fn init(path: &Path, level: log::LevelFilter) {
+pub fn init(path: &Path, level: log::LevelFilter, dependencies: bool) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -51,6 +57,7 @@ pub fn init(path: &Path, level: log::LevelFilter) {
     let logger = Box::new(FileLogger {
         file: Mutex::new(file),
         level,
+        dependencies,
     });
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(level);

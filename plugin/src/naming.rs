@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::netlink::Mac;
+use crate::mac::Mac;
 
 /// Prefix of every host-side veth this plugin makes.
 pub const HOST_VETH_PREFIX: &str = "vx";

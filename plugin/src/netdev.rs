@@ -8,13 +8,22 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
 use genetlink::{GenetlinkError, GenetlinkHandle};
 use netlink_packet_core::{
-    parse_u64, DefaultNla, Emitable, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_REQUEST,
+    parse_u64, DecodeError, DefaultNla, Emitable, NetlinkMessage, NetlinkPayload, NlasIterator,
+    NLM_F_REQUEST,
 };
 use netlink_packet_generic::GenlMessage;
+
+use crate::genl::{genetlink_error, GenlError};
+
+/// A netdev genetlink operation failed (xdp-features).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct NetdevError(#[from] pub GenlError);
+
+type Result<T, E = NetdevError> = std::result::Result<T, E>;
 
 /// NETDEV_XDP_ACT_* bits, see include/uapi/linux/netdev.h.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -65,56 +74,52 @@ impl Netdev {
 
     /// Ok(None) when the kernel has no netdev family (< 6.3).
     pub async fn xdp_features(&self, ifindex: u32) -> Result<Option<XdpFeatures>> {
-        let what = || format!("netdev DEV_GET ifindex {ifindex}");
+        let op = || format!("netdev DEV_GET ifindex {ifindex}");
         let mut genl = self.handle.clone();
         match genl.resolve_family::<DevMsg>().await {
             Ok(_) => {}
-            Err(e) if errno_of(&e) == Some(libc::ENOENT) => return Ok(None),
-            Err(e) => return Err(anyhow!(e)).context("resolve genetlink family \"netdev\""),
+            // CTRL_CMD_GETFAMILY answers ENOENT for an unknown family.
+            Err(GenetlinkError::NetlinkError(io)) if io.raw_os_error() == Some(libc::ENOENT) => {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(genetlink_error("resolve genetlink family \"netdev\"".into(), e).into())
+            }
         }
         let mut nl = NetlinkMessage::from(GenlMessage::from_payload(DevMsg::get(ifindex)));
         nl.header.flags = NLM_F_REQUEST;
         let mut replies = genl
             .request(nl)
             .await
-            .map_err(|e| anyhow!(e))
-            .with_context(what)?;
+            .map_err(|e| genetlink_error(op(), e))?;
         let mut features = None;
         while let Some(reply) = replies.next().await {
-            match reply.with_context(what)?.payload {
+            match reply.map_err(|e| GenlError::reply(op(), e))?.payload {
                 NetlinkPayload::InnerMessage(msg) => {
-                    let raw = xdp_features_attr(&msg.payload.attrs).with_context(what)?;
+                    let raw = xdp_features_attr(&msg.payload.attrs)
+                        .map_err(|e| GenlError::reply(op(), e))?;
                     features = Some(XdpFeatures::from_bits(raw));
                 }
                 NetlinkPayload::Error(e) if e.code.is_some() => {
-                    return Err(e.to_io()).with_context(what);
+                    return Err(GenlError::io(op(), e.to_io()).into());
                 }
                 _ => {}
             }
         }
         features
             .map(Some)
-            .ok_or_else(|| anyhow!("{}: no reply", what()))
+            .ok_or_else(|| GenlError::reply(op(), "no reply").into())
     }
 }
 
-/// The errno of a netlink error reply (CTRL_CMD_GETFAMILY answers ENOENT for an
-/// unknown family).
-fn errno_of(e: &GenetlinkError) -> Option<i32> {
-    match e {
-        GenetlinkError::NetlinkError(io) => io.raw_os_error(),
-        _ => None,
-    }
-}
-
-fn xdp_features_attr(attrs: &[u8]) -> Result<u64> {
+fn xdp_features_attr(attrs: &[u8]) -> Result<u64, DecodeError> {
     for nla in NlasIterator::new(attrs) {
         let nla = nla?;
         if nla.kind() == NETDEV_A_DEV_XDP_FEATURES {
-            return Ok(parse_u64(nla.value())?);
+            return parse_u64(nla.value());
         }
     }
-    Err(anyhow!("reply has no NETDEV_A_DEV_XDP_FEATURES"))
+    Err(DecodeError::from("reply has no NETDEV_A_DEV_XDP_FEATURES"))
 }
 
 // include/uapi/linux/netdev.h (not in linux-libc-dev 6.1; checked against the

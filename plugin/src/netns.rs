@@ -6,9 +6,8 @@
 
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use nix::sched::{setns, CloneFlags};
 
 /// nsfs superblock magic (a bind-mounted or /proc/PID/ns/net namespace file).
@@ -62,22 +61,36 @@ impl Drop for RestoreNetns {
     }
 }
 
-/// Runs `f` with the calling thread inside the network namespace at `path`,
-/// then switches back. Sockets created in `f` stay bound to that namespace.
-pub fn with_netns<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
-    let target = File::open(path).with_context(|| format!("open netns {}", path.display()))?;
-    let original =
-        File::open("/proc/thread-self/ns/net").context("open /proc/thread-self/ns/net")?;
-    setns(target.as_fd(), CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("setns into {}", path.display()))?;
-    let _restore = RestoreNetns(original);
-    Ok(f())
+/// Entering a network namespace failed: the operation, the file and the errno.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}: {source}", path.display())]
+pub struct NetnsError {
+    /// "open", "setns into"
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub source: std::io::Error,
 }
 
-/// The inode of a network namespace file: a stable key for pins and records.
-pub fn netns_inode(path: &Path) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    Ok(std::fs::metadata(path)
-        .with_context(|| format!("stat {}", path.display()))?
-        .ino())
+impl NetnsError {
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
+
+/// Runs `f` with the calling thread inside the network namespace at `path`,
+/// then switches back. Sockets created in `f` stay bound to that namespace.
+pub fn with_netns<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
+    fn fail(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> NetnsError {
+        let path = path.to_path_buf();
+        move |source| NetnsError { op, path, source }
+    }
+    let target = File::open(path).map_err(fail("open", path))?;
+    let original = File::open(THREAD_NETNS).map_err(fail("open", Path::new(THREAD_NETNS)))?;
+    setns(target.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(std::io::Error::from)
+        .map_err(fail("setns into", path))?;
+    let _restore = RestoreNetns(original);
+    Ok(f())
 }

@@ -8,11 +8,42 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use crate::cni::config::EgressMode;
+use crate::egress::EgressMode;
+
+/// A failed record operation: what was done to which file.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// "read record", "create", "fsync", ...
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parse record {}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, RecordError>;
+
+/// `map_err` for an io::Result: names the operation and the file.
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecordError {
+    let path = path.to_path_buf();
+    move |source| RecordError::Io { op, path, source }
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Record> {
+    serde_json::from_slice(bytes).map_err(|source| RecordError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 pub const RECORD_VERSION: u32 = 1;
 
@@ -49,9 +80,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("create {}", dir.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("chmod 0700 {}", dir.display()))
+        .map_err(io("create", dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("chmod 0700", dir))
 }
 
 /// Records of one network on one node.
@@ -83,13 +113,9 @@ impl Store {
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
         let p = self.path(container_id, ifname);
         match fs::read(&p) {
-            Ok(bytes) => {
-                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                    format!("parse record {}", p.display())
-                })?))
-            }
+            Ok(bytes) => parse(&p, &bytes).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("read record {}", p.display())),
+            Err(e) => Err(io("read record", &p)(e)),
         }
     }
 
@@ -103,24 +129,21 @@ impl Store {
             rec.ifname,
             std::process::id()
         ));
-        let bytes = serde_json::to_vec_pretty(rec).context("serialise record")?;
+        let bytes = serde_json::to_vec_pretty(rec).expect("a record serialises");
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .with_context(|| format!("create {}", tmp.display()))?;
-        f.write_all(&bytes)
-            .with_context(|| format!("write {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("fsync {}", tmp.display()))?;
+            .map_err(io("create", &tmp))?;
+        f.write_all(&bytes).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("fsync", &tmp))?;
         drop(f);
-        fs::rename(&tmp, &final_path)
-            .with_context(|| format!("rename {} to {}", tmp.display(), final_path.display()))?;
+        fs::rename(&tmp, &final_path).map_err(io("rename into place", &final_path))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
-            .with_context(|| format!("fsync {}", self.dir.display()))
+            .map_err(io("fsync", &self.dir))
     }
 
     /// Removes the record; a missing one is fine.
@@ -129,7 +152,7 @@ impl Store {
         match fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("remove record {}", p.display())),
+            Err(e) => Err(io("remove record", &p)(e)),
         }
     }
 
@@ -138,21 +161,18 @@ impl Store {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("list {}", self.dir.display())),
+            Err(e) => return Err(io("list", &self.dir)(e)),
         };
         let mut out = Vec::new();
         for entry in entries {
-            let path = entry?.path();
+            let path = entry.map_err(io("list", &self.dir))?.path();
             let is_record = path.extension().is_some_and(|e| e == "json")
                 && !path
                     .file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with('.'));
             if is_record {
-                let bytes = fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-                out.push(
-                    serde_json::from_slice(&bytes)
-                        .with_context(|| format!("parse {}", path.display()))?,
-                );
+                let bytes = fs::read(&path).map_err(io("read record", &path))?;
+                out.push(parse(&path, &bytes)?);
             }
         }
         out.sort_by(|a: &Record, b| {

@@ -1,6 +1,8 @@
 //! The undo stack of an ADD: every step that changes the node pushes its undo;
-//! unless the ADD commits, the undos run in reverse order (on drop too, so an
-//! early `?` or a panic cannot skip them).
+//! unless the ADD commits, the caller runs the undos in reverse order. The
+//! undos are async and borrow the verb's sockets, so they cannot run from
+//! `Drop`: ADD runs its steps under `catch_unwind` and calls [`Rollback::run`]
+//! on every outcome but success, a panic included (cmd/add.rs).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -71,28 +73,12 @@ impl<'a> Rollback<'a> {
 impl Drop for Rollback<'_> {
     fn drop(&mut self) {
         if !self.committed && !self.steps.is_empty() {
-            // Dropped without run() (a panic or a forgotten path): run them on a
-            // fresh runtime so nothing is left behind.
-            let steps = std::mem::take(&mut self.steps);
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                let undo_all = async {
-                    for (what, undo) in steps.into_iter().rev() {
-                        if let Err(e) = undo().await {
-                            log::error!("rollback (drop): cannot undo {what}: {e:#}");
-                        }
-                    }
-                };
-                // Inside an existing runtime block_on would panic: undo on another thread is not
-                // possible with borrowed closures, so only a standalone drop runs them here.
-                if tokio::runtime::Handle::try_current().is_err() {
-                    rt.block_on(undo_all);
-                } else {
-                    log::error!("rollback dropped inside a runtime without run(): undo skipped");
-                }
-            }
+            // A bug in the caller: it neither committed nor ran the undos.
+            let pending: Vec<&str> = self.steps.iter().map(|(w, _)| w.as_str()).collect();
+            log::error!(
+                "rollback dropped without run(): not undone: {}",
+                pending.join(", ")
+            );
         }
     }
 }
@@ -130,18 +116,5 @@ mod tests {
         });
         rb.commit();
         assert_eq!(log.borrow().len(), 2);
-    }
-
-    #[test]
-    fn drop_without_run_undoes() {
-        let log = RefCell::new(Vec::new());
-        {
-            let mut rb = Rollback::new();
-            rb.push("x", || async {
-                log.borrow_mut().push("x");
-                Ok(())
-            });
-        }
-        assert_eq!(*log.borrow(), vec!["x"]);
     }
 }

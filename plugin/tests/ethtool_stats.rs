@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 
 use nix::errno::Errno;
-use veth_xdp::ethtool_stats::{
-    driver_stats, driver_stats_in, veth_hidden_drops, EthtoolIoctlError, HiddenDrops,
-};
+use veth_xdp::ethtool_stats::{driver_stats, driver_stats_in, veth_hidden_drops, HiddenDrops};
 
 mod common;
 
@@ -202,9 +200,7 @@ fn missing_device_is_an_error_naming_it() {
         text.contains("ENODEV"),
         "error does not name the errno: {text}"
     );
-    let ioctl = err
-        .downcast_ref::<EthtoolIoctlError>()
-        .expect("an EthtoolIoctlError at the root");
+    let ioctl = err.ioctl().expect("an EthtoolIoctlError at the root");
     assert_eq!(ioctl.errno, Errno::ENODEV);
 
     // The namespace decides: a device that exists only inside it is missing
@@ -213,11 +209,7 @@ fn missing_device_is_an_error_naming_it() {
     veth_pair_in(&ns, &a, &b);
     assert!(!driver_stats_in(&ns.path(), &a).expect("inside").is_empty());
     let err = driver_stats(&a).expect_err("device only exists in the test namespace");
-    assert_eq!(
-        err.downcast_ref::<EthtoolIoctlError>().map(|e| e.errno),
-        Some(Errno::ENODEV),
-        "{err:#}"
-    );
+    assert_eq!(err.ioctl().map(|e| e.errno), Some(Errno::ENODEV), "{err:#}");
 }
 
 #[test]

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ipnetwork::IpNetwork;
+use veth_xdp::mac::{mac_to_string, Mac};
 use veth_xdp::netlink::{
-    host_network, mac_to_string, FdbEntry, Link, Mac, Netlink, Route, VethSpec, XdpAttached,
-    XdpMode, XdpState,
+    host_network, FdbEntry, Link, Netlink, Route, VethSpec, XdpAttached, XdpMode, XdpState,
 };
 
 mod common;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cni::config::{DEFAULT_BPF_ROOT, DEFAULT_MAX_PODS, DEFAULT_STATE_DIR};
+use crate::defaults::{
+    BPF_ROOT as DEFAULT_BPF_ROOT, MAX_PODS as DEFAULT_MAX_PODS, STATE_DIR as DEFAULT_STATE_DIR,
+};
 
 const USAGE: &str = "veth-xdp: a CNI plugin (run by the container runtime with CNI_COMMAND set)
 
@@ -23,7 +25,7 @@ operator commands:
 
 pub fn main() -> i32 {
     if std::env::var_os("CNI_COMMAND").is_some() {
-        return crate::cni::main();
+        return crate::cni::main(&crate::cmd::VERBS);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
@@ -140,25 +142,9 @@ fn setup(
         .build()?;
     rt.block_on(async {
         let nl = crate::netlink::Netlink::current()?;
-        let link = match &uplink {
-            Some(name) => nl
-                .link_by_name(name)
-                .await?
-                .with_context(|| format!("uplink {name} does not exist"))?,
-            None => {
-                let oif = nl
-                    .default_route_oif()
-                    .await?
-                    .context("no default route: give --uplink")?;
-                nl.link_by_index(oif)
-                    .await?
-                    .context("default route device vanished")?
-            }
-        };
+        let link = crate::cmd::node::resolve_uplink(&nl, uplink.as_deref()).await?;
         let _lock = crate::lock::node_lock(&state_dir)?;
-        let dp = crate::cmd::datapath::setup_node(&nl, &bpf_root, max_pods, &link)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dp = crate::cmd::datapath::setup_node(&nl, &bpf_root, max_pods, &link).await?;
         println!(
             "datapath ready under {}: uplink {} (ifindex {}) in {} mode; {}",
             bpf_root.display(),

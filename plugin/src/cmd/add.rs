@@ -2,44 +2,35 @@
 //! rollback stack; unless every step succeeds and the record is written, the
 //! stack runs and the node is left as it was.
 
-use std::net::IpAddr;
 use std::os::fd::AsFd;
+use std::panic::AssertUnwindSafe;
 
+use futures::FutureExt;
 use ipnetwork::IpNetwork;
 
-use super::node::{nl_err, pod_mtu, queue_count, resolve_uplink};
-use super::{datapath, fault_point, policy};
-use crate::cni::config::EgressMode;
-use crate::cni::error::{CniError, CniResult, Code};
+use super::datapath::{self, NodeDatapath, PodDatapathSpec};
+use super::node::{pod_mtu, queue_count, resolve_uplink};
+use super::{fault_point, policy};
 use crate::cni::result::{CniOutput, Dns, Interface, IpConfig, RouteConfig};
-use crate::cni::Request;
-use crate::ethtool::Ethtool;
-use crate::netlink::{mac_to_string, Link, Mac, Netlink, Route, VethSpec};
-use crate::netns::{validate_netns_path, NetnsPathError};
+use crate::cni::{CniError, CniResult, Code, Context, Request};
+use crate::egress::EgressMode;
+use crate::ethtool::{Channels, Ethtool};
+use crate::mac::{mac_to_string, Mac};
+use crate::netlink::{Link, Netlink, Route, VethSpec};
+use crate::netns::validate_netns_path;
 use crate::record::{Record, Store, RECORD_VERSION};
 use crate::rollback::Rollback;
 use crate::{ipam, lock, naming};
 
 /// Everything ADD decided before changing anything.
-pub struct Plan {
-    pub netns: std::path::PathBuf,
-    pub host_name: String,
-    pub pod_mac: Mac,
-    pub uplink: Link,
-    pub mtu: u32,
-    pub queues: u32,
-    pub egress: EgressMode,
-}
-
-/// Maps a CNI_NETNS problem to its code: gone is "container unknown" (3), not a netns is 4.
-pub fn netns_error(e: NetnsPathError) -> CniError {
-    match e {
-        NetnsPathError::Missing(_) => {
-            CniError::new(Code::UnknownContainer, format!("CNI_NETNS: {e}"))
-        }
-        NetnsPathError::NotNetns(_) => CniError::new(Code::InvalidEnv, format!("CNI_NETNS: {e}")),
-        NetnsPathError::Other { .. } => CniError::new(Code::Io, format!("CNI_NETNS: {e}")),
-    }
+struct Plan {
+    netns: std::path::PathBuf,
+    host_name: String,
+    pod_mac: Mac,
+    uplink: Link,
+    mtu: u32,
+    queues: u32,
+    egress: EgressMode,
 }
 
 pub async fn run(req: &Request) -> CniResult<String> {
@@ -48,7 +39,7 @@ pub async fn run(req: &Request) -> CniResult<String> {
         .netns
         .clone()
         .expect("ADD has CNI_NETNS (checked in cni::parse_env)");
-    validate_netns_path(&netns).map_err(netns_error)?;
+    validate_netns_path(&netns)?;
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
     if store.exists(&req.env.container_id, &req.env.ifname) {
         return Err(CniError::new(
@@ -65,7 +56,12 @@ pub async fn run(req: &Request) -> CniResult<String> {
     let node_dp = prepare_node(req, &plan, &sockets).await?;
 
     let mut rollback = Rollback::new();
-    match build(req, &plan, &node_dp, &sockets, &store, &mut rollback).await {
+    // A panic in a step must not leave the node half-built: catch it, undo, report.
+    let built = AssertUnwindSafe(build(req, &plan, &node_dp, &sockets, &store, &mut rollback))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(panicked(panic)));
+    match built {
         Ok(output) => {
             rollback.commit();
             Ok(
@@ -87,6 +83,19 @@ pub async fn run(req: &Request) -> CniResult<String> {
     }
 }
 
+/// A panic in ADD, as the CNI error the runtime gets (the undo stack still runs).
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> CniError {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    CniError::new(
+        Code::Internal,
+        format!("ADD panicked (a bug, please report it): {what}; everything it made is undone"),
+    )
+}
+
 /// Checks the names and settings before anything is created.
 async fn plan(
     req: &Request,
@@ -94,15 +103,10 @@ async fn plan(
     pod: &Netlink,
     netns: std::path::PathBuf,
 ) -> CniResult<Plan> {
-    let uplink = resolve_uplink(node, &req.conf).await?;
+    let uplink = resolve_uplink(node, req.conf.uplink.as_deref()).await?;
     let mtu = pod_mtu(&req.conf, &uplink)?;
     let host_name = naming::host_veth_name(&req.env.container_id, &req.env.ifname);
-    if node
-        .link_by_name(&host_name)
-        .await
-        .map_err(nl_err("look up host veth"))?
-        .is_some()
-    {
+    if node.link_by_name(&host_name).await?.is_some() {
         return Err(CniError::new(
             Code::AttachmentExists,
             format!(
@@ -111,12 +115,7 @@ async fn plan(
             ),
         ));
     }
-    if pod
-        .link_by_name(&req.env.ifname)
-        .await
-        .map_err(nl_err("look up pod interface"))?
-        .is_some()
-    {
+    if pod.link_by_name(&req.env.ifname).await?.is_some() {
         return Err(CniError::new(
             Code::InvalidEnv,
             format!(
@@ -150,46 +149,45 @@ struct Sockets {
 
 impl Sockets {
     fn open(netns: &std::path::Path) -> CniResult<Self> {
-        let offload_err = |e: anyhow::Error| CniError::new(Code::Offload, format!("{e:#}"));
         Ok(Self {
-            node: Netlink::current().map_err(nl_err("open netlink in the node namespace"))?,
-            pod: Netlink::in_netns(netns).map_err(nl_err("open netlink in the pod namespace"))?,
-            node_eth: Ethtool::current().map_err(offload_err)?,
-            pod_eth: Ethtool::in_netns(netns).map_err(offload_err)?,
+            node: Netlink::current()?,
+            pod: Netlink::in_netns(netns)?,
+            node_eth: Ethtool::current()?,
+            pod_eth: Ethtool::in_netns(netns)?,
         })
     }
 }
 
 /// Node-wide, idempotent settings, under the node lock.
-async fn prepare_node(
-    req: &Request,
-    plan: &Plan,
-    sockets: &Sockets,
-) -> CniResult<datapath::NodeDatapath> {
+async fn prepare_node(req: &Request, plan: &Plan, sockets: &Sockets) -> CniResult<NodeDatapath> {
     let eth = &sockets.node_eth;
-    let _lock = lock::node_lock(&req.conf.state_dir)
-        .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
-    let present = eth.features(&plan.uplink.name).await.map_err(|e| {
-        CniError::new(
-            Code::Offload,
-            format!("read features of uplink {}: {e:#}", plan.uplink.name),
-        )
-    })?;
+    let uplink = &plan.uplink.name;
+    let _lock = lock::node_lock(&req.conf.state_dir)?;
+    let present = eth
+        .features(uplink)
+        .await
+        .context(format!("uplink {uplink}"))?;
     let wanted: Vec<(&str, bool)> = policy::uplink_features()
         .into_iter()
         .filter(|(f, on)| present.get(*f).is_some_and(|cur| cur != on))
         .collect();
-    eth.set_features(&plan.uplink.name, &wanted)
+    eth.set_features(uplink, &wanted)
         .await
-        .map_err(|e| CniError::new(Code::Offload, format!("uplink {}: {e:#}", plan.uplink.name)))?;
-    datapath::prepare_node(req, plan, &sockets.node).await
+        .context(format!("uplink {uplink}"))?;
+    datapath::setup_node(
+        &sockets.node,
+        &req.conf.bpf_root,
+        req.conf.max_pods,
+        &plan.uplink,
+    )
+    .await
 }
 
 /// The steps that change the node, in order.
 async fn build<'a>(
     req: &'a Request,
     plan: &'a Plan,
-    node_dp: &datapath::NodeDatapath,
+    node_dp: &NodeDatapath,
     sockets: &'a Sockets,
     store: &'a Store,
     rb: &mut Rollback<'a>,
@@ -208,12 +206,8 @@ async fn build<'a>(
     verify_channels(plan, &req.env.ifname, sockets).await?;
     fault_point("offloads")?;
 
-    node.link_set_up(host.index)
-        .await
-        .map_err(nl_err("set host veth up"))?;
-    pod.link_set_up(pod_link.index)
-        .await
-        .map_err(nl_err("set pod interface up"))?;
+    node.link_set_up(host.index).await?;
+    pod.link_set_up(pod_link.index).await?;
     fault_point("link-up")?;
 
     configure_pod_ip(pod, pod_link.index, &ipam_out).await?;
@@ -221,7 +215,7 @@ async fn build<'a>(
 
     node.fdb_add_self(plan.uplink.index, plan.pod_mac)
         .await
-        .map_err(nl_err("add pod MAC to the uplink's unicast filter"))?;
+        .context("add pod MAC to the uplink's unicast filter")?;
     let (uplink_idx, mac) = (plan.uplink.index, plan.pod_mac);
     rb.push("uplink fdb entry", move || async move {
         node.fdb_del_self(uplink_idx, mac)
@@ -232,10 +226,10 @@ async fn build<'a>(
     fault_point("fdb")?;
 
     for ip in &ipam_out.ips {
-        let route = host_route(ip.address.ip(), host.index);
+        let route = Route::host(ip.address.ip(), host.index);
         node.route_add(&route)
             .await
-            .map_err(nl_err("add host route to the pod"))?;
+            .context("add host route to the pod")?;
         rb.push(format!("host route {}", route.dst), move || async move {
             node.route_del(&route)
                 .await
@@ -247,8 +241,16 @@ async fn build<'a>(
     fault_point("host-routes")?;
 
     let ips: Vec<IpNetwork> = ipam_out.ips.iter().map(|i| i.address).collect();
-    let pod_program =
-        datapath::attach_pod(req, plan, node_dp, &host, &pod_link, &ips, pod, rb).await?;
+    let spec = PodDatapathSpec {
+        bpf_root: &req.conf.bpf_root,
+        host: &host,
+        pod_mac: plan.pod_mac,
+        ips: &ips,
+        egress: plan.egress,
+    };
+    let pod_program = req.conf.pod_program;
+    let pod_end = pod_program.then_some((pod, &pod_link));
+    datapath::attach_pod(&spec, node_dp, pod_end, rb).await?;
     fault_point("datapath")?;
 
     let output = result(req, plan, &host, &ipam_out);
@@ -271,11 +273,11 @@ async fn build<'a>(
         bpf_root: req.conf.bpf_root.display().to_string(),
         result: output.to_json("1.1.0"),
     };
-    store
-        .save(&record)
-        .map_err(|e| CniError::new(Code::Io, format!("write attachment record: {e:#}")))?;
+    store.save(&record).context("write attachment record")?;
     rb.push("attachment record", move || async move {
-        store.remove(&req.env.container_id, &req.env.ifname)
+        store
+            .remove(&req.env.container_id, &req.env.ifname)
+            .map_err(anyhow::Error::from)
     });
     fault_point("record")?;
     Ok(output)
@@ -310,7 +312,7 @@ async fn create_veth<'a>(
                 format!("veth {} or {ifname} exists already: {e}", plan.host_name),
             )
         } else {
-            CniError::new(Code::Netlink, e.to_string())
+            e.into()
         }
     })?;
     let name = plan.host_name.clone();
@@ -320,29 +322,21 @@ async fn create_veth<'a>(
             .map(|_| ())
             .map_err(anyhow::Error::from)
     });
-    let host = node
-        .link_by_name(&plan.host_name)
-        .await
-        .map_err(nl_err("read back host veth"))?
-        .ok_or_else(|| {
-            CniError::new(
-                Code::Netlink,
-                format!("host veth {} vanished after creation", plan.host_name),
-            )
-        })?;
-    let pod_link = pod
-        .link_by_name(ifname)
-        .await
-        .map_err(nl_err("read back pod interface"))?
-        .ok_or_else(|| {
-            CniError::new(
-                Code::Netlink,
-                format!(
-                    "pod interface {ifname} not found in {}",
-                    plan.netns.display()
-                ),
-            )
-        })?;
+    let host = node.link_by_name(&plan.host_name).await?.ok_or_else(|| {
+        CniError::new(
+            Code::Netlink,
+            format!("host veth {} vanished after creation", plan.host_name),
+        )
+    })?;
+    let pod_link = pod.link_by_name(ifname).await?.ok_or_else(|| {
+        CniError::new(
+            Code::Netlink,
+            format!(
+                "pod interface {ifname} not found in {}",
+                plan.netns.display()
+            ),
+        )
+    })?;
     Ok((host, pod_link))
 }
 
@@ -352,23 +346,18 @@ async fn set_offloads(plan: &Plan, ifname: &str, sockets: &Sockets) -> CniResult
         .node_eth
         .set_features(&plan.host_name, &policy::host_end_features(plan.egress))
         .await
-        .map_err(|e| {
-            CniError::new(
-                Code::Offload,
-                format!("host veth {}: {e:#}", plan.host_name),
-            )
-        })?;
+        .context(format!("host veth {}", plan.host_name))?;
     sockets
         .pod_eth
         .set_features(ifname, &policy::pod_end_features(plan.egress))
         .await
-        .map_err(|e| CniError::new(Code::Offload, format!("pod interface {ifname}: {e:#}")))
+        .context(format!("pod interface {ifname}"))
 }
 
 /// Both ends must really use `queues` rx and tx channels (a veth created
 /// without explicit counts enables only one).
 async fn verify_channels(plan: &Plan, ifname: &str, sockets: &Sockets) -> CniResult<()> {
-    let check = |who: String, ch: crate::ethtool::Channels| {
+    let check = |who: String, ch: Channels| {
         if ch.rx == plan.queues && ch.tx == plan.queues {
             Ok(())
         } else {
@@ -381,26 +370,16 @@ async fn verify_channels(plan: &Plan, ifname: &str, sockets: &Sockets) -> CniRes
             ))
         }
     };
-    let ch = sockets
-        .node_eth
-        .channels(&plan.host_name)
-        .await
-        .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let ch = sockets.node_eth.channels(&plan.host_name).await?;
     check(format!("host veth {}", plan.host_name), ch)?;
-    let ch = sockets
-        .pod_eth
-        .channels(ifname)
-        .await
-        .map_err(|e| CniError::new(Code::Offload, format!("{e:#}")))?;
+    let ch = sockets.pod_eth.channels(ifname).await?;
     check(format!("pod interface {ifname}"), ch)
 }
 
 /// Addresses and routes from IPAM, inside the pod.
 async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResult<()> {
     for ip in &out.ips {
-        pod.addr_add(index, ip.address)
-            .await
-            .map_err(nl_err("add pod address"))?;
+        pod.addr_add(index, ip.address).await?;
     }
     for r in &out.routes {
         let gw = out.route_gateway(r);
@@ -412,7 +391,7 @@ async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResu
         };
         pod.route_add(&route)
             .await
-            .map_err(nl_err(&format!("add pod route {}", r.dst)))?;
+            .context(format!("add pod route {}", r.dst))?;
     }
     Ok(())
 }
@@ -425,7 +404,7 @@ async fn configure_pod_ip(pod: &Netlink, index: u32, out: &CniOutput) -> CniResu
 /// `all.forwarding`).
 async fn answer_ndp_for_node(
     node: &Netlink,
-    node_dp: &datapath::NodeDatapath,
+    node_dp: &NodeDatapath,
     host: &Link,
     out: &CniOutput,
 ) -> CniResult<()> {
@@ -433,26 +412,14 @@ async fn answer_ndp_for_node(
         return Ok(());
     }
     for key in ["proxy_ndp", "forwarding"] {
-        crate::sysctl::set_ipv6_conf(&host.name, key, "1")
-            .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+        crate::sysctl::set_ipv6_conf(&host.name, key, "1")?;
     }
     for v6 in node_dp.node_ipv6() {
         node.ndp_proxy_add(host.index, v6)
             .await
-            .map_err(nl_err("proxy the node's IPv6 address to the pod"))?;
+            .context("proxy the node's IPv6 address to the pod")?;
     }
     Ok(())
-}
-
-/// The node reaches its pod through the host veth: a /32 (/128) scope-link route.
-pub fn host_route(ip: IpAddr, host_index: u32) -> Route {
-    let prefix = if ip.is_ipv4() { 32 } else { 128 };
-    Route {
-        dst: IpNetwork::new(ip, prefix).expect("host prefix is valid"),
-        gateway: None,
-        oif: Some(host_index),
-        scope_link: true,
-    }
 }
 
 fn result(req: &Request, plan: &Plan, host: &Link, ipam_out: &CniOutput) -> CniOutput {

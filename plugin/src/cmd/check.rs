@@ -1,23 +1,25 @@
 //! CHECK: the attachment still is what ADD made. Every mismatch is named in
 //! the error message, with what to do about it where that is not obvious.
 
-use super::add::{host_route, netns_error};
+use std::path::Path;
+
+use super::datapath::{self, PodDatapathSpec};
 use super::policy;
-use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::result::CniOutput;
-use crate::cni::Request;
+use crate::cni::{CniError, CniResult, Code, Request};
 use crate::ethtool::Ethtool;
 use crate::ipam;
-use crate::netlink::{mac_to_string, Link, Netlink, Route};
+use crate::mac::{mac_to_string, parse_mac};
+use crate::netlink::{Link, Netlink, Route};
 use crate::netns::validate_netns_path;
 use crate::record::{Record, Store};
 
 /// Collected mismatches.
 #[derive(Default)]
-pub struct Findings(pub Vec<String>);
+struct Findings(Vec<String>);
 
 impl Findings {
-    pub fn add(&mut self, s: impl Into<String>) {
+    fn add(&mut self, s: impl Into<String>) {
         self.0.push(s.into());
     }
 }
@@ -32,11 +34,10 @@ pub async fn run(req: &Request) -> CniResult<()> {
     let prev = CniOutput::parse(prev)
         .map_err(|e| CniError::new(Code::Decode, format!("prevResult: {e}")))?;
     let netns = req.env.netns.clone().expect("CHECK has CNI_NETNS");
-    validate_netns_path(&netns).map_err(netns_error)?;
+    validate_netns_path(&netns)?;
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
     let rec = store
-        .load(&req.env.container_id, &req.env.ifname)
-        .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?
+        .load(&req.env.container_id, &req.env.ifname)?
         .ok_or_else(|| {
             CniError::new(
                 Code::UnknownContainer,
@@ -46,11 +47,12 @@ pub async fn run(req: &Request) -> CniResult<()> {
                 ),
             )
         })?;
-    let node = Netlink::current().map_err(|e| CniError::new(Code::Netlink, e.to_string()))?;
-    let pod = Netlink::in_netns(&netns).map_err(|e| CniError::new(Code::Netlink, e.to_string()))?;
+    let node = Netlink::current()?;
+    let pod = Netlink::in_netns(&netns)?;
     let mut f = Findings::default();
-    let host = node.link_by_name(&rec.host_ifname).await.ok().flatten();
-    let pod_link = pod.link_by_name(&req.env.ifname).await.ok().flatten();
+    // A failed read is an error, never a "missing" finding.
+    let host = node.link_by_name(&rec.host_ifname).await?;
+    let pod_link = pod.link_by_name(&req.env.ifname).await?;
     match &host {
         None => f.add(format!("host veth {} is missing", rec.host_ifname)),
         Some(h) => check_link(&mut f, "host veth", h, &rec),
@@ -71,13 +73,13 @@ pub async fn run(req: &Request) -> CniResult<()> {
                     rec.pod_mac
                 ));
             }
-            check_pod_ip(&mut f, &pod, p, &prev).await;
+            check_pod_ip(&mut f, &pod, p, &prev).await?;
         }
     }
     if let (Some(h), Some(_)) = (&host, &pod_link) {
         check_offloads(&mut f, &rec, &netns, &req.env.ifname).await;
-        check_node_side(&mut f, &node, h, &rec).await;
-        super::datapath::check_pod(req, &rec, h, &mut f).await;
+        check_node_side(&mut f, &node, h, &rec).await?;
+        f.0.extend(check_datapath(&rec, h).await);
     }
     if req.conf.ipam.is_some() {
         if let Err(e) = ipam::check(req) {
@@ -115,8 +117,13 @@ fn check_link(f: &mut Findings, who: &str, l: &Link, rec: &Record) {
     }
 }
 
-async fn check_pod_ip(f: &mut Findings, pod: &Netlink, link: &Link, prev: &CniOutput) {
-    let addrs = pod.addr_list(link.index).await.unwrap_or_default();
+async fn check_pod_ip(
+    f: &mut Findings,
+    pod: &Netlink,
+    link: &Link,
+    prev: &CniOutput,
+) -> CniResult<()> {
+    let addrs = pod.addr_list(link.index).await?;
     for ip in &prev.ips {
         if !addrs.contains(&ip.address) {
             f.add(format!(
@@ -125,7 +132,7 @@ async fn check_pod_ip(f: &mut Findings, pod: &Netlink, link: &Link, prev: &CniOu
             ));
         }
     }
-    let routes = pod.route_list().await.unwrap_or_default();
+    let routes = pod.route_list().await?;
     for r in &prev.routes {
         let gw = prev.route_gateway(r);
         let found = routes
@@ -135,9 +142,10 @@ async fn check_pod_ip(f: &mut Findings, pod: &Netlink, link: &Link, prev: &CniOu
             f.add(format!("pod route {} via {:?} is missing", r.dst, gw));
         }
     }
+    Ok(())
 }
 
-async fn check_offloads(f: &mut Findings, rec: &Record, netns: &std::path::Path, ifname: &str) {
+async fn check_offloads(f: &mut Findings, rec: &Record, netns: &Path, ifname: &str) {
     let ends = [
         (
             "host veth",
@@ -159,7 +167,7 @@ async fn check_offloads(f: &mut Findings, rec: &Record, netns: &std::path::Path,
         };
         let eth = match eth {
             Ok(e) => e,
-            Err(e) => return f.add(format!("ethtool: {e:#}")),
+            Err(e) => return f.add(format!("ethtool: {e}")),
         };
         match eth.features(&name).await {
             Ok(active) => {
@@ -174,7 +182,7 @@ async fn check_offloads(f: &mut Findings, rec: &Record, netns: &std::path::Path,
                     }
                 }
             }
-            Err(e) => f.add(format!("read features of {who} {name}: {e:#}")),
+            Err(e) => f.add(format!("read features of {who} {name}: {e}")),
         }
         match eth.channels(&name).await {
             Ok(ch) if ch.rx == rec.queues && ch.tx == rec.queues => {}
@@ -182,15 +190,20 @@ async fn check_offloads(f: &mut Findings, rec: &Record, netns: &std::path::Path,
                 "{who} {name} uses {}/{} rx/tx channels, expected {}",
                 ch.rx, ch.tx, rec.queues
             )),
-            Err(e) => f.add(format!("read channels of {who} {name}: {e:#}")),
+            Err(e) => f.add(format!("read channels of {who} {name}: {e}")),
         }
     }
 }
 
-async fn check_node_side(f: &mut Findings, node: &Netlink, host: &Link, rec: &Record) {
-    let routes = node.route_list().await.unwrap_or_default();
+async fn check_node_side(
+    f: &mut Findings,
+    node: &Netlink,
+    host: &Link,
+    rec: &Record,
+) -> CniResult<()> {
+    let routes = node.route_list().await?;
     for ip in &rec.ips {
-        let want: Route = host_route(ip.ip(), host.index);
+        let want = Route::host(ip.ip(), host.index);
         if !routes
             .iter()
             .any(|r| r.dst == want.dst && r.oif == want.oif)
@@ -201,20 +214,33 @@ async fn check_node_side(f: &mut Findings, node: &Netlink, host: &Link, rec: &Re
             ));
         }
     }
-    match node.link_by_name(&rec.uplink).await {
-        Ok(Some(up)) => {
-            let fdb = node.fdb_list(up.index).await.unwrap_or_default();
-            let mac = crate::netlink::parse_mac(&rec.pod_mac);
-            if !fdb
-                .iter()
-                .any(|e| Some(e.mac) == mac && e.self_flag && e.permanent)
-            {
-                f.add(format!(
-                    "pod MAC {} is not in uplink {}'s unicast filter (fdb self permanent)",
-                    rec.pod_mac, rec.uplink
-                ));
-            }
-        }
-        _ => f.add(format!("uplink {} is missing", rec.uplink)),
+    let Some(up) = node.link_by_name(&rec.uplink).await? else {
+        f.add(format!("uplink {} is missing", rec.uplink));
+        return Ok(());
+    };
+    let fdb = node.fdb_list(up.index).await?;
+    let mac = parse_mac(&rec.pod_mac);
+    if !fdb
+        .iter()
+        .any(|e| Some(e.mac) == mac && e.self_flag && e.permanent)
+    {
+        f.add(format!(
+            "pod MAC {} is not in uplink {}'s unicast filter (fdb self permanent)",
+            rec.pod_mac, rec.uplink
+        ));
     }
+    Ok(())
+}
+
+/// The datapath's findings, from the record's view of the pod.
+async fn check_datapath(rec: &Record, host: &Link) -> Vec<String> {
+    let ips = &rec.ips;
+    let spec = PodDatapathSpec {
+        bpf_root: Path::new(&rec.bpf_root),
+        host,
+        pod_mac: parse_mac(&rec.pod_mac).unwrap_or_default(),
+        ips,
+        egress: rec.egress,
+    };
+    datapath::check_pod(&spec, &rec.ifname, (&rec.uplink, rec.uplink_ifindex)).await
 }

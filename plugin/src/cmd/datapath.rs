@@ -1,23 +1,22 @@
 //! The XDP datapath's part of each verb: node setup (load once, pin, attach
 //! the uplink program), per-pod map entries and host-veth programs, the pod
 //! side, and what CHECK verifies. The mechanisms live in `crate::bpf`; this
-//! file decides what each verb asks of them.
+//! file decides what each verb asks of them. Its input is plain data
+//! ([`PodDatapathSpec`]), so it serves every verb without knowing any.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::AsFd;
+use std::path::Path;
 
 use ipnetwork::IpNetwork;
 
-use super::add::Plan;
-use super::check::Findings;
-use crate::bpf::{self, BpfPaths, Hook, NodeSpec, PodDatapath, PodMapError, UplinkMode};
-use crate::cni::config::{EgressMode, PodProgram};
-use crate::cni::error::{CniError, CniResult, Code};
-use crate::cni::Request;
+use crate::bpf::{self, BpfPaths, Hook, NodeSpec, PodDatapath, UplinkMode};
+use crate::cni::{CniError, CniResult, Code, Context};
+use crate::egress::EgressMode;
 use crate::kernel;
+use crate::mac::Mac;
 use crate::netdev::Netdev;
 use crate::netlink::{Link, Netlink, XdpMode};
-use crate::record::Record;
 use crate::rollback::Rollback;
 
 /// What node setup found out, for the per-pod steps.
@@ -40,8 +39,15 @@ impl NodeDatapath {
     }
 }
 
-fn datapath_err(what: &str) -> impl Fn(anyhow::Error) -> CniError + '_ {
-    move |e| CniError::new(Code::Datapath, format!("{what}: {e:#}"))
+/// One pod as the datapath sees it: the plain input of attach and check.
+#[derive(Debug, Clone)]
+pub struct PodDatapathSpec<'a> {
+    pub bpf_root: &'a Path,
+    /// the host veth, as it is now (name, ifindex, MAC)
+    pub host: &'a Link,
+    pub pod_mac: Mac,
+    pub ips: &'a [IpNetwork],
+    pub egress: EgressMode,
 }
 
 /// The attachment key of a pod's host-veth links: its host veth name (unique
@@ -50,28 +56,24 @@ fn link_key(host_name: &str) -> &str {
     host_name
 }
 
-/// Node-wide setup, idempotent; the caller holds the node lock.
-pub async fn prepare_node(req: &Request, plan: &Plan, node: &Netlink) -> CniResult<NodeDatapath> {
-    setup_node(node, &req.conf.bpf_root, req.conf.max_pods, &plan.uplink).await
-}
-
 /// Loads and pins the datapath once, attaches the uplink program (driver mode,
 /// generic only where the driver refuses), refreshes the node addresses. Shared
 /// by ADD and `veth-xdp setup`; the caller holds the node lock.
 pub async fn setup_node(
     node: &Netlink,
-    bpf_root: &std::path::Path,
+    bpf_root: &Path,
     max_pods: u32,
     uplink: &Link,
 ) -> CniResult<NodeDatapath> {
     kernel::require_datapath()?;
     let paths = BpfPaths::new(bpf_root);
-    bpf::ensure_bpffs(bpf_root).map_err(datapath_err("bpffs"))?;
-    let netdev = Netdev::current().map_err(datapath_err("netdev genetlink"))?;
-    let features = netdev
+    bpf::ensure_bpffs(bpf_root)
+        .map_err(bpf_err)
+        .context("bpffs")?;
+    let features = Netdev::current()?
         .xdp_features(uplink.index)
         .await
-        .map_err(datapath_err("read uplink xdp-features"))?
+        .context("read uplink xdp-features")?
         .ok_or_else(|| {
             CniError::new(
                 Code::KernelFeature,
@@ -83,8 +85,9 @@ pub async fn setup_node(
         uplink_can_xmit: features.ndo_xmit,
         max_pods,
     };
-    let status =
-        bpf::ensure_node(&paths, &spec).map_err(datapath_err("set up the node datapath"))?;
+    let status = bpf::ensure_node(&paths, &spec)
+        .map_err(bpf_err)
+        .context("set up the node datapath")?;
     if status.loaded_now {
         log::info!(
             "datapath loaded and pinned under {}; uplink {} program in {:?} mode; uplink ndo-xmit: {}",
@@ -111,14 +114,15 @@ async fn refresh_node_addrs(
 ) -> CniResult<Vec<IpAddr>> {
     let addrs: Vec<IpAddr> = node
         .addr_list_all()
-        .await
-        .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
+        .await?
         .into_iter()
         .filter(|(index, a)| *index == uplink_index || !is_ipv6_link_local(&a.ip()))
         .map(|(_, a)| a.ip())
         .filter(|ip| !ip.is_loopback())
         .collect();
-    bpf::set_node_addrs(paths, &addrs).map_err(datapath_err("update node addresses"))?;
+    bpf::set_node_addrs(paths, &addrs)
+        .map_err(bpf_err)
+        .context("update node addresses")?;
     Ok(addrs)
 }
 
@@ -126,128 +130,106 @@ fn is_ipv6_link_local(ip: &IpAddr) -> bool {
     matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
-/// Whether this pod gets our pass program on its eth0.
-pub fn wants_pod_program(req: &Request) -> bool {
-    match req.conf.pod_program {
-        PodProgram::Always => true,
-        PodProgram::Never => false,
-        PodProgram::Auto => !kernel::gro_enables_veth_napi(),
-    }
-}
-
-/// Per-pod datapath: map entries, the host-veth program(s), the optional pod
-/// program, and proof that the pod end can take redirects. Returns whether a
-/// pod program was attached.
-#[allow(clippy::too_many_arguments)]
+/// Per-pod datapath: the host-veth program(s), the optional pass program on
+/// the pod end (`pod_end`: its netlink socket and link), proof that the pod end
+/// can take redirects, and the map entries last (the uplink redirects to a pod
+/// only once its MAC is in the maps). Each step pushes its undo.
 pub async fn attach_pod<'a>(
-    req: &'a Request,
-    plan: &'a Plan,
+    pod: &PodDatapathSpec<'_>,
     node_dp: &NodeDatapath,
-    host: &Link,
-    pod_link: &Link,
-    ips: &[IpNetwork],
-    pod: &'a Netlink,
+    pod_end: Option<(&Netlink, &Link)>,
     rb: &mut Rollback<'a>,
-) -> CniResult<bool> {
-    let paths = BpfPaths::new(&req.conf.bpf_root);
-    let entry = PodDatapath {
-        host_ifindex: host.index,
-        host_mac: host.mac.unwrap_or_default(),
-        pod_mac: plan.pod_mac,
-        ipv4s: ips
-            .iter()
-            .filter_map(|n| match n.ip() {
-                IpAddr::V4(a) => Some(a),
-                _ => None,
-            })
-            .collect(),
-        ipv6s: ips
-            .iter()
-            .filter_map(|n| match n.ip() {
-                IpAddr::V6(a) => Some(a),
-                _ => None,
-            })
-            .collect(),
-    };
-    // Programs first, entries last: the uplink redirects to a pod only once its MAC is in the maps.
-    let key = link_key(&plan.host_name).to_string();
+) -> CniResult<()> {
+    let paths = BpfPaths::new(pod.bpf_root);
+    let key = link_key(&pod.host.name).to_string();
     let undo_paths = paths.clone();
     rb.push("host veth programs", move || async move {
         bpf::detach_host(&undo_paths, &key)
     });
-    attach_host_programs(
-        &paths,
-        &plan.host_name,
-        host.index,
-        plan.egress,
-        node_dp.uplink_can_xmit,
-    )?;
-
-    let mut pod_program = false;
-    if wants_pod_program(req) {
-        let prog = bpf::pod_pass_program(&paths).map_err(datapath_err("open pod program"))?;
-        pod.xdp_attach(pod_link.index, prog.as_fd(), XdpMode::Driver)
+    attach_host_programs(&paths, pod.host, pod.egress, node_dp.uplink_can_xmit)?;
+    if let Some((nl, link)) = pod_end {
+        let prog = bpf::pod_pass_program(&paths)
+            .map_err(bpf_err)
+            .context("open pod program")?;
+        nl.xdp_attach(link.index, prog.as_fd(), XdpMode::Driver)
             .await
             .map_err(|e| {
                 CniError::new(
                     Code::Datapath,
-                    format!("attach pass program to the pod's {}: {e}", pod_link.name),
+                    format!("attach pass program to the pod's {}: {e}", link.name),
                 )
             })?;
-        pod_program = true;
     }
-    require_ndo_xmit(host).await?;
+    require_ndo_xmit(pod.host).await?;
 
     let undo_paths = paths.clone();
-    let host_index = host.index;
+    let host_index = pod.host.index;
     rb.push("datapath map entries", move || async move {
         bpf::remove_pod(&undo_paths, host_index)
     });
-    bpf::insert_pod(&paths, &entry).map_err(|e| match e.downcast_ref::<PodMapError>() {
-        Some(PodMapError::Full { .. }) => CniError::new(Code::DatapathFull, format!("{e:#}")),
-        Some(PodMapError::InUse { .. }) => CniError::new(Code::InvalidConfig, format!("{e:#}")),
-        None => CniError::new(
-            Code::Datapath,
-            format!("insert pod into datapath maps: {e:#}"),
-        ),
-    })?;
-    Ok(pod_program)
+    bpf::insert_pod(&paths, &map_entry(pod))
+        .map_err(bpf_err)
+        .context("insert pod into datapath maps")
+}
+
+fn map_entry(pod: &PodDatapathSpec<'_>) -> PodDatapath {
+    let ips = || pod.ips.iter().map(IpNetwork::ip);
+    PodDatapath {
+        host_ifindex: pod.host.index,
+        host_mac: pod.host.mac.unwrap_or_default(),
+        pod_mac: pod.pod_mac,
+        ipv4s: ips()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .collect(),
+        ipv6s: ips()
+            .filter_map(|ip| match ip {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            })
+            .collect(),
+    }
 }
 
 fn attach_host_programs(
     paths: &BpfPaths,
-    host_name: &str,
-    index: u32,
+    host: &Link,
     mode: EgressMode,
     uplink_can_xmit: bool,
 ) -> CniResult<()> {
-    let key = link_key(host_name);
-    match mode {
-        EgressMode::Xdp => {
-            bpf::attach_host_xdp(paths, key, index)
-                .map_err(datapath_err("attach XDP to the host veth"))?;
-            if !uplink_can_xmit {
-                // The uplink cannot take XDP-redirected frames (no ndo_xdp_xmit):
-                // the XDP program passes uplink-bound frames up, and tc redirects the skb.
-                bpf::attach_host_tc(paths, key, index)
-                    .map_err(datapath_err("attach the tc fallback to the host veth"))?;
-            }
-        }
-        EgressMode::Tc => bpf::attach_host_tc(paths, key, index)
-            .map_err(datapath_err("attach tc to the host veth"))?,
+    let key = link_key(&host.name);
+    let xdp = mode == EgressMode::Xdp;
+    // The uplink cannot take XDP-redirected frames (no ndo_xdp_xmit): the XDP
+    // program passes uplink-bound frames up, and tc redirects the skb.
+    let tc = mode == EgressMode::Tc || !uplink_can_xmit;
+    if xdp {
+        bpf::attach_host_xdp(paths, key, host.index)
+            .map_err(bpf_err)
+            .context("attach XDP to the host veth")?;
+    }
+    if tc {
+        kernel::require_tcx()?;
+        bpf::attach_host_tc(paths, key, host.index)
+            .map_err(bpf_err)
+            .context("attach tc to the host veth")?;
     }
     Ok(())
 }
 
-/// A veth advertises ndo-xmit only while its peer has GRO or an XDP program:
-/// without it, frames redirected into the pod would be dropped silently.
-async fn require_ndo_xmit(host: &Link) -> CniResult<()> {
-    let netdev = Netdev::current().map_err(datapath_err("netdev genetlink"))?;
-    let f = netdev
-        .xdp_features(host.index)
+/// Whether the host veth advertises ndo-xmit (a veth does only while its peer
+/// has GRO or an XDP program: without it, redirected frames are dropped silently).
+async fn host_takes_redirects(host_index: u32) -> CniResult<bool> {
+    let features = Netdev::current()?
+        .xdp_features(host_index)
         .await
-        .map_err(datapath_err("read host veth xdp-features"))?;
-    if f.is_some_and(|f| f.ndo_xmit) {
+        .context("read host veth xdp-features")?;
+    Ok(features.is_some_and(|f| f.ndo_xmit))
+}
+
+async fn require_ndo_xmit(host: &Link) -> CniResult<()> {
+    if host_takes_redirects(host.index).await? {
         Ok(())
     } else {
         Err(CniError::new(
@@ -258,88 +240,95 @@ async fn require_ndo_xmit(host: &Link) -> CniResult<()> {
 }
 
 /// Removes the pod's map entries and programs (idempotent; nothing to do on a
-/// node whose datapath was never set up).
-pub async fn detach_pod(
-    req: &Request,
-    target: &super::del::Target,
-    host: Option<&Link>,
-) -> CniResult<()> {
-    let root = target
-        .record
-        .as_ref()
-        .map(|r| r.bpf_root.clone())
-        .filter(|r| !r.is_empty());
-    let paths = BpfPaths::new(root.unwrap_or_else(|| req.conf.bpf_root.display().to_string()));
+/// node whose datapath was never set up). `host_ifindex`: the host veth's
+/// index from the record, or of the link if it still exists.
+pub fn detach_pod(bpf_root: &Path, host_name: &str, host_ifindex: Option<u32>) -> CniResult<()> {
+    let paths = BpfPaths::new(bpf_root);
     if !paths.version_dir().exists() {
         return Ok(());
     }
-    let ifindex = target
-        .record
-        .as_ref()
-        .map(|r| r.host_ifindex)
-        .or(host.map(|h| h.index));
-    if let Some(ifindex) = ifindex {
-        bpf::remove_pod(&paths, ifindex).map_err(datapath_err("remove pod from datapath maps"))?;
+    if let Some(ifindex) = host_ifindex {
+        bpf::remove_pod(&paths, ifindex)
+            .map_err(bpf_err)
+            .context("remove pod from datapath maps")?;
     }
-    bpf::detach_host(&paths, link_key(&target.host_name))
-        .map_err(datapath_err("detach host veth programs"))
+    bpf::detach_host(&paths, link_key(host_name))
+        .map_err(bpf_err)
+        .context("detach host veth programs")
 }
 
 /// CHECK's datapath part: programs attached as the egress mode wants, the pod
-/// end able to take redirects, the map entries present.
-pub async fn check_pod(_req: &Request, rec: &Record, host: &Link, f: &mut Findings) {
-    let paths = BpfPaths::new(&rec.bpf_root);
-    match bpf::host_attachment(&paths, link_key(&rec.host_ifname)) {
-        Ok(hook) => {
-            let ok = match (rec.egress, hook) {
-                (
-                    EgressMode::Xdp,
-                    Some(
-                        Hook::Xdp { ifindex }
-                        | Hook::XdpAndTc {
-                            xdp_ifindex: ifindex,
-                            ..
-                        },
-                    ),
-                ) => ifindex == host.index,
-                (EgressMode::Tc, Some(Hook::Tc { ifindex })) => ifindex == host.index,
-                _ => false,
-            };
-            if !ok {
-                f.add(format!(
-                    "host veth {} should have the {} egress program attached, found {hook:?}",
-                    rec.host_ifname,
-                    rec.egress.as_str()
-                ));
-            }
-        }
-        Err(e) => f.add(format!("read host veth attachment: {e:#}")),
+/// end able to take redirects, the map entries present, the uplink program on
+/// `uplink` (name, ifindex). Returns what differs.
+pub async fn check_pod(
+    pod: &PodDatapathSpec<'_>,
+    pod_ifname: &str,
+    uplink: (&str, u32),
+) -> Vec<String> {
+    let paths = BpfPaths::new(pod.bpf_root);
+    let host = pod.host;
+    let mut findings = Vec::new();
+    match bpf::host_attachment(&paths, link_key(&host.name)) {
+        Ok(hook) if egress_hook_matches(pod.egress, hook, host.index) => {}
+        Ok(hook) => findings.push(format!(
+            "host veth {} should have the {} egress program attached, found {hook:?}",
+            host.name,
+            pod.egress.as_str()
+        )),
+        Err(e) => findings.push(format!("read host veth attachment: {e}")),
     }
     match bpf::pod_present(&paths, host.index) {
         Ok(true) => {}
-        Ok(false) => f.add(format!(
+        Ok(false) => findings.push(format!(
             "pod {} is missing from the datapath maps",
-            rec.pod_mac
+            crate::mac::mac_to_string(&pod.pod_mac)
         )),
-        Err(e) => f.add(format!("read datapath maps: {e:#}")),
+        Err(e) => findings.push(format!("read datapath maps: {e}")),
     }
+    let (uplink_name, uplink_index) = uplink;
     match bpf::pinned_link_info(&paths.link(bpf::LINK_UPLINK)) {
-        Ok(info) if info.ifindex == rec.uplink_ifindex => {}
-        Ok(info) => f.add(format!(
-            "the uplink program is attached to ifindex {}, not uplink {}",
-            info.ifindex, rec.uplink
+        Ok(info) if info.ifindex == uplink_index => {}
+        Ok(info) => findings.push(format!(
+            "the uplink program is attached to ifindex {}, not uplink {uplink_name}",
+            info.ifindex
         )),
-        Err(e) => f.add(format!("the uplink program is not attached: {e:#}")),
+        Err(e) => findings.push(format!("the uplink program is not attached: {e}")),
     }
-    match Netdev::current() {
-        Ok(nd) => match nd.xdp_features(host.index).await {
-            Ok(Some(x)) if x.ndo_xmit => {}
-            Ok(_) => f.add(format!(
-                "host veth {} does not advertise ndo-xmit: the pod end has neither GRO nor an XDP program, redirected frames are dropped (turn GRO back on in the pod: ethtool -K {} gro on)",
-                rec.host_ifname, rec.ifname
-            )),
-            Err(e) => f.add(format!("read xdp-features: {e:#}")),
-        },
-        Err(e) => f.add(format!("netdev genetlink: {e:#}")),
+    match host_takes_redirects(host.index).await {
+        Ok(true) => {}
+        Ok(false) => findings.push(format!(
+            "host veth {} does not advertise ndo-xmit: the pod end has neither GRO nor an XDP program, redirected frames are dropped (turn GRO back on in the pod: ethtool -K {pod_ifname} gro on)",
+            host.name
+        )),
+        Err(e) => findings.push(e.msg),
+    }
+    findings
+}
+
+fn egress_hook_matches(egress: EgressMode, hook: Option<Hook>, host_index: u32) -> bool {
+    match (egress, hook) {
+        (
+            EgressMode::Xdp,
+            Some(
+                Hook::Xdp { ifindex }
+                | Hook::XdpAndTc {
+                    xdp_ifindex: ifindex,
+                    ..
+                },
+            ),
+        ) => ifindex == host_index,
+        (EgressMode::Tc, Some(Hook::Tc { ifindex })) => ifindex == host_index,
+        _ => false,
+    }
+}
+
+// TEMPORARY (until the typed bpf::Error lands from the bpf refactor).
+fn bpf_err(e: anyhow::Error) -> CniError {
+    match e.downcast_ref::<bpf::PodMapError>() {
+        Some(bpf::PodMapError::Full { .. }) => CniError::new(Code::DatapathFull, format!("{e:#}")),
+        Some(bpf::PodMapError::InUse { .. }) => {
+            CniError::new(Code::InvalidConfig, format!("{e:#}"))
+        }
+        None => CniError::new(Code::Datapath, format!("{e:#}")),
     }
 }

@@ -3,14 +3,16 @@
 //! the record, the lease. Works with CNI_NETNS="" and no prevResult (what
 //! containerd's RemovePodSandbox sends), and is safe to repeat.
 
+use std::path::PathBuf;
+
 use ipnetwork::IpNetwork;
 
-use super::add::host_route;
+use super::datapath;
 use super::node::resolve_uplink;
-use crate::cni::error::{CniError, CniResult, Code};
 use crate::cni::result::CniOutput;
-use crate::cni::Request;
-use crate::netlink::{parse_mac, Mac, Netlink};
+use crate::cni::{CniResult, Context, ErrorList, Request};
+use crate::mac::{parse_mac, Mac};
+use crate::netlink::{Netlink, Route};
 use crate::record::{Record, Store};
 use crate::{ipam, naming};
 
@@ -20,7 +22,9 @@ pub struct Target {
     pub pod_mac: Mac,
     pub ips: Vec<IpNetwork>,
     pub uplink_index: Option<u32>,
-    pub record: Option<Record>,
+    /// the host veth's ifindex at ADD (from the record)
+    pub host_ifindex: Option<u32>,
+    pub bpf_root: PathBuf,
 }
 
 pub async fn run(req: &Request) -> CniResult<()> {
@@ -29,30 +33,23 @@ pub async fn run(req: &Request) -> CniResult<()> {
         Ok(r) => r,
         Err(e) => {
             // A corrupt record must not block DEL: fall back to derived names.
-            log::warn!("DEL: ignoring unreadable record: {e:#}");
+            log::warn!("DEL: ignoring unreadable record: {e}");
             None
         }
     };
-    let node = Netlink::current().map_err(|e| CniError::new(Code::Netlink, e.to_string()))?;
+    let node = Netlink::current()?;
     let target = target(req, &node, record).await;
-    let mut errors = teardown(req, &node, &target).await;
+    let mut errors = teardown(&node, &target).await;
     if req.conf.ipam.is_some() {
-        if let Err(e) = ipam::del(req) {
-            errors.push(e.to_string());
-        }
+        errors.note(ipam::del(req));
     }
-    if errors.is_empty() {
-        store
-            .remove(&req.env.container_id, &req.env.ifname)
-            .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
-        Ok(())
-    } else {
+    if !errors.is_empty() {
         // Keep the record so a retried DEL still knows what to remove.
-        Err(CniError::new(
-            Code::Netlink,
-            format!("DEL incomplete: {}", errors.join("; ")),
-        ))
+        return errors.into_result("DEL incomplete");
     }
+    store
+        .remove(&req.env.container_id, &req.env.ifname)
+        .context("DEL")
 }
 
 /// Works out what to remove from the record, the config, prevResult and the derived names.
@@ -73,44 +70,48 @@ async fn target(req: &Request, node: &Netlink, record: Option<Record>) -> Target
             .map(|o| o.ips.iter().map(|i| i.address).collect())
             .unwrap_or_default(),
     };
-    let uplink_index = match &record {
-        Some(r) => match node.link_by_name(&r.uplink).await {
-            Ok(Some(l)) => Some(l.index),
-            _ => None,
-        },
-        None => resolve_uplink(node, &req.conf).await.ok().map(|l| l.index),
-    };
+    let uplink_name = record
+        .as_ref()
+        .map(|r| r.uplink.as_str())
+        .or(req.conf.uplink.as_deref());
+    let uplink_index = resolve_uplink(node, uplink_name)
+        .await
+        .ok()
+        .map(|l| l.index);
+    let bpf_root = record
+        .as_ref()
+        .map(|r| PathBuf::from(&r.bpf_root))
+        .filter(|r| !r.as_os_str().is_empty())
+        .unwrap_or_else(|| req.conf.bpf_root.clone());
     Target {
         host_name,
         pod_mac,
         ips,
         uplink_index,
-        record,
+        host_ifindex: record.as_ref().map(|r| r.host_ifindex),
+        bpf_root,
     }
 }
 
 /// Removes the node-side traces; returns what could not be removed.
-pub async fn teardown(req: &Request, node: &Netlink, t: &Target) -> Vec<String> {
-    let mut errors = Vec::new();
-    let host = node.link_by_name(&t.host_name).await.ok().flatten();
-    if let Err(e) = super::datapath::detach_pod(req, t, host.as_ref()).await {
-        errors.push(e.to_string());
-    }
+pub async fn teardown(node: &Netlink, t: &Target) -> ErrorList {
+    let mut errors = ErrorList::default();
+    let host = errors.note(node.link_by_name(&t.host_name).await).flatten();
+    let host_ifindex = t.host_ifindex.or(host.as_ref().map(|h| h.index));
+    errors.note(datapath::detach_pod(
+        &t.bpf_root,
+        &t.host_name,
+        host_ifindex,
+    ));
     if let Some(host) = &host {
         for ip in &t.ips {
-            if let Err(e) = node.route_del(&host_route(ip.ip(), host.index)).await {
-                errors.push(format!("host route {ip}: {e}"));
-            }
+            errors.note(node.route_del(&Route::host(ip.ip(), host.index)).await);
         }
     }
     if let Some(uplink) = t.uplink_index {
-        if let Err(e) = node.fdb_del_self(uplink, t.pod_mac).await {
-            errors.push(format!("uplink fdb entry: {e}"));
-        }
+        errors.note(node.fdb_del_self(uplink, t.pod_mac).await);
     }
     // Deleting the host end deletes the pod end too, wherever it is.
-    if let Err(e) = node.link_delete_by_name(&t.host_name).await {
-        errors.push(format!("veth {}: {e}", t.host_name));
-    }
+    errors.note(node.link_delete_by_name(&t.host_name).await);
     errors
 }

@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::cni::config::AttachmentId;
-use crate::cni::error::{CniError, CniResult, Code};
-use crate::cni::{CniEnv, Request, Verb};
+use crate::cni::{CniEnv, CniResult, Context, ErrorList, Request, Verb};
 use crate::record::Store;
 use crate::{ipam, lock};
 
@@ -17,13 +16,10 @@ pub async fn run(req: &Request) -> CniResult<()> {
         return Ok(());
     };
     let valid: BTreeSet<&AttachmentId> = valid.iter().collect();
-    let _lock = lock::node_lock(&req.conf.state_dir)
-        .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    let _lock = lock::node_lock(&req.conf.state_dir)?;
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
-    let records = store
-        .list()
-        .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
-    let mut errors = Vec::new();
+    let records = store.list()?;
+    let mut errors = ErrorList::default();
     for rec in records {
         let id = AttachmentId {
             container_id: rec.container_id.clone(),
@@ -47,21 +43,11 @@ pub async fn run(req: &Request) -> CniResult<()> {
             },
             conf: req.conf.clone(),
         };
-        if let Err(e) = super::del::run(&del).await {
-            errors.push(format!("{} {}: {}", rec.container_id, rec.ifname, e.msg));
-        }
+        let who = format!("{} {}", rec.container_id, rec.ifname);
+        errors.note(super::del::run(&del).await.context(who));
     }
     if req.conf.ipam.is_some() {
-        if let Err(e) = ipam::gc(req) {
-            errors.push(e.to_string());
-        }
+        errors.note(ipam::gc(req));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(CniError::new(
-            Code::Netlink,
-            format!("GC incomplete: {}", errors.join("; ")),
-        ))
-    }
+    errors.into_result("GC incomplete")
 }

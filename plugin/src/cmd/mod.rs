@@ -1,4 +1,7 @@
-//! The CNI verbs. Each file is one verb; shared node-side helpers live here.
+//! The CNI verbs, one file each, handed to the protocol module as a table
+//! ([`VERBS`]). Verbs share only lower modules: `datapath` (the XDP side of
+//! every verb), `node` (uplink, MTU, queues) and `policy` (offloads); no verb
+//! imports another, except GC, which runs DEL's teardown.
 
 pub mod add;
 pub mod check;
@@ -9,33 +12,38 @@ pub mod node;
 pub mod policy;
 pub mod status;
 
-use crate::cni::error::{CniError, CniResult, Code};
-use crate::cni::{version, Request, Verb};
+use std::future::Future;
 
-/// Runs the verb on a current-thread runtime (netlink sockets are bound to the
+use crate::cni::{CniError, CniResult, Code, Verbs};
+
+/// The plugin's verbs, for `cni::main`.
+pub const VERBS: Verbs = Verbs {
+    add: |req| on_runtime(add::run(req)),
+    del: |req| on_runtime(del::run(req)),
+    check: |req| on_runtime(check::run(req)),
+    gc: |req| on_runtime(gc::run(req)),
+    status: |req| on_runtime(status::run(req)),
+};
+
+/// Runs a verb on a current-thread runtime (netlink sockets are bound to the
 /// thread's namespace at creation, so everything stays on this thread).
-pub fn dispatch(req: &Request) -> CniResult<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn on_runtime<T>(verb: impl Future<Output = CniResult<T>>) -> CniResult<T> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CniError::new(Code::Io, format!("cannot start runtime: {e}")))?;
-    rt.block_on(async {
-        match req.verb {
-            Verb::Add => add::run(req).await,
-            Verb::Del => del::run(req).await.map(|()| String::new()),
-            Verb::Check => check::run(req).await.map(|()| String::new()),
-            Verb::Gc => gc::run(req).await.map(|()| String::new()),
-            Verb::Status => status::run(req).await.map(|()| String::new()),
-            Verb::Version => Ok(version::version_reply(&req.conf.cni_version)),
-        }
-    })
+        .map_err(|e| CniError::new(Code::Io, format!("cannot start runtime: {e}")))?
+        .block_on(verb)
 }
 
 /// Test hook: with the `fault-injection` feature, `VETH_XDP_FAIL_AFTER=<step>`
-/// makes ADD fail right after that step, to prove the rollback leaves nothing.
+/// makes ADD fail right after that step, to prove the rollback leaves nothing;
+/// with `VETH_XDP_FAIL_MODE=panic` it panics there instead.
 pub fn fault_point(step: &str) -> CniResult<()> {
     #[cfg(feature = "fault-injection")]
     if std::env::var("VETH_XDP_FAIL_AFTER").as_deref() == Ok(step) {
+        if std::env::var("VETH_XDP_FAIL_MODE").as_deref() == Ok("panic") {
+            panic!("fault injected after step {step} (panic)");
+        }
         return Err(CniError::new(
             Code::Io,
             format!("fault injected after step {step}"),

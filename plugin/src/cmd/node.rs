@@ -1,34 +1,32 @@
 //! Node-side facts every verb needs: the uplink, the pod MTU, the queue count.
 
-use crate::cni::error::{CniError, CniResult, Code};
-use crate::cni::NetConf;
+use crate::cni::{CniError, CniResult, Code, NetConf};
 use crate::netlink::{Link, Netlink};
 
-/// Finds the uplink: the configured one, or the device of the default route.
-pub async fn resolve_uplink(nl: &Netlink, conf: &NetConf) -> CniResult<Link> {
-    match &conf.uplink {
-        Some(name) => nl
-            .link_by_name(name)
-            .await
-            .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
-            .ok_or_else(|| {
-                CniError::new(
-                    Code::InvalidConfig,
-                    format!("network config: \"uplink\" {name:?} does not exist in this network namespace"),
-                )
-            }),
+/// Finds the uplink: the configured one (`uplink`), or the device of the default route.
+pub async fn resolve_uplink(nl: &Netlink, uplink: Option<&str>) -> CniResult<Link> {
+    match uplink {
+        Some(name) => nl.link_by_name(name).await?.ok_or_else(|| {
+            CniError::new(
+                Code::InvalidConfig,
+                format!(
+                    "network config: \"uplink\" {name:?} does not exist in this network namespace"
+                ),
+            )
+        }),
         None => {
             let oif = nl
                 .default_route_oif()
-                .await
-                .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
+                .await?
                 .ok_or_else(|| {
                     CniError::new(Code::Uplink, "no default route to take the uplink from: set \"uplink\" in the network config")
                 })?;
-            nl.link_by_index(oif)
-                .await
-                .map_err(|e| CniError::new(Code::Netlink, e.to_string()))?
-                .ok_or_else(|| CniError::new(Code::Uplink, format!("default route device (ifindex {oif}) vanished")))
+            nl.link_by_index(oif).await?.ok_or_else(|| {
+                CniError::new(
+                    Code::Uplink,
+                    format!("default route device (ifindex {oif}) vanished"),
+                )
+            })
         }
     }
 }
@@ -58,9 +56,4 @@ pub fn online_cpus() -> u32 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1)
-}
-
-/// Maps a netlink error to the CNI error of a step.
-pub fn nl_err(what: &str) -> impl Fn(crate::netlink::NlError) -> CniError + '_ {
-    move |e| CniError::new(Code::Netlink, format!("{what}: {e}"))
 }

@@ -9,7 +9,7 @@
 //! dropped silently. Since 6.9 (d7db7775ea2e) attaching XDP no longer turns GRO
 //! on by itself, so it is requested explicitly.
 
-use crate::cni::config::EgressMode;
+use crate::egress::EgressMode;
 
 pub const TX_CSUM_IP: &str = "tx-checksum-ip-generic";
 pub const TX_CSUM_SCTP: &str = "tx-checksum-sctp";

@@ -10,55 +10,17 @@ use serde_json::{Map, Value};
 
 use super::error::{CniError, CniResult, Code};
 use super::version;
-use crate::netlink::{parse_mac, Mac};
+use crate::defaults;
+pub use crate::egress::EgressMode;
+use crate::mac::{parse_mac, Mac};
 
 /// veth rx/tx queues: the kernel refuses more than this (net/core/rtnetlink.c,
 /// rtnl_create_link: "Invalid number of receive queues").
 pub const MAX_QUEUES: u32 = 4096;
 /// The smallest IPv4 MTU (RFC 791).
 pub const MIN_MTU: u32 = 68;
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/veth-xdp";
-pub const DEFAULT_LOG_FILE: &str = "/var/log/veth-xdp.log";
-pub const DEFAULT_BPF_ROOT: &str = "/sys/fs/bpf/veth-xdp";
-pub const DEFAULT_MAX_PODS: u32 = 1024;
 /// The pod annotation that picks the egress mode of one pod.
 pub const EGRESS_ANNOTATION: &str = "veth-xdp/egress";
-
-/// How frames leaving a pod are steered at its host veth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EgressMode {
-    /// XDP on the host veth (the talk's model): frames a pod sends with XDP never become skbs.
-    Xdp,
-    /// a tc program redirects skbs; the pod keeps checksum offload and GSO.
-    Tc,
-}
-
-impl EgressMode {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "xdp" => Some(Self::Xdp),
-            "tc" => Some(Self::Tc),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Xdp => "xdp",
-            Self::Tc => "tc",
-        }
-    }
-}
-
-/// Whether a pass program is attached on the pod's eth0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PodProgram {
-    /// only where the kernel needs it (< 5.13, where GRO alone does not enable veth NAPI)
-    Auto,
-    Always,
-    Never,
-}
 
 /// One (containerID, ifname) pair of `cni.dev/valid-attachments`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,8 +43,14 @@ pub struct NetConf {
     pub state_dir: PathBuf,
     pub log_file: PathBuf,
     pub log_level: log::LevelFilter,
+    /// log the netlink/aya crates' own records too (off: only ours, so
+    /// `trace` is readable)
+    pub log_dependencies: bool,
     pub egress: EgressMode,
-    pub pod_program: PodProgram,
+    /// attach our pass program on the pod's eth0. "auto" (the default) is
+    /// false: the program was needed only below 5.13 (GRO enables veth NAPI since
+    /// d3256efd8e8b), and the plugin requires 6.3.
+    pub pod_program: bool,
     pub bpf_root: PathBuf,
     pub max_pods: u32,
     pub dns: Option<Value>,
@@ -224,12 +192,12 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
         }
         Some(v) => return Err(invalid("ipam", format!("must be an object, got {v}"))),
     };
-    let state_dir =
-        opt_str(&raw, "stateDir")?.map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from);
+    let state_dir = opt_str(&raw, "stateDir")?
+        .map_or_else(|| PathBuf::from(defaults::STATE_DIR), PathBuf::from);
     let log_file =
-        opt_str(&raw, "logFile")?.map_or_else(|| PathBuf::from(DEFAULT_LOG_FILE), PathBuf::from);
+        opt_str(&raw, "logFile")?.map_or_else(|| PathBuf::from(defaults::LOG_FILE), PathBuf::from);
     let bpf_root =
-        opt_str(&raw, "bpfRoot")?.map_or_else(|| PathBuf::from(DEFAULT_BPF_ROOT), PathBuf::from);
+        opt_str(&raw, "bpfRoot")?.map_or_else(|| PathBuf::from(defaults::BPF_ROOT), PathBuf::from);
     for (key, p) in [
         ("stateDir", &state_dir),
         ("logFile", &log_file),
@@ -251,16 +219,25 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
             )
         })?,
     };
+    let log_dependencies = match raw.get("logDependencies") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(invalid(
+                "logDependencies",
+                format!("must be true or false, got {v}"),
+            ))
+        }
+    };
     let egress = match opt_str(&raw, "egress")? {
         None => EgressMode::Xdp,
         Some(s) => EgressMode::parse(s)
             .ok_or_else(|| invalid("egress", format!("{s:?} must be \"xdp\" or \"tc\"")))?,
     };
     let pod_program = match raw.get("podProgram") {
-        None | Some(Value::Null) => PodProgram::Auto,
-        Some(Value::Bool(true)) => PodProgram::Always,
-        Some(Value::Bool(false)) => PodProgram::Never,
-        Some(Value::String(s)) if s == "auto" => PodProgram::Auto,
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s == "auto" => false,
         Some(v) => {
             return Err(invalid(
                 "podProgram",
@@ -268,7 +245,7 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
             ))
         }
     };
-    let max_pods = opt_u32_in(&raw, "maxPods", 1, 1 << 20)?.unwrap_or(DEFAULT_MAX_PODS);
+    let max_pods = opt_u32_in(&raw, "maxPods", 1, 1 << 20)?.unwrap_or(defaults::MAX_PODS);
     let dns = raw.get("dns").filter(|v| !v.is_null()).cloned();
 
     let mut conf = NetConf {
@@ -282,6 +259,7 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
         state_dir,
         log_file,
         log_level,
+        log_dependencies,
         egress,
         pod_program,
         bpf_root,
@@ -452,7 +430,7 @@ mod tests {
     fn defaults() {
         let c = conf("").unwrap();
         assert_eq!(c.egress, EgressMode::Xdp);
-        assert_eq!(c.max_pods, DEFAULT_MAX_PODS);
+        assert_eq!(c.max_pods, defaults::MAX_PODS);
         assert!(c.valid_attachments.is_none());
     }
 

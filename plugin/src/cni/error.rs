@@ -38,6 +38,8 @@ pub enum Code {
     KernelFeature = 107,
     /// CHECK found the attachment differs from what ADD made
     CheckMismatch = 108,
+    /// a bug: the plugin panicked (everything the ADD had made was undone)
+    Internal = 109,
 }
 
 impl Code {
@@ -101,18 +103,115 @@ impl std::error::Error for CniError {}
 
 pub type CniResult<T> = std::result::Result<T, CniError>;
 
-/// Attaches a CNI code to a lower-level error, keeping its whole cause chain in the message.
-pub trait OrCode<T> {
-    fn or_code(self, code: Code, what: &str) -> CniResult<T>;
+/// Adds what the step was doing to an error that becomes a CNI error, keeping
+/// the code its type chose: `nl.route_add(&r).await.context("host route")?`.
+pub trait Context<T> {
+    fn context(self, what: impl std::fmt::Display) -> CniResult<T>;
 }
 
-impl<T, E: std::fmt::Display> OrCode<T> for std::result::Result<T, E> {
-    fn or_code(self, code: Code, what: &str) -> CniResult<T> {
-        self.map_err(|e| CniError::new(code, format!("{what}: {e:#}")))
+impl<T, E: Into<CniError>> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: impl std::fmt::Display) -> CniResult<T> {
+        self.map_err(|e| {
+            let mut e = e.into();
+            e.msg = format!("{what}: {}", e.msg);
+            e
+        })
     }
 }
 
-/// Formats an anyhow error with its causes on one line.
-pub fn chain(e: &anyhow::Error) -> String {
-    format!("{e:#}")
+/// Failures collected by a best-effort teardown (DEL, GC): every step runs,
+/// each failure is kept, and the first one's code is reported.
+#[derive(Debug, Default)]
+pub struct ErrorList(pub Vec<CniError>);
+
+impl ErrorList {
+    /// Records the failure of a step, if it failed.
+    pub fn note<T>(&mut self, r: std::result::Result<T, impl Into<CniError>>) -> Option<T> {
+        r.map_err(|e| self.0.push(e.into())).ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Ok if nothing failed, else one error: the first failure's code, every message.
+    pub fn into_result(self, what: &str) -> CniResult<()> {
+        let Some(first) = self.0.first() else {
+            return Ok(());
+        };
+        let msgs: Vec<String> = self.0.iter().map(|e| e.msg.clone()).collect();
+        Err(CniError {
+            code: first.code,
+            msg: format!("{what}: {}", msgs.join("; ")),
+            details: first.details.clone(),
+        })
+    }
+}
+
+// The lower layers' typed errors, each mapped to its code here (and only here).
+
+impl From<crate::netlink::NlError> for CniError {
+    fn from(e: crate::netlink::NlError) -> Self {
+        Self::new(Code::Netlink, e.to_string())
+    }
+}
+
+impl From<crate::ethtool::EthtoolError> for CniError {
+    fn from(e: crate::ethtool::EthtoolError) -> Self {
+        Self::new(Code::Offload, e.to_string())
+    }
+}
+
+impl From<crate::netdev::NetdevError> for CniError {
+    fn from(e: crate::netdev::NetdevError) -> Self {
+        Self::new(Code::Datapath, e.to_string())
+    }
+}
+
+impl From<crate::kernel::KernelTooOld> for CniError {
+    fn from(e: crate::kernel::KernelTooOld) -> Self {
+        Self::new(Code::KernelFeature, e.to_string())
+    }
+}
+
+impl From<crate::record::RecordError> for CniError {
+    fn from(e: crate::record::RecordError) -> Self {
+        Self::new(Code::Io, e.to_string())
+    }
+}
+
+impl From<crate::sysctl::SysctlError> for CniError {
+    fn from(e: crate::sysctl::SysctlError) -> Self {
+        Self::new(Code::Io, e.to_string())
+    }
+}
+
+impl From<crate::lock::LockError> for CniError {
+    fn from(e: crate::lock::LockError) -> Self {
+        Self::new(Code::Io, e.to_string())
+    }
+}
+
+/// CNI_NETNS: gone is "container unknown" (3), not a netns is 4.
+impl From<crate::netns::NetnsPathError> for CniError {
+    fn from(e: crate::netns::NetnsPathError) -> Self {
+        use crate::netns::NetnsPathError;
+        let code = match e {
+            NetnsPathError::Missing(_) => Code::UnknownContainer,
+            NetnsPathError::NotNetns(_) => Code::InvalidEnv,
+            NetnsPathError::Other { .. } => Code::Io,
+        };
+        Self::new(code, format!("CNI_NETNS: {e}"))
+    }
+}
+
+/// Entering a pod's namespace failed: it vanished (3) or could not be entered.
+impl From<crate::netns::NetnsError> for CniError {
+    fn from(e: crate::netns::NetnsError) -> Self {
+        let code = match e.errno() {
+            Some(libc::ENOENT) => Code::UnknownContainer,
+            _ => Code::Io,
+        };
+        Self::new(code, e.to_string())
+    }
 }

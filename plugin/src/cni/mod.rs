@@ -1,6 +1,7 @@
 //! The CNI protocol surface: CNI_* environment and stdin in, a result or an
-//! error JSON on stdout and an exit code out. Nothing here touches the kernel;
-//! the verbs live in `crate::cmd`.
+//! error JSON on stdout and an exit code out. Nothing here touches the kernel:
+//! the caller hands in the verbs as a table ([`Verbs`], libcni's
+//! `skel.PluginMainFuncs` shape), so this module never imports them.
 
 pub mod config;
 pub mod error;
@@ -11,7 +12,31 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub use config::NetConf;
-pub use error::{CniError, CniResult, Code};
+pub use error::{CniError, CniResult, Code, Context, ErrorList};
+
+/// The verbs of a plugin; VERSION is answered here.
+pub struct Verbs {
+    /// returns the result JSON
+    pub add: fn(&Request) -> CniResult<String>,
+    pub del: fn(&Request) -> CniResult<()>,
+    pub check: fn(&Request) -> CniResult<()>,
+    pub gc: fn(&Request) -> CniResult<()>,
+    pub status: fn(&Request) -> CniResult<()>,
+}
+
+impl Verbs {
+    fn call(&self, req: &Request) -> CniResult<String> {
+        let empty = |r: CniResult<()>| r.map(|()| String::new());
+        match req.verb {
+            Verb::Add => (self.add)(req),
+            Verb::Del => empty((self.del)(req)),
+            Verb::Check => empty((self.check)(req)),
+            Verb::Gc => empty((self.gc)(req)),
+            Verb::Status => empty((self.status)(req)),
+            Verb::Version => Ok(version::version_reply(&req.conf.cni_version)),
+        }
+    }
+}
 
 /// Largest config we read from stdin; anything bigger is refused (code 6).
 const MAX_STDIN: usize = 4 << 20;
@@ -218,7 +243,7 @@ pub fn parse_request(vars: &HashMap<String, String>, stdin: &[u8]) -> CniResult<
 }
 
 /// Runs one CNI invocation: the whole protocol, testable in-process.
-pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Reply {
+pub fn run(verbs: &Verbs, vars: &HashMap<String, String>, stdin: &[u8]) -> Reply {
     // VERSION is answered without looking at anything else: podman sends `dummy` values.
     if vars.get("CNI_COMMAND").map(String::as_str) == Some("VERSION") {
         return Reply::ok(version::version_reply(&version_of(stdin)));
@@ -228,7 +253,11 @@ pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Reply {
         Ok(r) => r,
         Err(e) => return Reply::error(&e, &answer_version),
     };
-    crate::logging::init(&req.conf.log_file, req.conf.log_level);
+    crate::logging::init(
+        &req.conf.log_file,
+        req.conf.log_level,
+        req.conf.log_dependencies,
+    );
     log::info!(
         "{:?} container={} ifname={} netns={:?} network={}",
         req.verb,
@@ -237,7 +266,7 @@ pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Reply {
         req.env.netns,
         req.conf.name
     );
-    let outcome = crate::cmd::dispatch(&req);
+    let outcome = verbs.call(&req);
     match outcome {
         Ok(stdout) => {
             log::info!(
@@ -261,7 +290,7 @@ pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Reply {
 }
 
 /// Entry point when CNI_COMMAND is set: reads the process env and stdin, prints, returns the exit code.
-pub fn main() -> i32 {
+pub fn main(verbs: &Verbs) -> i32 {
     use std::io::{Read, Write};
     let vars: HashMap<String, String> = std::env::vars().collect();
     let mut stdin = Vec::new();
@@ -269,7 +298,7 @@ pub fn main() -> i32 {
         .take(MAX_STDIN as u64 + 1)
         .read_to_end(&mut stdin);
     let reply = match read {
-        Ok(_) => run(&vars, &stdin),
+        Ok(_) => run(verbs, &vars, &stdin),
         Err(e) => Reply::error(
             &CniError::new(Code::Io, format!("cannot read stdin: {e}")),
             version::LATEST,
@@ -292,9 +321,18 @@ mod tests {
             .collect()
     }
 
+    const NO_VERBS: Verbs = Verbs {
+        add: |_| unreachable!(),
+        del: |_| unreachable!(),
+        check: |_| unreachable!(),
+        gc: |_| unreachable!(),
+        status: |_| unreachable!(),
+    };
+
     #[test]
     fn version_ignores_dummy_env() {
         let r = run(
+            &NO_VERBS,
             &vars(&[
                 ("CNI_COMMAND", "VERSION"),
                 ("CNI_NETNS", "dummy"),

@@ -6,7 +6,8 @@ use rtnetlink::packet_route::neighbour::{
 };
 use rtnetlink::packet_route::AddressFamily;
 
-use super::{collect_dump, mac_to_string, tolerate, Mac, Netlink, NlResult};
+use super::{collect_dump, tolerate, Netlink, NlResult};
+use crate::mac::{mac_to_string, Mac};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FdbEntry {

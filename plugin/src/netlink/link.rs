@@ -7,7 +7,8 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 
-use super::{collect_dump, kernel_errno, nl_error, tolerate, Mac, Netlink, NlResult};
+use super::{collect_dump, kernel_errno, nl_error, tolerate, Netlink, NlResult};
+use crate::mac::Mac;
 
 /// What the kernel says about a link.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,6 +12,11 @@ bash hack/setup-deps.sh
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 # Formatting is part of the suite (rustfmt ships with the toolchain).
 cargo fmt --all -- --check || { echo "hack/test.sh: run cargo fmt --all" >&2; exit 1; }
+# Module cycles, lints and unused dependencies are part of the suite too.
+python3 hack/module-graph.py >/tmp/vx-module-graph.$$ || { cat /tmp/vx-module-graph.$$; rm -f /tmp/vx-module-graph.$$; exit 1; }
+rm -f /tmp/vx-module-graph.$$
+cargo clippy --workspace --all-targets --features veth-xdp/fault-injection -- -D warnings
+cargo rustc -p veth-xdp --lib --features fault-injection -- -D unused-crate-dependencies
 cargo build --workspace --all-targets --features veth-xdp/fault-injection
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -26,9 +26,24 @@ pub fn find_plugin(plugin_type: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
         })
 }
 
-/// The configured IPAM plugin's binary (errors: no `ipam`, or not on CNI_PATH).
+/// The configured IPAM plugin's binary (errors: no `ipam`, not on CNI_PATH,
+/// or this plugin itself).
 pub fn plugin_path(req: &Request) -> CniResult<PathBuf> {
-    find_plugin(ipam_type(req)?, &req.env.path)
+    let ty = ipam_type(req)?;
+    let path = find_plugin(ty, &req.env.path)?;
+    if ty == req.conf.plugin_type || is_this_binary(&path) {
+        return Err(CniError::new(
+            Code::InvalidConfig,
+            format!("network config: \"ipam.type\" {ty:?} is this plugin itself: delegating to it would run it again and again; use host-local or another IPAM plugin"),
+        ));
+    }
+    Ok(path)
+}
+
+fn is_this_binary(path: &Path) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let me = std::env::current_exe().ok();
+    canonical(path).is_some() && canonical(path) == me.as_deref().and_then(canonical)
 }
 
 fn ipam_type(req: &Request) -> CniResult<&str> {
@@ -51,6 +66,7 @@ fn exec(
     let plugin = plugin_path(req)?;
     let mut cmd = Command::new(&plugin);
     cmd.env("CNI_COMMAND", verb)
+        .env(crate::cni::DELEGATION_MARK, "1")
         .env(
             "CNI_PATH",
             std::env::join_paths(&req.env.path).unwrap_or_default(),

@@ -1,10 +1,41 @@
 //! Node-side facts every verb needs: the uplink, the pod MTU, the queue count.
 
 use crate::cni::{CniError, CniResult, Code, NetConf};
+use crate::naming;
 use crate::netlink::{Link, Netlink};
 
-/// Finds the uplink: the configured one (`uplink`), or the device of the default route.
+/// Finds the uplink: the configured one (`uplink`), or the device of the
+/// default route, and refuses a device that cannot be one.
 pub async fn resolve_uplink(nl: &Netlink, uplink: Option<&str>) -> CniResult<Link> {
+    let link = find_uplink(nl, uplink).await?;
+    match unfit_uplink(&link) {
+        None => Ok(link),
+        Some(why) => Err(CniError::new(
+            Code::InvalidConfig,
+            format!(
+                "network config: \"uplink\" {:?} {why}: name the node's physical NIC",
+                link.name
+            ),
+        )),
+    }
+}
+
+/// Why a device cannot carry pods' frames to the wire, if it cannot.
+fn unfit_uplink(link: &Link) -> Option<&'static str> {
+    if link.loopback {
+        Some("is the loopback device")
+    } else if link.name.starts_with(naming::HOST_VETH_PREFIX)
+        && link.kind.as_deref() == Some("veth")
+    {
+        Some("is a pod's host veth")
+    } else if link.mac.is_none() {
+        Some("has no Ethernet address (not an L2 device)")
+    } else {
+        None
+    }
+}
+
+async fn find_uplink(nl: &Netlink, uplink: Option<&str>) -> CniResult<Link> {
     match uplink {
         Some(name) => nl.link_by_name(name).await?.ok_or_else(|| {
             CniError::new(

@@ -38,6 +38,11 @@ impl Verbs {
     }
 }
 
+/// Set in the environment of the IPAM plugin we run: a veth-xdp that finds it
+/// was started as some plugin's IPAM, directly or through a wrapper, refuses
+/// (one bad `ipam.type` would otherwise fork processes without end).
+pub const DELEGATION_MARK: &str = "VETH_XDP_DELEGATED";
+
 /// Largest config we read from stdin; anything bigger is refused (code 6).
 const MAX_STDIN: usize = 4 << 20;
 
@@ -223,6 +228,12 @@ pub fn parse_request(vars: &HashMap<String, String>, stdin: &[u8]) -> CniResult<
         return Err(CniError::new(
             Code::Decode,
             format!("network config is larger than {MAX_STDIN} bytes"),
+        ));
+    }
+    if vars.contains_key(DELEGATION_MARK) {
+        return Err(CniError::new(
+            Code::InvalidConfig,
+            "veth-xdp was started as the IPAM plugin of a veth-xdp network (a delegation loop): fix \"ipam.type\"",
         ));
     }
     let env = parse_env(verb, vars)?;

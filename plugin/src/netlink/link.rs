@@ -19,6 +19,8 @@ pub struct Link {
     pub mtu: u32,
     /// IFF_UP
     pub admin_up: bool,
+    /// IFF_LOOPBACK
+    pub loopback: bool,
     /// IFLA_OPERSTATE is UP (or UNKNOWN with IFF_LOWER_UP)
     pub oper_up: bool,
     pub num_rx_queues: u32,
@@ -149,6 +151,7 @@ pub fn parse_link(message: &LinkMessage) -> Link {
     let mut link = Link {
         index: message.header.index,
         admin_up: flags.contains(LinkFlags::Up),
+        loopback: flags.contains(LinkFlags::Loopback),
         ..Default::default()
     };
     let mut oper_state = None;

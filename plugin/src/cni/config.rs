@@ -21,6 +21,11 @@ pub const MAX_QUEUES: u32 = 4096;
 pub const MIN_MTU: u32 = 68;
 /// The pod annotation that picks the egress mode of one pod.
 pub const EGRESS_ANNOTATION: &str = "veth-xdp/egress";
+/// Pod annotations ("true"/"false") that open what a pod may send to the wire.
+pub const ROUTER_FRAMES_ANNOTATION: &str = "veth-xdp/allow-router-frames";
+pub const ALL_ETHERTYPES_ANNOTATION: &str = "veth-xdp/allow-all-ethertypes";
+/// Service prefixes per address family the datapath holds (VX_MAX_SERVICE_CIDRS).
+pub const MAX_SERVICE_CIDRS: usize = 4;
 
 /// One (containerID, ifname) pair of `cni.dev/valid-attachments`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,6 +64,15 @@ pub struct NetConf {
     pub requested_ips: Vec<IpNetwork>,
     /// the pod annotation `veth-xdp/egress`, if the runtime passed annotations
     pub egress_annotation: Option<EgressMode>,
+    /// the cluster's service ranges: pods' frames to them go to the node's
+    /// stack (kube-proxy); empty = no Kubernetes services on this network
+    pub service_cidrs: Vec<IpNetwork>,
+    /// pods may send router frames (RA, redirects, DHCP server replies) /
+    /// any ethertype; each overridden per pod by its annotation
+    pub allow_router_frames: bool,
+    pub allow_all_ethertypes: bool,
+    pub router_frames_annotation: Option<bool>,
+    pub all_ethertypes_annotation: Option<bool>,
     pub prev_result: Option<Value>,
     /// GC: None when the key is absent (then nothing is removed)
     pub valid_attachments: Option<Vec<AttachmentId>>,
@@ -70,6 +84,18 @@ impl NetConf {
     /// The egress mode of this pod: its annotation wins over the network's setting.
     pub fn pod_egress(&self) -> EgressMode {
         self.egress_annotation.unwrap_or(self.egress)
+    }
+
+    /// Whether this pod may send router frames: its annotation, else the network's setting.
+    pub fn pod_allows_router_frames(&self) -> bool {
+        self.router_frames_annotation
+            .unwrap_or(self.allow_router_frames)
+    }
+
+    /// Whether this pod may send any ethertype: its annotation, else the network's setting.
+    pub fn pod_allows_all_ethertypes(&self) -> bool {
+        self.all_ethertypes_annotation
+            .unwrap_or(self.allow_all_ethertypes)
     }
 
     pub fn ipam_type(&self) -> Option<&str> {
@@ -90,6 +116,53 @@ fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str) -> CniResult<Option<&'a s
         Some(Value::String(s)) => Ok(Some(s.as_str())),
         Some(other) => Err(invalid(key, format!("must be a string, got {other}"))),
     }
+}
+
+fn opt_bool(obj: &Map<String, Value>, key: &str) -> CniResult<Option<bool>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(invalid(key, format!("must be true or false, got {v}"))),
+    }
+}
+
+/// `serviceCIDRs`: IPv4 and IPv6 prefixes, at most MAX_SERVICE_CIDRS of each.
+fn parse_service_cidrs(obj: &Map<String, Value>) -> CniResult<Vec<IpNetwork>> {
+    const KEY: &str = "serviceCIDRs";
+    let list = match obj.get(KEY) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(v) => return Err(invalid(KEY, format!("must be a list of CIDRs, got {v}"))),
+    };
+    let mut cidrs = Vec::new();
+    for v in list {
+        let s = v
+            .as_str()
+            .ok_or_else(|| invalid(KEY, format!("must hold CIDR strings, got {v}")))?;
+        let net: IpNetwork = s
+            .parse()
+            .map_err(|e| invalid(KEY, format!("{s:?} is not a CIDR: {e}")))?;
+        if net.network() != net.ip() {
+            return Err(invalid(
+                KEY,
+                format!(
+                    "{s:?} has host bits set (did you mean {}/{}?)",
+                    net.network(),
+                    net.prefix()
+                ),
+            ));
+        }
+        cidrs.push(net);
+    }
+    for (family, v4) in [("IPv4", true), ("IPv6", false)] {
+        if cidrs.iter().filter(|n| n.is_ipv4() == v4).count() > MAX_SERVICE_CIDRS {
+            return Err(invalid(
+                KEY,
+                format!("holds more than {MAX_SERVICE_CIDRS} {family} prefixes"),
+            ));
+        }
+    }
+    Ok(cidrs)
 }
 
 fn opt_u32_in(obj: &Map<String, Value>, key: &str, min: u32, max: u32) -> CniResult<Option<u32>> {
@@ -219,16 +292,10 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
             )
         })?,
     };
-    let log_dependencies = match raw.get("logDependencies") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => {
-            return Err(invalid(
-                "logDependencies",
-                format!("must be true or false, got {v}"),
-            ))
-        }
-    };
+    let log_dependencies = opt_bool(&raw, "logDependencies")?.unwrap_or(false);
+    let allow_router_frames = opt_bool(&raw, "allowRouterFrames")?.unwrap_or(false);
+    let allow_all_ethertypes = opt_bool(&raw, "allowAllEthertypes")?.unwrap_or(false);
+    let service_cidrs = parse_service_cidrs(&raw)?;
     let egress = match opt_str(&raw, "egress")? {
         None => EgressMode::Xdp,
         Some(s) => EgressMode::parse(s)
@@ -268,6 +335,11 @@ pub fn parse(stdin: &[u8], cni_args: &str) -> CniResult<NetConf> {
         requested_mac: None,
         requested_ips: Vec::new(),
         egress_annotation: None,
+        service_cidrs,
+        allow_router_frames,
+        allow_all_ethertypes,
+        router_frames_annotation: None,
+        all_ethertypes_annotation: None,
         prev_result: raw.get("prevResult").filter(|v| !v.is_null()).cloned(),
         valid_attachments: parse_valid_attachments(&raw)?,
         raw: raw.clone(),
@@ -343,6 +415,19 @@ fn ips_from(key: &str, items: &[&str]) -> CniResult<Vec<IpNetwork>> {
 }
 
 /// Applies `MAC=`/`IP=` from CNI_ARGS, then `args.cni`, then runtimeConfig (highest).
+/// A "true"/"false" pod annotation (annotation values are strings).
+fn bool_annotation(ann: &Map<String, Value>, name: &str) -> CniResult<Option<bool>> {
+    match ann.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+        Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+        Some(v) => Err(invalid(
+            &format!("runtimeConfig pod annotation {name}"),
+            format!("must be \"true\" or \"false\", got {v}"),
+        )),
+    }
+}
+
 fn apply_requests(conf: &mut NetConf, cni_args: &str) -> CniResult<()> {
     let args = parse_cni_args(cni_args)?;
     if let Some(m) = args.get("MAC") {
@@ -396,6 +481,8 @@ fn apply_requests(conf: &mut NetConf, cni_args: &str) -> CniResult<()> {
         }
     }
     if let Some(Value::Object(ann)) = rc.get("io.kubernetes.cri.pod-annotations") {
+        conf.router_frames_annotation = bool_annotation(ann, ROUTER_FRAMES_ANNOTATION)?;
+        conf.all_ethertypes_annotation = bool_annotation(ann, ALL_ETHERTYPES_ANNOTATION)?;
         match ann.get(EGRESS_ANNOTATION) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => {

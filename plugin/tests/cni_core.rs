@@ -1,50 +1,33 @@
 //! Namespace-level tests of the CNI core (issue: ADD/DEL/CHECK/VERSION/GC/STATUS).
 //! Run as root: `cargo test --test cni_core`.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
-
-fn host_veth(res: &Value) -> String {
-    res["interfaces"][0]["name"].as_str().unwrap().to_string()
-}
-
-fn pod_ip(res: &Value) -> String {
-    res["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn with_prev(conf: &Value, prev: &Value) -> Value {
-    let mut c = conf.clone();
-    c["prevResult"] = prev.clone();
-    c
-}
+use support::cmd::must;
+use support::cni::*;
+use support::ns::Netns;
+use veth_xdp::cni::config::{MAX_QUEUES, MIN_MTU};
 
 /// The attachment is what the talk's "Usage" slide prescribes.
-fn assert_attachment(node: &Node, pod: &str, res: &Value, queues: u32) {
+fn assert_attachment(node: &Node, pod: &Netns, res: &Value, queues: u32) {
     let host = host_veth(res);
     let ip = pod_ip(res);
     let mac = res["interfaces"][1]["mac"].as_str().unwrap();
-    for (ns, dev) in [(node.node_ns.as_str(), host.as_str()), (pod, "eth0")] {
+    for (ns, dev) in [(&node.ns, host.as_str()), (pod, "eth0")] {
         let d = must(&format!("ip -n {ns} -d link show {dev}"));
         assert!(
             d.contains(&format!("numtxqueues {queues} numrxqueues {queues}")),
             "{dev} queues: {d}"
         );
-        let (_, l) = Node::in_ns(ns, &format!("ethtool -l {dev}"));
+        let (_, l) = ns.sh(&format!("ethtool -l {dev}"));
         let current = l.split("Current hardware settings:").nth(1).unwrap();
         assert!(
             current.contains(&format!("RX:\t\t{queues}"))
                 && current.contains(&format!("TX:\t\t{queues}")),
             "{dev} channels: {l}"
         );
-        let (_, k) = Node::in_ns(ns, &format!("ethtool -k {dev}"));
+        let (_, k) = ns.sh(&format!("ethtool -k {dev}"));
         assert!(
             k.contains("tx-checksumming: off"),
             "{dev} tx-checksumming: {k}"
@@ -54,7 +37,7 @@ fn assert_attachment(node: &Node, pod: &str, res: &Value, queues: u32) {
             "{dev} tx-vlan-offload: {k}"
         );
     }
-    let (_, k) = Node::in_ns(pod, "ethtool -k eth0");
+    let (_, k) = pod.sh("ethtool -k eth0");
     assert!(
         k.contains("generic-receive-offload: on"),
         "GRO on the pod end"
@@ -64,7 +47,7 @@ fn assert_attachment(node: &Node, pod: &str, res: &Value, queues: u32) {
         k.contains("rx-vlan-offload: off"),
         "rx-vlan off on the uplink: {k}"
     );
-    let fdb = must(&format!("bridge -n {} fdb show dev {UPLINK}", node.node_ns));
+    let fdb = must(&format!("bridge -n {} fdb show dev {UPLINK}", node.ns));
     assert!(
         fdb.contains(&format!("{mac} self permanent")),
         "pod MAC in the unicast filter: {fdb}"
@@ -80,7 +63,7 @@ fn assert_attachment(node: &Node, pod: &str, res: &Value, queues: u32) {
         routes.contains(&format!("default via {GATEWAY} dev eth0")),
         "pod default route: {routes}"
     );
-    let host_routes = must(&format!("ip -n {} route", node.node_ns));
+    let host_routes = must(&format!("ip -n {} route", node.ns));
     assert!(
         host_routes.contains(&format!("{ip} dev {host} scope link")),
         "host route: {host_routes}"
@@ -186,12 +169,7 @@ fn mtu_defaults_to_uplink_and_is_bounded_by_it() {
     let p0 = node.pod(0);
     let res = node.add("c-jumbo", &p0, &node.conf("1.0.0", json!({})));
     assert!(must(&format!("ip -n {p0} link show eth0")).contains("mtu 9000"));
-    assert!(must(&format!(
-        "ip -n {} link show {}",
-        node.node_ns,
-        host_veth(&res)
-    ))
-    .contains("mtu 9000"));
+    assert!(must(&format!("ip -n {} link show {}", node.ns, host_veth(&res))).contains("mtu 9000"));
     let p1 = node.pod(1);
     node.add("c-small", &p1, &node.conf("1.0.0", json!({"mtu": 1400})));
     assert!(must(&format!("ip -n {p1} link show eth0")).contains("mtu 1400"));
@@ -222,6 +200,7 @@ fn version_is_answered_without_the_environment() {
     );
     let v = out.ok();
     assert_eq!(v["cniVersion"], "1.0.0");
+    // Spelled out, not veth_xdp::cni::version::SUPPORTED: what we promise runtimes.
     assert_eq!(
         v["supportedVersions"],
         json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
@@ -233,7 +212,7 @@ fn version_is_answered_without_the_environment() {
 fn bad_input_creates_nothing() {
     let node = Node::new("bad");
     let pod = node.pod(0);
-    let ns = Node::ns_path(&pod);
+    let ns = pod.path().display().to_string();
     let good = node.conf("1.0.0", json!({}));
     let good_s = good.to_string();
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -243,7 +222,7 @@ fn bad_input_creates_nothing() {
             ("CNI_CONTAINERID", "c-bad".into()),
             ("CNI_NETNS", ns.clone()),
             ("CNI_IFNAME", "eth0".into()),
-            ("CNI_PATH", "/usr/lib/cni".into()),
+            ("CNI_PATH", CNI_PATH.into()),
         ];
         for (k, v) in extra {
             e.retain(|(ek, _)| ek != k);
@@ -351,7 +330,7 @@ fn bad_input_creates_nothing() {
         (
             "queues above kernel limit",
             env_ok(&[]),
-            conf_with(json!({"queues": 4097})),
+            conf_with(json!({"queues": MAX_QUEUES + 1})),
             7,
         ),
         (
@@ -363,7 +342,7 @@ fn bad_input_creates_nothing() {
         (
             "mtu below 68",
             env_ok(&[]),
-            conf_with(json!({"mtu": 67})),
+            conf_with(json!({"mtu": MIN_MTU - 1})),
             7,
         ),
         (
@@ -465,7 +444,7 @@ fn check_names_each_mismatch() {
     let res = node.add("c-chk", &pod, &conf);
     let prev = with_prev(&conf, &res);
     node.cni("CHECK", "c-chk", Some(&pod), "eth0", &prev).ok();
-    let (ok, _) = Node::in_ns(&pod, "ethtool -K eth0 gro off");
+    let (ok, _) = pod.sh("ethtool -K eth0 gro off");
     assert!(ok);
     let msg = node
         .cni("CHECK", "c-chk", Some(&pod), "eth0", &prev)
@@ -477,7 +456,7 @@ fn check_names_each_mismatch() {
     must(&format!("ip -n {pod} addr flush dev eth0"));
     must(&format!(
         "bridge -n {} fdb del {} dev {UPLINK} self",
-        node.node_ns,
+        node.ns,
         res["interfaces"][1]["mac"].as_str().unwrap()
     ));
     let msg = node
@@ -496,13 +475,13 @@ fn check_names_each_mismatch() {
 fn gc_removes_attachments_not_listed_and_nothing_without_a_list() {
     let node = Node::new("gc");
     let conf = node.conf("1.1.0", json!({}));
-    let pods: Vec<String> = (0..3).map(|i| node.pod(i)).collect();
+    let pods: Vec<Netns> = (0..3).map(|i| node.pod(i)).collect();
     for (i, p) in pods.iter().enumerate() {
         node.add(&format!("c-gc{i}"), p, &conf);
     }
     let gc = |c: &Value| {
         node.invoke_raw(
-            &[("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")],
+            &[("CNI_COMMAND", "GC"), ("CNI_PATH", CNI_PATH)],
             c.to_string().as_bytes(),
         )
     };
@@ -549,7 +528,7 @@ fn status_reports_what_stops_the_node_taking_pods() {
     let conf = node.conf("1.1.0", json!({}));
     let status = |c: &Value| {
         node.invoke_raw(
-            &[("CNI_COMMAND", "STATUS"), ("CNI_PATH", "/usr/lib/cni")],
+            &[("CNI_COMMAND", "STATUS"), ("CNI_PATH", CNI_PATH)],
             c.to_string().as_bytes(),
         )
     };
@@ -560,7 +539,7 @@ fn status_reports_what_stops_the_node_taking_pods() {
     let mut no_uplink = conf.clone();
     no_uplink["uplink"] = json!("nosuch0");
     assert!(status(&no_uplink).err(50).contains("nosuch0"));
-    must(&format!("ip -n {} link set {UPLINK} down", node.node_ns));
+    must(&format!("ip -n {} link set {UPLINK} down", node.ns));
     assert!(status(&conf).err(50).contains("down"));
     status(&node.conf("1.0.0", json!({}))).err(1);
 }
@@ -589,7 +568,7 @@ fn ipam_failure_leaves_nothing() {
 fn twenty_parallel_adds_then_twenty_parallel_dels() {
     let node = Node::new("par");
     let conf = node.conf("1.0.0", json!({}));
-    let pods: Vec<String> = (0..20).map(|i| node.pod(i)).collect();
+    let pods: Vec<Netns> = (0..20).map(|i| node.pod(i)).collect();
     let results: Vec<Value> = std::thread::scope(|s| {
         let handles: Vec<_> = pods
             .iter()

@@ -11,6 +11,7 @@ use support::cmd::run;
 use support::frames::*;
 use support::lab::*;
 use support::ns::Netns;
+use support::traces;
 use veth_xdp::bpf::types::CounterIdx::{self, *};
 use veth_xdp::bpf::{self, Hook, NodeSpec, PodDatapath, PodMapError, UplinkMode};
 
@@ -675,6 +676,10 @@ fn remove_pod_removes_everything_and_is_idempotent() {
         lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod2.v4())),
         XDP_REDIRECT
     );
+    // Both removed: the shared traces check finds no pod state left.
+    bpf::remove_pod(lab.paths(), lab.pod2.ifindex()).unwrap();
+    let left = traces::datapath(lab.paths().root(), lab.uplink);
+    assert!(left.is_empty(), "pod state left: {left:?}");
 }
 
 #[test]

@@ -3,10 +3,13 @@
 
 mod support;
 
+use std::path::Path;
+
 use serde_json::{json, Value};
 use support::cmd::must;
 use support::cni::*;
 use support::ns::Netns;
+use veth_xdp::bpf::{self, BpfPaths};
 use veth_xdp::cni::config::{MAX_QUEUES, MIN_MTU};
 
 /// The attachment is what the talk's "Usage" slide prescribes.
@@ -647,4 +650,108 @@ fn rollback_after_every_add_step() {
             .ok();
     }
     node.assert_clean();
+}
+
+/// bpftool arguments for raw bytes: `hex ee ff ...`.
+fn hex_args(bytes: &[u8]) -> Vec<String> {
+    std::iter::once("hex".to_string())
+        .chain(bytes.iter().map(|b| format!("{b:02x}")))
+        .collect()
+}
+
+/// `bpftool map update|delete pinned <pin> key ... [value ...]`, run in the
+/// node namespace (the devmap resolves its ifindex there).
+fn bpftool_map(node: &Node, op: &str, pin: &Path, key: &[u8], value: Option<&[u8]>) {
+    let mut args: Vec<String> = ["bpftool", "map", op, "pinned", pin.to_str().unwrap(), "key"]
+        .map(String::from)
+        .into();
+    args.extend(hex_args(key));
+    if let Some(value) = value {
+        args.push("value".into());
+        args.extend(hex_args(value));
+    }
+    node.ns
+        .exec(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// The traces check sees the datapath: a stray entry in each pod map, a
+/// redirect target other than the uplink, a pod counter slot not zeroed and a
+/// host veth's link pin left behind are each reported, and nothing else.
+#[test]
+fn traces_report_stray_datapath_state() {
+    let node = Node::new("tr");
+    let pod = node.pod(0);
+    let conf = node.conf("1.0.0", json!({}));
+    node.add("c-tr", &pod, &conf);
+    let paths = BpfPaths::new(&node.bpf_root);
+    // A second pin of the pod's XDP link outlives DEL (defunct once the veth goes).
+    let own = std::fs::read_dir(paths.links_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.ends_with(bpf::LINK_UPLINK))
+        .expect("the pod's link pin");
+    let stray_pin = paths.link("stray_xdp");
+    support::cmd::run(
+        "bpftool",
+        &[
+            "link",
+            "pin",
+            "pinned",
+            own.to_str().unwrap(),
+            stray_pin.to_str().unwrap(),
+        ],
+    );
+    node.cni("DEL", "c-tr", Some(&pod), "eth0", &conf).ok();
+    assert_eq!(
+        node.traces(),
+        [format!(
+            "pin {}: link of {}",
+            stray_pin.display(),
+            bpf::PROG_HOST_XDP
+        )]
+    );
+    std::fs::remove_file(&stray_pin).unwrap();
+    node.assert_clean();
+
+    let lo = node.ns.ifindex("lo").to_ne_bytes();
+    let size = |pin: &Path, field: &str| -> usize {
+        let info = support::cmd::run(
+            "bpftool",
+            &["-j", "map", "show", "pinned", pin.to_str().unwrap()],
+        );
+        let info: Value = serde_json::from_str(&info).unwrap();
+        info[field].as_u64().unwrap() as usize
+    };
+    for (map, trace) in [
+        ("vx_pod_mac", "map vx_pod_mac: "),
+        ("vx_pod_v4", "map vx_pod_v4: "),
+        ("vx_pod_v6", "map vx_pod_v6: "),
+        ("vx_pod_if", "map vx_pod_if: "),
+        ("vx_redirect", "map vx_redirect: "),
+        ("vx_counters", "slot 5: vx_counters not zeroed"),
+    ] {
+        let pin = paths.map(map);
+        let (key_len, value_len) = (size(&pin, "bytes_key"), size(&pin, "bytes_value"));
+        let (key, value) = match map {
+            // A redirect target must be a device of the node: its loopback.
+            "vx_redirect" => (lo.to_vec(), [lo.to_vec(), vec![0; value_len - 4]].concat()),
+            // Slot 5, one non-zero counter.
+            "vx_counters" => (
+                5u32.to_ne_bytes().to_vec(),
+                [vec![1], vec![0; value_len - 1]].concat(),
+            ),
+            _ => (vec![0xee; key_len], vec![0; value_len]),
+        };
+        bpftool_map(&node, "update", &pin, &key, Some(&value));
+        let t = node.traces();
+        assert!(
+            t.len() == 1 && t[0].starts_with(trace),
+            "{map}: expected one trace {trace:?}, got {t:?}"
+        );
+        match map {
+            "vx_counters" => bpftool_map(&node, "update", &pin, &key, Some(&vec![0; value_len])),
+            _ => bpftool_map(&node, "delete", &pin, &key, None),
+        }
+        node.assert_clean();
+    }
 }

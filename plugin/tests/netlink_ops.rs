@@ -2,6 +2,7 @@
 //! socket opened in a throwaway namespace and is checked with iproute2/ethtool.
 //! Needs root. Run with `cargo test --test netlink_ops -- --test-threads=2`.
 
+use std::fs::File;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -21,6 +22,26 @@ use support::runtime;
 /// A namespace for one test.
 fn test_ns(abbr: &str) -> Netns {
     Netns::new(&format!("nl{abbr}"))
+}
+
+/// A host and a pod namespace for one test, and the host veth name.
+fn host_and_pod(abbr: &str) -> (Netns, Netns, String) {
+    let host_ns = test_ns(&format!("{abbr}h"));
+    let pod_ns = test_ns(&format!("{abbr}p"));
+    (host_ns, pod_ns, ifname(&format!("vxnl{abbr}")))
+}
+
+/// The veth of the pod tests: host end `host_name`, pod end eth0 with
+/// POD_MAC born in the namespace of `pod_netns`.
+fn pod_veth<'a>(host_name: &'a str, pod_netns: &'a File, queues: u32, mtu: u32) -> VethSpec<'a> {
+    VethSpec {
+        host_name,
+        pod_name: "eth0",
+        pod_mac: POD_MAC,
+        queues,
+        mtu,
+        pod_netns: pod_netns.as_fd(),
+    }
 }
 
 /// A netlink socket inside the test namespace.
@@ -77,21 +98,12 @@ const POD_MAC: Mac = [0x02, 0x42, 0xac, 0x11, 0x00, 0x07];
 
 #[test]
 fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
-    let host_ns = test_ns("vh");
-    let pod_ns = test_ns("vp");
-    let host_name = ifname("vxnlh");
+    let (host_ns, pod_ns, host_name) = host_and_pod("v");
     runtime().block_on(async {
         let host = netlink_in(&host_ns);
         let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
-        let spec = VethSpec {
-            host_name: &host_name,
-            pod_name: "eth0",
-            pod_mac: POD_MAC,
-            queues: 2,
-            mtu: 1400,
-            pod_netns: pod_fd.as_fd(),
-        };
+        let spec = pod_veth(&host_name, &pod_fd, 2, 1400);
         host.veth_create(&spec).await.expect("create veth");
 
         // Kernel view through our parser.
@@ -200,22 +212,13 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
 fn veth_queue_counts_apply_to_both_ends() {
     // 1 and 3 differ from this machine's nproc (2), the kernel's default
     // allocation, so a count missing from either message shows up here.
-    let host_ns = test_ns("qh");
-    let pod_ns = test_ns("qp");
-    let host_name = ifname("vxnlq");
+    let (host_ns, pod_ns, host_name) = host_and_pod("q");
     runtime().block_on(async {
         let host = netlink_in(&host_ns);
         let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
         for queues in [1, 3] {
-            let spec = VethSpec {
-                host_name: &host_name,
-                pod_name: "eth0",
-                pod_mac: POD_MAC,
-                queues,
-                mtu: 1500,
-                pod_netns: pod_fd.as_fd(),
-            };
+            let spec = pod_veth(&host_name, &pod_fd, queues, 1500);
             host.veth_create(&spec).await.unwrap();
             let host_link = host.link_by_name(&host_name).await.unwrap().unwrap();
             let pod_link = pod.link_by_name("eth0").await.unwrap().unwrap();
@@ -269,21 +272,12 @@ fn in_netns_fails_with_the_path_for_a_missing_namespace() {
 
 #[test]
 fn addresses_host_routes_and_default_routes() {
-    let host_ns = test_ns("ah");
-    let pod_ns = test_ns("ap");
-    let host_name = ifname("vxnla");
+    let (host_ns, pod_ns, host_name) = host_and_pod("a");
     runtime().block_on(async {
         let host = netlink_in(&host_ns);
         let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
-        let spec = VethSpec {
-            host_name: &host_name,
-            pod_name: "eth0",
-            pod_mac: POD_MAC,
-            queues: 1,
-            mtu: 1500,
-            pod_netns: pod_fd.as_fd(),
-        };
+        let spec = pod_veth(&host_name, &pod_fd, 1, 1500);
         host.veth_create(&spec).await.unwrap();
         let host_if = host.link_by_name(&host_name).await.unwrap().unwrap().index;
         let pod_if = pod.link_by_name("eth0").await.unwrap().unwrap().index;
@@ -375,6 +369,14 @@ fn addresses_host_routes_and_default_routes() {
     });
 }
 
+/// The device's promiscuity count as netlink and `ip -d link` report it.
+async fn assert_promiscuity(nl: &Netlink, ns: &Netns, index: u32, dev: &str, want: u32) {
+    let link = nl.link_by_index(index).await.unwrap().unwrap();
+    assert_eq!(link.promiscuity, want);
+    let shown = ns.ip(&format!("-d link show {dev}"));
+    assert!(shown.contains(&format!("promiscuity {want}")), "{shown}");
+}
+
 #[test]
 fn fdb_self_permanent_add_list_del_flips_promiscuity() {
     let ns = test_ns("fd");
@@ -405,17 +407,7 @@ fn fdb_self_permanent_add_list_del_flips_promiscuity() {
             "{entries:?}"
         );
         // veth has no IFF_UNICAST_FLT: a secondary unicast address makes it promiscuous.
-        assert_eq!(
-            nl.link_by_index(up.index)
-                .await
-                .unwrap()
-                .unwrap()
-                .promiscuity,
-            1
-        );
-        assert!(ns
-            .ip(&format!("-d link show {uplink}"))
-            .contains("promiscuity 1"));
+        assert_promiscuity(&nl, &ns, up.index, &uplink, 1).await;
 
         assert!(nl.fdb_del_self(up.index, mac).await.unwrap());
         assert!(
@@ -430,17 +422,7 @@ fn fdb_self_permanent_add_list_del_flips_promiscuity() {
             .unwrap()
             .iter()
             .any(|e| e.mac == mac));
-        assert_eq!(
-            nl.link_by_index(up.index)
-                .await
-                .unwrap()
-                .unwrap()
-                .promiscuity,
-            0
-        );
-        assert!(ns
-            .ip(&format!("-d link show {uplink}"))
-            .contains("promiscuity 0"));
+        assert_promiscuity(&nl, &ns, up.index, &uplink, 0).await;
 
         let err = nl
             .fdb_add_self(999_999, mac)

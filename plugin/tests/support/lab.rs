@@ -246,20 +246,9 @@ pub fn load_programs(paths: &BpfPaths) -> Ebpf {
 }
 
 /// BPF_PROG_TEST_RUN of an XDP program with `xdp_md.ingress_ifindex` set
-/// (the device must exist in the calling thread's netns).
+/// (the device must exist in the calling thread's netns); its verdict.
 pub fn test_run_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> u32 {
-    // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
-    // egress_ifindex }: data_end must equal the frame length.
-    let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
-    let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let opts = TestRunOptions {
-        data_in: Some(frame),
-        ctx_in: Some(&ctx),
-        ..TestRunOptions::default()
-    };
-    prog.test_run(opts)
-        .expect("BPF_PROG_TEST_RUN (xdp)")
-        .return_value
+    cost_xdp(prog, frame, ingress_ifindex, 1, 1).0
 }
 
 /// Nanoseconds per run of an XDP program on `frame` (BPF_PROG_TEST_RUN
@@ -272,6 +261,8 @@ pub fn cost_xdp(
     repeat: u32,
     rounds: u32,
 ) -> (u32, u64) {
+    // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+    // egress_ifindex }: data_end must equal the frame length.
     let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
     let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
     let mut best = u64::MAX;
@@ -283,9 +274,7 @@ pub fn cost_xdp(
             repeat,
             ..TestRunOptions::default()
         };
-        let r = prog
-            .test_run(opts)
-            .expect("BPF_PROG_TEST_RUN (xdp, repeat)");
+        let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN (xdp)");
         verdict = r.return_value;
         best = best.min(r.duration.as_nanos() as u64);
     }

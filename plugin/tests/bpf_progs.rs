@@ -3,12 +3,15 @@
 //! node setup with real attachments. Root only. Run with
 //! `cargo test --test bpf_progs -- --test-threads=2`.
 
-mod bpf_common;
+mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use bpf_common::frames::*;
-use bpf_common::*;
+use support::cmd::run;
+use support::frames::*;
+use support::lab::*;
+use support::ns::Netns;
+use support::traces;
 use veth_xdp::bpf::types::CounterIdx::{self, *};
 use veth_xdp::bpf::{self, Hook, NodeSpec, PodDatapath, PodMapError, UplinkMode};
 
@@ -318,7 +321,7 @@ fn tc_verdict(o: Outcome) -> u32 {
 fn reset_pods(lab: &Lab) {
     for p in [&lab.pod1, &lab.pod2] {
         bpf::remove_pod(lab.paths(), p.ifindex()).unwrap();
-        lab.sb.insert_pod(&p.dp).unwrap();
+        lab.node.insert_pod(&p.dp).unwrap();
     }
 }
 
@@ -404,7 +407,7 @@ fn host_xdp_accepts_every_ipv4_of_the_pod_not_only_the_first() {
     let second = Ipv4Addr::new(10, 10, 0, 21);
     let mut two = lab.pod1.dp.clone();
     two.ipv4s.push(second);
-    lab.sb.insert_pod(&two).unwrap();
+    lab.node.insert_pod(&two).unwrap();
     assert_eq!(
         bpf::pod_entry(lab.paths(), p1).unwrap().unwrap().ipv4,
         u32::from_ne_bytes(lab.pod1.v4().octets()),
@@ -470,8 +473,9 @@ fn fast_path_cost() {
     for (name, prog, ifindex, frame) in cases {
         let prog: &aya::programs::Xdp = lab.progs.program(prog).unwrap().try_into().unwrap();
         let (verdict, ns) = lab
-            .sb
-            .in_ns(|| cost_xdp(prog, &frame, ifindex, 2_000_000, 5));
+            .node
+            .ns
+            .enter(|| cost_xdp(prog, &frame, ifindex, 2_000_000, 5));
         assert_eq!(verdict, XDP_REDIRECT, "{name}");
         println!("{name}: {ns} ns/frame");
     }
@@ -481,8 +485,8 @@ fn fast_path_cost() {
 
 #[test]
 fn max_pods_fit_and_one_more_is_full() {
-    let sb = Sandbox::new("full");
-    let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
+    let sb = BpfNode::new("full");
+    let (uplink, _) = sb.ns.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
     sb.ensure_node(&NodeSpec {
         uplink_ifindex: uplink,
         uplink_can_xmit: true,
@@ -490,13 +494,14 @@ fn max_pods_fit_and_one_more_is_full() {
     });
     let hosts: Vec<u32> = (1..=3u8)
         .map(|n| {
-            sb.veth(
-                &format!("h{n}"),
-                [2, 0, 0, 1, n, 1],
-                &format!("p{n}"),
-                [2, 0, 0, 1, n, 2],
-            )
-            .0
+            sb.ns
+                .veth(
+                    &format!("h{n}"),
+                    [2, 0, 0, 1, n, 1],
+                    &format!("p{n}"),
+                    [2, 0, 0, 1, n, 2],
+                )
+                .0
         })
         .collect();
     let pod = |n: u8| PodDatapath {
@@ -562,7 +567,7 @@ fn slots_are_reused_after_remove_and_start_at_zero() {
     assert!(slot_total(lab.paths(), 1) > 0);
 
     // Re-inserting a pod keeps its slot and its counters.
-    lab.sb.insert_pod(&lab.pod2.dp).unwrap();
+    lab.node.insert_pod(&lab.pod2.dp).unwrap();
     assert_eq!(slot_of(lab.paths(), p2), 2);
     assert_eq!(lab.nonzero(p2), vec![(RxRedirect, 1)]);
 
@@ -576,7 +581,7 @@ fn slots_are_reused_after_remove_and_start_at_zero() {
         ipv4s: vec![Ipv4Addr::new(10, 10, 0, 13)],
         ipv6s: vec![],
     };
-    lab.sb.insert_pod(&pod3).unwrap();
+    lab.node.insert_pod(&pod3).unwrap();
     assert_eq!(
         slot_of(lab.paths(), lab.stray),
         1,
@@ -604,8 +609,8 @@ fn slots_are_reused_after_remove_and_start_at_zero() {
 
 #[test]
 fn concurrent_inserts_get_distinct_slots() {
-    let sb = Sandbox::new("slotpar");
-    let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
+    let sb = BpfNode::new("slotpar");
+    let (uplink, _) = sb.ns.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
     sb.ensure_node(&NodeSpec {
         uplink_ifindex: uplink,
         uplink_can_xmit: true,
@@ -614,7 +619,9 @@ fn concurrent_inserts_get_distinct_slots() {
     let pods: Vec<PodDatapath> = (1..=6u8)
         .map(|n| {
             let (host_mac, pod_mac) = ([2, 0, 0, 2, n, 1], [2, 0, 0, 2, n, 2]);
-            let (host_ifindex, _) = sb.veth(&format!("h{n}"), host_mac, &format!("p{n}"), pod_mac);
+            let (host_ifindex, _) =
+                sb.ns
+                    .veth(&format!("h{n}"), host_mac, &format!("p{n}"), pod_mac);
             PodDatapath {
                 host_ifindex,
                 host_mac,
@@ -669,6 +676,10 @@ fn remove_pod_removes_everything_and_is_idempotent() {
         lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod2.v4())),
         XDP_REDIRECT
     );
+    // Both removed: the shared traces check finds no pod state left.
+    bpf::remove_pod(lab.paths(), lab.pod2.ifindex()).unwrap();
+    let left = traces::datapath(lab.paths().root(), lab.uplink);
+    assert!(left.is_empty(), "pod state left: {left:?}");
 }
 
 #[test]
@@ -677,7 +688,7 @@ fn insert_pod_refuses_another_pods_address_and_replaces_its_own() {
     let mut thief = lab.pod1.dp.clone();
     thief.host_ifindex = lab.stray;
     thief.pod_mac = [2, 0, 0, 0, 3, 2];
-    let err = lab.sb.insert_pod(&thief).unwrap_err();
+    let err = lab.node.insert_pod(&thief).unwrap_err();
     assert!(
         matches!(
             err.downcast_ref::<PodMapError>(),
@@ -692,7 +703,7 @@ fn insert_pod_refuses_another_pods_address_and_replaces_its_own() {
     // Re-inserting pod1 with a new address replaces the old one.
     let mut moved = lab.pod1.dp.clone();
     moved.ipv4s = vec![Ipv4Addr::new(10, 10, 0, 77)];
-    lab.sb.insert_pod(&moved).unwrap();
+    lab.node.insert_pod(&moved).unwrap();
     assert_eq!(
         lab.run_uplink(&arp_request(GATEWAY_MAC, OTHER_V4, lab.pod1.v4())),
         XDP_PASS,
@@ -755,8 +766,8 @@ fn pinned_maps_match_the_abi_and_incompatible_pins_are_refused() {
         );
     }
     // A node whose vx_pod_mac has another value size must be refused.
-    let sb = Sandbox::new("compat2");
-    let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
+    let sb = BpfNode::new("compat2");
+    let (uplink, _) = sb.ns.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
     sb.paths.create_dirs().unwrap();
     let pin = sb.paths.map("vx_pod_mac");
     run(
@@ -778,7 +789,8 @@ fn pinned_maps_match_the_abi_and_incompatible_pins_are_refused() {
         ],
     );
     let err = sb
-        .in_ns(|| {
+        .ns
+        .enter(|| {
             bpf::ensure_node(
                 &sb.paths,
                 &NodeSpec {
@@ -795,7 +807,7 @@ fn pinned_maps_match_the_abi_and_incompatible_pins_are_refused() {
         "{msg}"
     );
     assert!(
-        sb.link_json("up0").get("xdp").is_none(),
+        sb.ns.link_json("up0").get("xdp").is_none(),
         "nothing attached after a refusal"
     );
 }
@@ -805,11 +817,13 @@ fn pinned_maps_match_the_abi_and_incompatible_pins_are_refused() {
 /// host veth attachments, and teardown.
 #[test]
 fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
-    let sb = Sandbox::new("smoke");
-    let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
-    sb.ip("link set up0 mtu 9000");
-    sb.ip("link set up1 mtu 9000");
-    let (h1, _) = sb.veth("h1", [2, 0, 0, 0, 1, 1], "p1", [2, 0, 0, 0, 1, 2]);
+    let sb = BpfNode::new("smoke");
+    let (uplink, _) = sb.ns.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
+    sb.ns.ip("link set up0 mtu 9000");
+    sb.ns.ip("link set up1 mtu 9000");
+    let (h1, _) = sb
+        .ns
+        .veth("h1", [2, 0, 0, 0, 1, 1], "p1", [2, 0, 0, 0, 1, 2]);
     let spec = NodeSpec {
         uplink_ifindex: uplink,
         uplink_can_xmit: true,
@@ -820,7 +834,7 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     assert_eq!(status.uplink_mode, UplinkMode::Driver);
     assert!(status.loaded_now);
     // Nothing of this process holds the program or link now: the pins do.
-    let up = sb.link_json("up0");
+    let up = sb.ns.link_json("up0");
     assert_eq!(
         up["xdp"]["mode"], 1,
         "xdp attached in driver mode (jumbo MTU): {up}"
@@ -841,19 +855,19 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
         }
     );
     assert_eq!(
-        sb.link_json("up0")["xdp"]["prog"]["id"].as_u64(),
+        sb.ns.link_json("up0")["xdp"]["prog"]["id"].as_u64(),
         Some(prog_id),
         "same program kept"
     );
 
     // Host veth: XDP (driver) + tcx fallback, from the pins.
-    sb.in_ns(|| {
+    sb.ns.enter(|| {
         bpf::attach_host_xdp(&sb.paths, "pod1", h1).unwrap();
         bpf::attach_host_xdp(&sb.paths, "pod1", h1).unwrap(); // idempotent
         bpf::attach_host_tc(&sb.paths, "pod1", h1).unwrap();
     });
     assert_eq!(
-        sb.link_json("h1")["xdp"]["mode"],
+        sb.ns.link_json("h1")["xdp"]["mode"],
         1,
         "host veth XDP in driver mode"
     );
@@ -870,7 +884,10 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     bpf::detach_host(&sb.paths, "pod1").unwrap();
     bpf::detach_host(&sb.paths, "pod1").unwrap(); // idempotent
     assert_eq!(bpf::host_attachment(&sb.paths, "pod1").unwrap(), None);
-    assert!(sb.link_json("h1").get("xdp").is_none(), "host XDP detached");
+    assert!(
+        sb.ns.link_json("h1").get("xdp").is_none(),
+        "host XDP detached"
+    );
 
     // A partial setup (a program pin lost) reloads, reusing the pinned maps.
     let dp = PodDatapath {
@@ -891,17 +908,23 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     assert!(sb.paths.prog(bpf::PROG_POD_PASS).exists());
 
     // Another uplink: the link moves, the devmap follows.
-    let (uplink2, _) = sb.veth("up2", [2, 0, 0, 0, 0xaa, 3], "up3", [2, 0, 0, 0, 0xaa, 4]);
+    let (uplink2, _) = sb
+        .ns
+        .veth("up2", [2, 0, 0, 0, 0xaa, 3], "up3", [2, 0, 0, 0, 0xaa, 4]);
     let moved = sb.ensure_node(&NodeSpec {
         uplink_ifindex: uplink2,
         ..spec
     });
     assert_eq!(moved.uplink_mode, UplinkMode::Driver);
     assert!(
-        sb.link_json("up0").get("xdp").is_none(),
+        sb.ns.link_json("up0").get("xdp").is_none(),
         "old uplink detached"
     );
-    assert_eq!(sb.link_json("up2")["xdp"]["mode"], 1, "new uplink attached");
+    assert_eq!(
+        sb.ns.link_json("up2")["xdp"]["mode"],
+        1,
+        "new uplink attached"
+    );
     let mut want = vec![h1, uplink2];
     want.sort();
     assert_eq!(
@@ -912,7 +935,7 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
 
     bpf::teardown_node(&sb.paths).unwrap();
     assert!(
-        sb.link_json("up2").get("xdp").is_none(),
+        sb.ns.link_json("up2").get("xdp").is_none(),
         "uplink XDP detached by teardown"
     );
     assert!(!sb.paths.version_dir().exists(), "pins removed");
@@ -924,23 +947,23 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
 /// not routed by the node: the node netns has no addresses), and a spoofed
 /// source is dropped and counted.
 fn live_frames(abbr: &str, egress: Egress) {
-    let node = Sandbox::new(abbr);
-    let wire = Netns::new(&format!("{abbr}w"));
-    let pod = Netns::new(&format!("{abbr}p"));
+    let node = BpfNode::new(abbr);
+    let wire = Netns::new(&format!("{abbr}w")).without_ipv6();
+    let pod = Netns::new(&format!("{abbr}p")).without_ipv6();
     let wire_mac = [2, 0, 0, 0, 0xee, 1];
     let pod_mac = [2, 0, 0, 0, 0xee, 2];
     let host_mac = [2, 0, 0, 0, 0xee, 3];
-    node.ip(&format!(
+    node.ns.ip(&format!(
         "link add up0 address {} type veth peer name up1 address {} netns {}",
         mac_str(&UPLINK_MAC),
         mac_str(&wire_mac),
-        wire.name
+        wire
     ));
-    node.ip(&format!(
+    node.ns.ip(&format!(
         "link add h1 address {} type veth peer name p1 address {} netns {}",
         mac_str(&host_mac),
         mac_str(&pod_mac),
-        pod.name
+        pod
     ));
     for (ns, dev) in [(&wire, "up1"), (&pod, "p1")] {
         // Receiving XDP-redirected frames needs GRO (or a program) on the
@@ -948,12 +971,12 @@ fn live_frames(abbr: &str, egress: Egress) {
         ns.exec(&["ethtool", "-K", dev, "gro", "on", "tx", "off"]);
         ns.ip(&format!("link set {dev} up"));
     }
-    node.ip("link set up0 up");
-    node.ip("link set h1 up");
+    node.ns.ip("link set up0 up");
+    node.ns.ip("link set h1 up");
     wire.ip("addr add 10.30.0.1/24 dev up1");
     pod.ip("addr add 10.30.0.11/24 dev p1");
     pod.ip("addr add 10.30.0.50/24 dev p1"); // not the pod's in the maps
-    let (uplink, h1) = (node.ifindex("up0"), node.ifindex("h1"));
+    let (uplink, h1) = (node.ns.ifindex("up0"), node.ns.ifindex("h1"));
 
     node.ensure_node(&NodeSpec {
         uplink_ifindex: uplink,
@@ -968,13 +991,14 @@ fn live_frames(abbr: &str, egress: Egress) {
         ipv6s: vec![],
     };
     node.insert_pod(&dp).unwrap();
-    node.in_ns(|| match egress {
-        Egress::Xdp => bpf::attach_host_xdp(&node.paths, "live", h1),
-        Egress::Tc => bpf::attach_host_tc(&node.paths, "live", h1),
-        Egress::XdpTcFallback => bpf::attach_host_xdp(&node.paths, "live", h1)
-            .and_then(|()| bpf::attach_host_tc(&node.paths, "live", h1)),
-    })
-    .unwrap();
+    node.ns
+        .enter(|| match egress {
+            Egress::Xdp => bpf::attach_host_xdp(&node.paths, "live", h1),
+            Egress::Tc => bpf::attach_host_tc(&node.paths, "live", h1),
+            Egress::XdpTcFallback => bpf::attach_host_xdp(&node.paths, "live", h1)
+                .and_then(|()| bpf::attach_host_tc(&node.paths, "live", h1)),
+        })
+        .unwrap();
 
     wire.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.30.0.11"]);
     let count = |idx| {

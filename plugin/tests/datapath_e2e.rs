@@ -3,46 +3,28 @@
 //! other and the node, over ICMP, UDP and TCP, and the counters prove the XDP
 //! path carried each flow. Run as root: `cargo test --test datapath_e2e`.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::cmd::{must, xdp_pass_object};
+use support::cni::*;
+use support::ns::Netns;
+use support::traces;
+use veth_xdp::bpf::{self, BpfPaths};
+use veth_xdp::record::Store;
 
-fn pod_ip(res: &Value) -> String {
-    res["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn ping(ns: &str, dst: &str) -> bool {
-    Node::in_ns(ns, &format!("ping -c 2 -i 0.2 -W 2 {dst}")).0
+fn ping(ns: &Netns, dst: &str) -> bool {
+    ns.sh(&format!("ping -c 2 -i 0.2 -W 2 {dst}")).0
 }
 
 /// Runs a short iperf3 test from `client_ns` to a server in `server_ns`; returns bytes received.
-fn iperf(server_ns: &str, client_ns: &str, server_ip: &str, udp: bool, port: u16) -> u64 {
-    let server = std::process::Command::new("nsenter")
-        .args([
-            format!("--net=/var/run/netns/{server_ns}"),
-            "iperf3".into(),
-            "-s".into(),
-            "-1".into(),
-            "-p".into(),
-            port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("iperf3 server");
+fn iperf(server_ns: &Netns, client_ns: &Netns, server_ip: &str, udp: bool, port: u16) -> u64 {
+    let server = server_ns.spawn(&["iperf3", "-s", "-1", "-p", &port.to_string()]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let flags = if udp { "-u -b 20M" } else { "" };
-    let (ok, out) = Node::in_ns(
-        client_ns,
-        &format!("timeout 20 iperf3 -c {server_ip} -p {port} -t 1 {flags} -J"),
-    );
+    let (ok, out) = client_ns.sh(&format!(
+        "timeout 20 iperf3 -c {server_ip} -p {port} -t 1 {flags} -J"
+    ));
     let mut server = server;
     let _ = server.kill();
     let _ = server.wait();
@@ -65,15 +47,15 @@ fn iperf(server_ns: &str, client_ns: &str, server_ip: &str, udp: bool, port: u16
 }
 
 /// The XDP attach mode `ip -j -d link` reports (1 = driver, 2 = generic), None without XDP.
-fn xdp_mode(ns: &str, dev: &str) -> Option<u64> {
-    let out = must(&format!("ip -n {ns} -j -d link show {dev}"));
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v[0].get("xdp").and_then(|x| x["mode"].as_u64())
+fn xdp_mode(ns: &Netns, dev: &str) -> Option<u64> {
+    ns.link_json(dev)
+        .get("xdp")
+        .and_then(|x| x["mode"].as_u64())
 }
 
 struct TwoPods {
     node: Node,
-    pods: [String; 2],
+    pods: [Netns; 2],
     ips: [String; 2],
     conf: Value,
 }
@@ -94,9 +76,10 @@ fn two_pods(tag: &str, mtu: u32, extra: Value) -> TwoPods {
 
 fn run_flows(t: &TwoPods, mode: &str) {
     let n = &t.node;
+    let paths = BpfPaths::new(&n.bpf_root);
     // The uplink program and host-veth programs are attached as reported.
     assert_eq!(
-        xdp_mode(&n.node_ns, UPLINK),
+        xdp_mode(&n.ns, UPLINK),
         Some(1),
         "uplink program in driver mode (ip -d link: xdp mode 1)"
     );
@@ -106,25 +89,20 @@ fn run_flows(t: &TwoPods, mode: &str) {
         let dev = a["hostVeth"].as_str().unwrap();
         if mode == "xdp" {
             assert_eq!(
-                xdp_mode(&n.node_ns, dev),
+                xdp_mode(&n.ns, dev),
                 Some(1),
                 "host veth XDP in driver mode"
             );
         } else {
             assert_eq!(
-                xdp_mode(&n.node_ns, dev),
+                xdp_mode(&n.ns, dev),
                 None,
                 "no XDP on the host veth in tc mode"
             );
             // bpftool 7.1 (Debian 12) does not know tcx links by name: read the pinned link.
-            let link = must(&format!(
-                "bpftool -j link show pinned {}/v1/links/{dev}_tc",
-                n.bpf_root.display()
-            ));
-            let link: Value = serde_json::from_str(&link).unwrap();
-            let prog = must(&format!("bpftool -j prog show id {}", link["prog_id"]));
+            let prog = traces::linked_program(&paths.link(&format!("{dev}_tc")));
             assert!(
-                prog.contains("vx_host_tc"),
+                prog.contains(bpf::PROG_HOST_TC),
                 "tc program on host veth: {prog}"
             );
         }
@@ -134,7 +112,7 @@ fn run_flows(t: &TwoPods, mode: &str) {
     let up0 = n.uplink_redirected();
     let in0 = n.counter("c1", "redirectedIn");
     for ip in &t.ips {
-        assert!(ping(&n.wire_ns, ip), "wire pings pod {ip}");
+        assert!(ping(&n.wire, ip), "wire pings pod {ip}");
     }
     assert!(
         n.uplink_redirected() >= up0 + 4,
@@ -169,7 +147,7 @@ fn run_flows(t: &TwoPods, mode: &str) {
 
     // node -> pod (the kubelet probe path): replies reach the node's stack
     let pass0 = n.counter("c1", "passedToStack");
-    assert!(ping(&n.node_ns, &t.ips[0]), "node pings pod 1");
+    assert!(ping(&n.ns, &t.ips[0]), "node pings pod 1");
     assert!(
         n.counter("c1", "passedToStack") >= pass0 + 2,
         "pod replies to the node are passed to the stack"
@@ -178,7 +156,7 @@ fn run_flows(t: &TwoPods, mode: &str) {
     // TCP and UDP: wire <-> pod, pod <-> pod, node -> pod
     let out0 = n.counter("c1", "redirectedToUplink");
     assert!(
-        iperf(&n.wire_ns, &t.pods[0], GATEWAY, false, 5201) > 0,
+        iperf(&n.wire, &t.pods[0], GATEWAY, false, 5201) > 0,
         "TCP pod -> wire"
     );
     assert!(
@@ -187,7 +165,7 @@ fn run_flows(t: &TwoPods, mode: &str) {
     );
     let in0 = n.counter("c1", "redirectedIn");
     assert!(
-        iperf(&t.pods[0], &n.wire_ns, &t.ips[0], false, 5202) > 0,
+        iperf(&t.pods[0], &n.wire, &t.ips[0], false, 5202) > 0,
         "TCP wire -> pod"
     );
     assert!(
@@ -204,12 +182,12 @@ fn run_flows(t: &TwoPods, mode: &str) {
         "TCP pod -> pod by redirect"
     );
     assert!(
-        iperf(&t.pods[0], &n.node_ns, &t.ips[0], false, 5204) > 0,
+        iperf(&t.pods[0], &n.ns, &t.ips[0], false, 5204) > 0,
         "TCP node -> pod"
     );
     let u0 = n.counter("c2", "redirectedToUplink");
     assert!(
-        iperf(&n.wire_ns, &t.pods[1], GATEWAY, true, 5205) > 0,
+        iperf(&n.wire, &t.pods[1], GATEWAY, true, 5205) > 0,
         "UDP pod -> wire"
     );
     assert!(
@@ -217,7 +195,7 @@ fn run_flows(t: &TwoPods, mode: &str) {
         "UDP to the wire by redirect"
     );
     assert!(
-        iperf(&t.pods[1], &n.wire_ns, &t.ips[1], true, 5206) > 0,
+        iperf(&t.pods[1], &n.wire, &t.ips[1], true, 5206) > 0,
         "UDP wire -> pod"
     );
 
@@ -228,7 +206,7 @@ fn run_flows(t: &TwoPods, mode: &str) {
         t.pods[0]
     ));
     for dst in [GATEWAY, t.ips[1].as_str(), NODE_IP] {
-        let (ok, _) = Node::in_ns(&t.pods[0], &format!("ping -c 1 -W 1 -I 10.77.0.251 {dst}"));
+        let (ok, _) = t.pods[0].sh(&format!("ping -c 1 -W 1 -I 10.77.0.251 {dst}"));
         assert!(!ok, "spoofed source reaches {dst}");
     }
     must(&format!(
@@ -241,61 +219,35 @@ fn run_flows(t: &TwoPods, mode: &str) {
     );
 
     // CHECK still passes, then DEL leaves nothing in the maps or bpffs.
+    let records = Store::new(&n.state_dir(), NETWORK);
     for (i, c) in ["c1", "c2"].iter().enumerate() {
-        let prev = {
-            let rec: Value = serde_json::from_slice(
-                &std::fs::read(
-                    n.state_dir()
-                        .join(format!("networks/testnet/{c}_eth0.json")),
-                )
-                .unwrap(),
-            )
-            .unwrap();
-            let mut p = rec["result"].clone();
-            p["cniVersion"] = json!("1.0.0");
-            p
-        };
-        let mut conf = t.conf.clone();
-        conf["prevResult"] = prev;
-        n.cni("CHECK", c, Some(&t.pods[i]), "eth0", &conf).ok();
+        let mut prev = records.load(c, "eth0").unwrap().expect("record").result;
+        prev["cniVersion"] = json!("1.0.0");
+        n.cni(
+            "CHECK",
+            c,
+            Some(&t.pods[i]),
+            "eth0",
+            &with_prev(&t.conf, &prev),
+        )
+        .ok();
     }
     for (i, c) in ["c1", "c2"].iter().enumerate() {
         n.cni("DEL", c, Some(&t.pods[i]), "eth0", &t.conf).ok();
     }
     n.assert_clean();
-    let links = must(&format!("ls {}/v1/links", n.bpf_root.display()));
+    let links: Vec<String> = std::fs::read_dir(paths.links_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(
-        links.trim(),
-        "uplink",
-        "only the node's uplink link stays pinned: {links}"
+        links,
+        [bpf::LINK_UPLINK],
+        "only the node's uplink link stays pinned: {links:?}"
     );
     // vx_counters is a per-CPU array indexed by slot (0 = uplink): after DEL
     // every pod slot is zeroed.
-    let dump = must(&format!(
-        "bpftool -j map dump pinned {}/v1/maps/vx_counters",
-        n.bpf_root.display()
-    ));
-    let entries: Value = serde_json::from_str(&dump).unwrap();
-    let dirty: Vec<u64> = entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["formatted"]["key"].as_u64() != Some(0))
-        .filter(|e| {
-            e["formatted"]["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|v| {
-                    v["value"]["c"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|c| c["packets"] != 0 || c["bytes"] != 0)
-                })
-        })
-        .map(|e| e["formatted"]["key"].as_u64().unwrap())
-        .collect();
+    let dirty = traces::dirty_slots(&paths.map("vx_counters"));
     assert!(
         dirty.is_empty(),
         "vx_counters slots not zeroed after DEL: {dirty:?}"
@@ -307,15 +259,11 @@ fn run_flows(t: &TwoPods, mode: &str) {
         ("vx_pod_if", 0),
         ("vx_redirect", 1),
     ] {
-        let dump = must(&format!(
-            "bpftool -j map dump pinned {}/v1/maps/{map}",
-            n.bpf_root.display()
-        ));
-        let entries: Value = serde_json::from_str(&dump).unwrap();
+        let entries = traces::dump_map(&paths.map(map));
         assert_eq!(
-            entries.as_array().unwrap().len(),
+            entries.len(),
             left,
-            "{map} after DEL (the uplink's own entries stay): {dump}"
+            "{map} after DEL (the uplink's own entries stay): {entries:?}"
         );
     }
     assert!(n.stats()["attachments"].as_array().unwrap().is_empty());
@@ -331,7 +279,7 @@ fn flows_in_xdp_egress_mode() {
 fn flows_in_tc_egress_mode() {
     let t = two_pods("et", 1500, json!({"egress": "tc"}));
     // In tc mode the pod keeps tx checksum offload (and so GSO).
-    let (_, k) = Node::in_ns(&t.pods[0], "ethtool -k eth0");
+    let (_, k) = t.pods[0].sh("ethtool -k eth0");
     assert!(k.contains("tx-checksumming: on"), "{k}");
     run_flows(&t, "tc");
 }
@@ -340,20 +288,21 @@ fn flows_in_tc_egress_mode() {
 fn pod_annotation_selects_tc_egress() {
     let node = Node::new("ann");
     let pod = node.pod(0);
+    // The annotation is user-facing: spelled out here, not taken from the library.
     let conf = node.conf(
         "1.0.0",
         json!({"runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"veth-xdp/egress": "tc"}}}),
     );
     let res = node.add("c-ann", &pod, &conf);
-    let host = res["interfaces"][0]["name"].as_str().unwrap();
-    assert!(!must(&format!("ip -n {} -d link show {host}", node.node_ns)).contains("prog/xdp"));
+    let host = host_veth(&res);
+    assert!(!must(&format!("ip -n {} -d link show {host}", node.ns)).contains("prog/xdp"));
     assert_eq!(node.stats()["attachments"][0]["egress"], "tc");
-    let (_, k) = Node::in_ns(&pod, "ethtool -k eth0");
+    let (_, k) = pod.sh("ethtool -k eth0");
     assert!(
         k.contains("tx-checksumming: on"),
         "annotated pod keeps checksum offload: {k}"
     );
-    assert!(ping(&node.wire_ns, &pod_ip(&res)));
+    assert!(ping(&node.wire, &pod_ip(&res)));
     node.cni("DEL", "c-ann", Some(&pod), "eth0", &conf).ok();
     node.assert_clean();
 }
@@ -362,43 +311,22 @@ fn pod_annotation_selects_tc_egress() {
 fn jumbo_uplink_mtu_9000() {
     let t = two_pods("jb", 9000, json!({}));
     let n = &t.node;
-    let (ok, out) = Node::in_ns(
-        &n.wire_ns,
-        &format!("ping -c 2 -W 2 -M do -s 8900 {}", t.ips[0]),
-    );
+    let (ok, out) = n
+        .wire
+        .sh(&format!("ping -c 2 -W 2 -M do -s 8900 {}", t.ips[0]));
     assert!(ok, "jumbo ping wire -> pod: {out}");
-    let (ok, out) = Node::in_ns(
-        &t.pods[0],
-        &format!("ping -c 2 -W 2 -M do -s 8900 {}", t.ips[1]),
-    );
+    let (ok, out) = t.pods[0].sh(&format!("ping -c 2 -W 2 -M do -s 8900 {}", t.ips[1]));
     assert!(ok, "jumbo ping pod -> pod: {out}");
     let in0 = n.counter("c1", "redirectedIn");
     assert!(
-        iperf(&t.pods[0], &n.wire_ns, &t.ips[0], false, 5211) > 0,
+        iperf(&t.pods[0], &n.wire, &t.ips[0], false, 5211) > 0,
         "TCP wire -> pod at MTU 9000"
     );
     assert!(n.counter("c1", "redirectedIn") > in0 + 100);
     assert!(
-        iperf(&n.wire_ns, &t.pods[0], GATEWAY, false, 5212) > 0,
+        iperf(&n.wire, &t.pods[0], GATEWAY, false, 5212) > 0,
         "TCP pod -> wire at MTU 9000"
     );
-}
-
-/// Compiles a tiny XDP program (pass) for a pod to attach itself.
-fn pod_program_object(dir: &std::path::Path) -> std::path::PathBuf {
-    let src = dir.join("pod_own.c");
-    std::fs::write(
-        &src,
-        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nSEC(\"xdp\") int pod_own(struct xdp_md *ctx) { return XDP_PASS; }\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n",
-    )
-    .unwrap();
-    let obj = dir.join("pod_own.o");
-    must(&format!(
-        "clang -O2 -g -target bpf -I/usr/include/$(gcc -print-multiarch) -c {} -o {}",
-        src.display(),
-        obj.display()
-    ));
-    obj
 }
 
 #[test]
@@ -408,7 +336,7 @@ fn pod_own_program_then_gro_keeps_redirects_flowing_and_check_explains_gro_off()
     let conf = node.conf("1.0.0", json!({}));
     let res = node.add("c-own", &pod, &conf);
     let ip = pod_ip(&res);
-    let obj = pod_program_object(&node.dir);
+    let obj = xdp_pass_object(&node.dir, "pod_own");
     must(&format!(
         "ip -n {pod} link set dev eth0 xdpdrv obj {} sec xdp",
         obj.display()
@@ -418,20 +346,17 @@ fn pod_own_program_then_gro_keeps_redirects_flowing_and_check_explains_gro_off()
         "pod's own program attached"
     );
     assert!(
-        ping(&node.wire_ns, &ip),
+        ping(&node.wire, &ip),
         "redirects arrive with the pod's own program"
     );
     must(&format!("ip -n {pod} link set dev eth0 xdpdrv off"));
     assert!(
-        ping(&node.wire_ns, &ip),
+        ping(&node.wire, &ip),
         "after detaching, GRO keeps redirects arriving"
     );
-    let mut check = conf.clone();
-    check["prevResult"] = res.clone();
+    let check = with_prev(&conf, &res);
     node.cni("CHECK", "c-own", Some(&pod), "eth0", &check).ok();
-    must(&format!(
-        "nsenter --net=/var/run/netns/{pod} ethtool -K eth0 gro off"
-    ));
+    pod.exec(&["ethtool", "-K", "eth0", "gro", "off"]);
     let msg = node
         .cni("CHECK", "c-own", Some(&pod), "eth0", &check)
         .err(108);
@@ -447,9 +372,9 @@ fn pod_program_option_attaches_a_replaceable_pass_program() {
     let res = node.add("c-pp", &pod, &conf);
     let d = must(&format!("ip -n {pod} -d link show eth0"));
     assert!(d.contains("prog/xdp"), "pass program on the pod end: {d}");
-    assert!(ping(&node.wire_ns, &pod_ip(&res)));
+    assert!(ping(&node.wire, &pod_ip(&res)));
     // Netlink-attached (not a bpf_link), so the pod can replace it.
-    let obj = pod_program_object(&node.dir);
+    let obj = xdp_pass_object(&node.dir, "pod_own");
     must(&format!(
         "ip -force -n {pod} link set dev eth0 xdpdrv obj {} sec xdp",
         obj.display()
@@ -458,7 +383,7 @@ fn pod_program_option_attaches_a_replaceable_pass_program() {
         must(&format!("ip -n {pod} -d link show eth0")).contains("pod_own"),
         "replaced by the pod's own program"
     );
-    assert!(ping(&node.wire_ns, &pod_ip(&res)));
+    assert!(ping(&node.wire, &pod_ip(&res)));
     node.cni("DEL", "c-pp", Some(&pod), "eth0", &conf).ok();
     node.assert_clean();
 }
@@ -470,20 +395,9 @@ fn stats_watch_shows_counters_moving_during_traffic() {
     let conf = node.conf("1.0.0", json!({}));
     let res = node.add("c-sw", &pod, &conf);
     let ip = pod_ip(&res);
-    let mut ping = std::process::Command::new("nsenter")
-        .args([
-            format!("--net=/var/run/netns/{}", node.wire_ns),
-            "ping".into(),
-            "-i".into(),
-            "0.01".into(),
-            "-c".into(),
-            "300".into(),
-            "-q".into(),
-            ip.clone(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut ping = node
+        .wire
+        .spawn(&["ping", "-i", "0.01", "-c", "300", "-q", &ip]);
     let (ok, out) = node.in_node(&format!(
         "{} stats --json --watch 0.5 --count 2 --state-dir {}",
         plugin_bin(),
@@ -520,21 +434,20 @@ fn stats_watch_shows_counters_moving_during_traffic() {
 #[test]
 fn uplink_without_ndo_xmit_falls_back_to_tc_and_delivers() {
     let node = Node::new("fb");
-    must(&format!(
-        "nsenter --net=/var/run/netns/{} ethtool -K {WIRE_IF} gro off",
-        node.wire_ns
-    ));
+    node.wire.exec(&["ethtool", "-K", WIRE_IF, "gro", "off"]);
     let pod = node.pod(0);
     let conf = node.conf("1.0.0", json!({}));
     let res = node.add("c-fb", &pod, &conf);
-    let host = res["interfaces"][0]["name"].as_str().unwrap().to_string();
+    let host = host_veth(&res);
     assert_eq!(
-        xdp_mode(&node.node_ns, &host),
+        xdp_mode(&node.ns, &host),
         Some(1),
         "XDP stays on the host veth"
     );
     assert!(
-        std::path::Path::new(&format!("{}/v1/links/{host}_tc", node.bpf_root.display())).exists(),
+        BpfPaths::new(&node.bpf_root)
+            .link(&format!("{host}_tc"))
+            .exists(),
         "tc fallback attached"
     );
     let out0 = node.counter("c-fb", "redirectedToUplink");
@@ -542,20 +455,16 @@ fn uplink_without_ndo_xmit_falls_back_to_tc_and_delivers() {
         ping(&pod, GATEWAY),
         "pod reaches the wire through the tc fallback"
     );
+    assert!(ping(&node.wire, &pod_ip(&res)), "the wire reaches the pod");
     assert!(
-        ping(&node.wire_ns, &pod_ip(&res)),
-        "the wire reaches the pod"
-    );
-    assert!(
-        iperf(&node.wire_ns, &pod, GATEWAY, false, 5221) > 0,
+        iperf(&node.wire, &pod, GATEWAY, false, 5221) > 0,
         "TCP pod -> wire via the fallback"
     );
     assert!(
         node.counter("c-fb", "redirectedToUplink") > out0 + 100,
         "tc counted the redirects"
     );
-    let mut check = conf.clone();
-    check["prevResult"] = res.clone();
+    let check = with_prev(&conf, &res);
     node.cni("CHECK", "c-fb", Some(&pod), "eth0", &check).ok();
     node.cni("DEL", "c-fb", Some(&pod), "eth0", &conf).ok();
     node.assert_clean();
@@ -572,7 +481,7 @@ fn three_hundred_pods_attach_and_the_last_one_is_reachable() {
     conf["ipam"]["ranges"] = json!([[{"subnet": "10.77.0.0/16", "rangeStart": "10.77.0.10", "rangeEnd": "10.77.3.250", "gateway": GATEWAY}]]);
     must(&format!(
         "ip -n {} route add 10.77.0.0/16 dev {WIRE_IF}",
-        node.wire_ns
+        node.wire
     ));
     let mut last = Value::Null;
     let mut pods = Vec::new();
@@ -582,7 +491,7 @@ fn three_hundred_pods_attach_and_the_last_one_is_reachable() {
         pods.push(pod);
     }
     assert!(
-        ping(&node.wire_ns, &pod_ip(&last)),
+        ping(&node.wire, &pod_ip(&last)),
         "the 300th pod is reachable from the wire"
     );
     assert_eq!(node.stats()["attachments"].as_array().unwrap().len(), 300);
@@ -602,11 +511,11 @@ fn ipv6_wire_pod_and_pod_pod() {
     let node = Node::new("v6");
     must(&format!(
         "ip -n {} addr add fd77::1/64 dev {WIRE_IF} nodad",
-        node.wire_ns
+        node.wire
     ));
     must(&format!(
         "ip -n {} addr add fd77::2/64 dev {UPLINK} nodad",
-        node.node_ns
+        node.ns
     ));
     let mut conf = node.conf("1.0.0", json!({}));
     conf["ipam"]["ranges"] = json!([
@@ -642,7 +551,7 @@ fn ipv6_wire_pod_and_pod_pod() {
     );
     let in0 = node.counter("c1", "redirectedIn");
     assert!(
-        Node::in_ns(&node.wire_ns, &format!("ping -6 -c 2 -W 2 {a1}")).0,
+        node.wire.sh(&format!("ping -6 -c 2 -W 2 {a1}")).0,
         "wire pings pod over IPv6"
     );
     assert!(
@@ -650,16 +559,16 @@ fn ipv6_wire_pod_and_pod_pod() {
         "NS and echo requests redirected in"
     );
     assert!(
-        Node::in_ns(&pods[0], &format!("ping -6 -c 2 -W 2 {a2}")).0,
+        pods[0].sh(&format!("ping -6 -c 2 -W 2 {a2}")).0,
         "pod pings pod over IPv6"
     );
     assert!(
-        Node::in_ns(&pods[1], "ping -6 -c 2 -W 2 fd77::1").0,
+        pods[1].sh("ping -6 -c 2 -W 2 fd77::1").0,
         "pod pings the IPv6 gateway"
     );
     // The pod resolves the node's address through the host veth's NDP proxy entry.
     assert!(
-        Node::in_ns(&node.node_ns, &format!("ping -6 -c 2 -W 2 {a1}")).0,
+        node.ns.sh(&format!("ping -6 -c 2 -W 2 {a1}")).0,
         "node pings pod over IPv6"
     );
     let spoof0 = node.counter("c1", "spoofDrops");
@@ -668,7 +577,7 @@ fn ipv6_wire_pod_and_pod_pod() {
         pods[0]
     ));
     assert!(
-        !Node::in_ns(&pods[0], "ping -6 -c 1 -W 1 -I fd77::bad fd77::1").0,
+        !pods[0].sh("ping -6 -c 1 -W 1 -I fd77::bad fd77::1").0,
         "spoofed IPv6 source reaches nobody"
     );
     assert!(node.counter("c1", "spoofDrops") > spoof0);

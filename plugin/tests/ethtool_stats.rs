@@ -6,19 +6,18 @@ use std::collections::BTreeMap;
 use nix::errno::Errno;
 use veth_xdp::ethtool_stats::{driver_stats, driver_stats_in, veth_hidden_drops, HiddenDrops};
 
-mod common;
+mod support;
 
-use common::must;
-use common::ns::{ifname, TestNs as Netns};
+use support::ns::{ifname, Netns};
 
-/// `es<tag><pid>`: a namespace for one test.
+/// A namespace for one test.
 fn test_ns(tag: &str) -> Netns {
     Netns::new(&format!("es{tag}"))
 }
 
 /// Parses `ethtool -S` output ("NIC statistics:" then "     name: value").
 fn cli_stats(ns: &Netns, dev: &str) -> Vec<(String, u64)> {
-    ns.sh(&format!("ethtool -S {dev}"))
+    ns.must(&format!("ethtool -S {dev}"))
         .lines()
         .skip_while(|l| !l.starts_with("NIC statistics:"))
         .skip(1)
@@ -48,9 +47,8 @@ fn sum(stats: &[(String, u64)], prefix: &str, suffix: &str) -> u64 {
 
 /// A veth pair a/b inside `ns`, 2 rx and 2 tx queues on each end.
 fn veth_pair_in(ns: &Netns, a: &str, b: &str) {
-    must(&format!(
-        "ip -n {ns} link add name {a} numtxqueues 2 numrxqueues 2 type veth peer name {b} numtxqueues 2 numrxqueues 2",
-        ns = ns.name
+    ns.ip(&format!(
+        "link add name {a} numtxqueues 2 numrxqueues 2 type veth peer name {b} numtxqueues 2 numrxqueues 2"
     ));
 }
 
@@ -85,7 +83,7 @@ fn names_and_values_match_ethtool_cli() {
 
     // peer_ifindex is a real value, not a counter: b's ifindex.
     // (`ip -o link` prints "INDEX: NAME@PEER: ..."; /sys would show the root namespace.)
-    let line = must(&format!("ip -n {} -o link show {b}", ns.name));
+    let line = ns.ip(&format!("-o link show {b}"));
     let b_index: u64 = line.split(':').next().unwrap().trim().parse().unwrap();
     let peer = ours.iter().find(|(n, _)| n == "peer_ifindex").unwrap().1;
     assert_eq!(peer, b_index, "peer_ifindex of {a}");
@@ -111,32 +109,23 @@ fn traffic_moves_rx_queue_counters() {
     let right = test_ns("tr");
     let (l, r) = (ifname("estl"), ifname("estr"));
     veth_pair_in(&left, &l, &r);
-    must(&format!(
-        "ip -n {} link set {r} netns {}",
-        left.name, right.name
-    ));
-    must(&format!(
-        "ip -n {} addr add 10.213.0.1/24 dev {l}",
-        left.name
-    ));
-    must(&format!(
-        "ip -n {} addr add 10.213.0.2/24 dev {r}",
-        right.name
-    ));
+    left.ip(&format!("link set {r} netns {right}"));
+    left.ip(&format!("addr add 10.213.0.1/24 dev {l}"));
+    right.ip(&format!("addr add 10.213.0.2/24 dev {r}"));
     // veth counts rx_queue_N_* only on its NAPI path, which GRO (or an XDP
     // program) on the receiver turns on; and veth_xmit only takes that path for
     // an skb `veth_skb_is_eligible_for_gro`, i.e. when the sender has TSO off
     // (drivers/net/veth.c, Linux 6.18). Otherwise frames take netif_rx and
     // skip the rings and their counters.
-    left.sh(&format!("ethtool -K {l} gro on tso off"));
-    right.sh(&format!("ethtool -K {r} gro on tso off"));
-    must(&format!("ip -n {} link set {l} up", left.name));
-    must(&format!("ip -n {} link set {r} up", right.name));
+    left.must(&format!("ethtool -K {l} gro on tso off"));
+    right.must(&format!("ethtool -K {r} gro on tso off"));
+    left.ip(&format!("link set {l} up"));
+    right.ip(&format!("link set {r} up"));
 
     let before_l = driver_stats_in(&left.path(), &l).expect("stats left");
     let before_r = driver_stats_in(&right.path(), &r).expect("stats right");
 
-    left.sh("ping -c 5 -i 0.2 -W 2 10.213.0.2");
+    left.must("ping -c 5 -i 0.2 -W 2 10.213.0.2");
 
     let after_l = driver_stats_in(&left.path(), &l).expect("stats left");
     let after_r = driver_stats_in(&right.path(), &r).expect("stats right");

@@ -6,17 +6,23 @@
 use veth_xdp::ethtool::Ethtool;
 use veth_xdp::netdev::Netdev;
 
-mod common;
+mod support;
 
-use common::ns::{ifname, runtime as rt, TestNs as Netns};
+use support::ns::{ifname, Netns};
+use support::runtime as rt;
 
-/// `vxgenl-<tag>-<pid>`: a namespace for one test.
+/// A namespace for one test.
 fn test_ns(tag: &str) -> Netns {
-    Netns::new(&format!("vxgenl-{tag}-"))
+    Netns::new(&format!("genl{tag}"))
+}
+
+/// A plain veth pair a/b inside `ns` (down, one queue each way).
+fn veth_in(ns: &Netns, a: &str, b: &str) {
+    ns.ip(&format!("link add {a} type veth peer name {b}"));
 }
 
 fn ethtool_k(ns: &Netns, dev: &str) -> String {
-    ns.nsenter("ethtool", &["-k", dev])
+    ns.exec(&["ethtool", "-k", dev])
 }
 
 /// `name: on|off [fixed]` lines of `ethtool -k` (ethtool prints some kernel
@@ -57,7 +63,7 @@ fn cli_has(text: &str, line: &str) -> bool {
 fn features_agree_with_ethtool_cli() {
     let ns = test_ns("feat");
     let (a, b) = (ifname("gfa"), ifname("gfb"));
-    ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    veth_in(&ns, &a, &b);
 
     let ours = rt().block_on(async {
         let et = Ethtool::in_netns(&ns.path()).unwrap();
@@ -98,7 +104,7 @@ fn features_agree_with_ethtool_cli() {
 fn set_features_applies_only_listed_bits_and_is_idempotent() {
     let ns = test_ns("set");
     let (a, b) = (ifname("gsa"), ifname("gsb"));
-    ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    veth_in(&ns, &a, &b);
     let wanted = [
         ("tx-checksum-ip-generic", false),
         ("tx-checksum-sctp", false),
@@ -135,7 +141,7 @@ fn set_features_applies_only_listed_bits_and_is_idempotent() {
 fn set_features_turns_back_on() {
     let ns = test_ns("back");
     let (a, b) = (ifname("gba"), ifname("gbb"));
-    ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    veth_in(&ns, &a, &b);
     rt().block_on(async {
         let et = Ethtool::in_netns(&ns.path()).unwrap();
         et.set_features(&a, &[("tx-vlan-hw-insert", false), ("rx-gro", true)])
@@ -154,7 +160,7 @@ fn set_features_turns_back_on() {
 fn set_features_errors_name_device_and_feature() {
     let ns = test_ns("err");
     let (a, b) = (ifname("gea"), ifname("geb"));
-    ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    veth_in(&ns, &a, &b);
     let missing = ifname("gem");
 
     let (gone, fixed, unknown) = rt().block_on(async {
@@ -204,25 +210,10 @@ fn channels_report_real_queue_counts() {
     let ns = test_ns("chan");
     let (a, b) = (ifname("gca"), ifname("gcb"));
     let (q, p) = (ifname("gcq"), ifname("gcp"));
-    ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-    ns.ip(&[
-        "link",
-        "add",
-        &q,
-        "numrxqueues",
-        "2",
-        "numtxqueues",
-        "2",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &p,
-        "numrxqueues",
-        "2",
-        "numtxqueues",
-        "2",
-    ]);
+    veth_in(&ns, &a, &b);
+    ns.ip(&format!(
+        "link add {q} numrxqueues 2 numtxqueues 2 type veth peer name {p} numrxqueues 2 numtxqueues 2"
+    ));
 
     let (plain, queued, missing) = rt().block_on(async {
         let et = Ethtool::in_netns(&ns.path()).unwrap();
@@ -241,7 +232,7 @@ fn channels_report_real_queue_counts() {
     assert!(missing.contains("No such device"), "{missing}");
     // `ethtool -l` agrees on maximums and current counts.
     for (dev, ch) in [(&a, plain), (&q, queued)] {
-        let cli = cli_channels(&ns.nsenter("ethtool", &["-l", dev]));
+        let cli = cli_channels(&ns.exec(&["ethtool", "-l", dev]));
         assert_eq!(cli, [ch.rx_max, ch.tx_max, ch.rx, ch.tx], "{dev}: {ch:?}");
     }
 }
@@ -251,12 +242,11 @@ fn xdp_ndo_xmit_follows_peer_gro() {
     let node = test_ns("xn");
     let pod = test_ns("xp");
     let (host, peer) = (ifname("gxh"), ifname("gxp"));
-    let pod_ns = pod.path().display().to_string();
-    node.ip(&[
-        "link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &pod_ns,
-    ]);
-    node.ip(&["link", "set", &host, "up"]);
-    pod.ip(&["link", "set", &peer, "up"]);
+    node.ip(&format!(
+        "link add {host} type veth peer name {peer} netns {pod}"
+    ));
+    node.ip(&format!("link set {host} up"));
+    pod.ip(&format!("link set {peer} up"));
     let ifindex = node.ifindex(&host);
 
     let rt = rt();
@@ -273,7 +263,7 @@ fn xdp_ndo_xmit_follows_peer_gro() {
         "peer has no GRO/XDP yet: {before:?}"
     );
 
-    pod.nsenter("ethtool", &["-K", &peer, "gro", "on"]);
+    pod.exec(&["ethtool", "-K", &peer, "gro", "on"]);
     let after = rt.block_on(nd.xdp_features(ifindex)).unwrap().unwrap();
     assert!(
         after.ndo_xmit && after.ndo_xmit_sg,

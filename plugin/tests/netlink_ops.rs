@@ -2,10 +2,10 @@
 //! socket opened in a throwaway namespace and is checked with iproute2/ethtool.
 //! Needs root. Run with `cargo test --test netlink_ops -- --test-threads=2`.
 
+use std::fs::File;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use ipnetwork::IpNetwork;
 use veth_xdp::mac::{mac_to_string, Mac};
@@ -13,17 +13,39 @@ use veth_xdp::netlink::{
     host_network, FdbEntry, Link, Netlink, Route, VethSpec, XdpAttached, XdpMode, XdpState,
 };
 
-mod common;
+mod support;
 
-use common::ns::{ifname, run, runtime, TestNs as TestNetns};
+use support::cmd::{run, succeeds, xdp_pass_object, TempDir};
+use support::ns::{ifname, Netns};
+use support::runtime;
 
-/// `vxnl-<abbr>-<pid>`: a namespace for one test.
-fn test_ns(abbr: &str) -> TestNetns {
-    TestNetns::new(&format!("vxnl-{abbr}-"))
+/// A namespace for one test.
+fn test_ns(abbr: &str) -> Netns {
+    Netns::new(&format!("nl{abbr}"))
+}
+
+/// A host and a pod namespace for one test, and the host veth name.
+fn host_and_pod(abbr: &str) -> (Netns, Netns, String) {
+    let host_ns = test_ns(&format!("{abbr}h"));
+    let pod_ns = test_ns(&format!("{abbr}p"));
+    (host_ns, pod_ns, ifname(&format!("vxnl{abbr}")))
+}
+
+/// The veth of the pod tests: host end `host_name`, pod end eth0 with
+/// POD_MAC born in the namespace of `pod_netns`.
+fn pod_veth<'a>(host_name: &'a str, pod_netns: &'a File, queues: u32, mtu: u32) -> VethSpec<'a> {
+    VethSpec {
+        host_name,
+        pod_name: "eth0",
+        pod_mac: POD_MAC,
+        queues,
+        mtu,
+        pod_netns: pod_netns.as_fd(),
+    }
 }
 
 /// A netlink socket inside the test namespace.
-fn netlink_in(ns: &TestNetns) -> Netlink {
+fn netlink_in(ns: &Netns) -> Netlink {
     Netlink::in_netns(&ns.path()).expect("netlink socket in test netns")
 }
 
@@ -36,8 +58,8 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// "Current hardware settings" RX and TX channel counts from `ethtool -l`.
-fn current_channels(ns: &TestNetns, dev: &str) -> (u32, u32) {
-    let out = ns.nsenter("ethtool", &["-l", dev]);
+fn current_channels(ns: &Netns, dev: &str) -> (u32, u32) {
+    let out = ns.exec(&["ethtool", "-l", dev]);
     let current = out
         .split("Current hardware settings:")
         .nth(1)
@@ -53,7 +75,7 @@ fn current_channels(ns: &TestNetns, dev: &str) -> (u32, u32) {
 }
 
 /// A veth pair with both ends in `ns`, up (for tests that need just devices).
-async fn local_veth(nl: &Netlink, ns: &TestNetns, a: &str, b: &str, mac: Mac) -> (Link, Link) {
+async fn local_veth(nl: &Netlink, ns: &Netns, a: &str, b: &str, mac: Mac) -> (Link, Link) {
     let fd = ns.file();
     nl.veth_create(&VethSpec {
         host_name: a,
@@ -76,21 +98,12 @@ const POD_MAC: Mac = [0x02, 0x42, 0xac, 0x11, 0x00, 0x07];
 
 #[test]
 fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
-    let host_ns = test_ns("vh");
-    let pod_ns = test_ns("vp");
-    let host_name = ifname("vxnlh");
+    let (host_ns, pod_ns, host_name) = host_and_pod("v");
     runtime().block_on(async {
         let host = netlink_in(&host_ns);
         let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
-        let spec = VethSpec {
-            host_name: &host_name,
-            pod_name: "eth0",
-            pod_mac: POD_MAC,
-            queues: 2,
-            mtu: 1400,
-            pod_netns: pod_fd.as_fd(),
-        };
+        let spec = pod_veth(&host_name, &pod_fd, 2, 1400);
         host.veth_create(&spec).await.expect("create veth");
 
         // Kernel view through our parser.
@@ -133,13 +146,13 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
             .any(|l| l.name == host_name));
 
         // iproute2 and ethtool agree.
-        let shown = pod_ns.ip(&["-d", "link", "show", "eth0"]);
+        let shown = pod_ns.ip("-d link show eth0");
         assert!(shown.contains(&mac_to_string(&POD_MAC)), "{shown}");
         assert!(
             shown.contains("mtu 1400") && shown.contains("numtxqueues 2 numrxqueues 2"),
             "{shown}"
         );
-        let shown = host_ns.ip(&["-d", "link", "show", &host_name]);
+        let shown = host_ns.ip(&format!("-d link show {host_name}"));
         assert!(
             shown.contains("veth") && shown.contains("numtxqueues 2 numrxqueues 2"),
             "{shown}"
@@ -163,7 +176,7 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
         assert!(host_link.admin_up);
         assert_eq!(host_link.mtu, 1300);
         assert!(host_ns
-            .ip(&["link", "show", &host_name])
+            .ip(&format!("link show {host_name}"))
             .contains("mtu 1300"));
         assert!(
             pod.link_by_name("eth0").await.unwrap().unwrap().oper_up,
@@ -190,11 +203,8 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
         assert!(host.link_delete_by_name(&host_name).await.unwrap());
         assert!(!host.link_delete_by_name(&host_name).await.unwrap());
         assert!(pod.link_by_name("eth0").await.unwrap().is_none());
-        let gone = Command::new("ip")
-            .args(["-n", &pod_ns.name, "link", "show", "eth0"])
-            .output()
-            .unwrap();
-        assert!(!gone.status.success(), "pod end still listed by ip");
+        let listed = succeeds("ip", &["-n", pod_ns.name(), "link", "show", "eth0"]);
+        assert!(!listed, "pod end still listed by ip");
     });
 }
 
@@ -202,22 +212,13 @@ fn veth_pair_is_born_across_namespaces_with_queues_mac_and_mtu() {
 fn veth_queue_counts_apply_to_both_ends() {
     // 1 and 3 differ from this machine's nproc (2), the kernel's default
     // allocation, so a count missing from either message shows up here.
-    let host_ns = test_ns("qh");
-    let pod_ns = test_ns("qp");
-    let host_name = ifname("vxnlq");
+    let (host_ns, pod_ns, host_name) = host_and_pod("q");
     runtime().block_on(async {
         let host = netlink_in(&host_ns);
         let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
         for queues in [1, 3] {
-            let spec = VethSpec {
-                host_name: &host_name,
-                pod_name: "eth0",
-                pod_mac: POD_MAC,
-                queues,
-                mtu: 1500,
-                pod_netns: pod_fd.as_fd(),
-            };
+            let spec = pod_veth(&host_name, &pod_fd, queues, 1500);
             host.veth_create(&spec).await.unwrap();
             let host_link = host.link_by_name(&host_name).await.unwrap().unwrap();
             let pod_link = pod.link_by_name("eth0").await.unwrap().unwrap();
@@ -271,15 +272,12 @@ fn in_netns_fails_with_the_path_for_a_missing_namespace() {
 
 #[test]
 fn addresses_host_routes_and_default_routes() {
-    let host_ns = test_ns("ah");
-    let pod_ns = test_ns("ap");
-    let host_name = ifname("vxnla");
+    let (host_ns, pod_ns, host_name) = host_and_pod("a");
     runtime().block_on(async {
         let host = netlink_in(&host_ns);
         let pod = netlink_in(&pod_ns);
         let pod_fd = pod_ns.file();
-        let spec =
-            VethSpec { host_name: &host_name, pod_name: "eth0", pod_mac: POD_MAC, queues: 1, mtu: 1500, pod_netns: pod_fd.as_fd() };
+        let spec = pod_veth(&host_name, &pod_fd, 1, 1500);
         host.veth_create(&spec).await.unwrap();
         let host_if = host.link_by_name(&host_name).await.unwrap().unwrap().index;
         let pod_if = pod.link_by_name("eth0").await.unwrap().unwrap().index;
@@ -308,7 +306,7 @@ fn addresses_host_routes_and_default_routes() {
         let all = pod.addr_list_all().await.unwrap();
         assert!(all.contains(&(pod_if, net("10.77.0.5/24"))), "{all:?}");
         assert!(all.iter().any(|(index, a)| *index == lo.index && *a == net("127.0.0.1/8")), "loopback entry: {all:?}");
-        let json = pod_ns.ip(&["-j", "addr", "show", "dev", "eth0"]);
+        let json = pod_ns.ip("-j addr show dev eth0");
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         let shown: Vec<String> = parsed[0]["addr_info"]
             .as_array()
@@ -328,10 +326,10 @@ fn addresses_host_routes_and_default_routes() {
         }
         let routes = host.route_list().await.unwrap();
         assert!(routes.contains(&host_v4) && routes.contains(&host_v6), "{routes:?}");
-        let shown = host_ns.ip(&["route"]);
+        let shown = host_ns.ip("route");
         assert!(shown.contains(&format!("10.77.0.5 dev {host_name} proto boot scope link"))
             || shown.contains(&format!("10.77.0.5 dev {host_name} scope link")), "{shown}");
-        assert!(host_ns.ip(&["-6", "route"]).contains(&format!("fd77::5 dev {host_name}")));
+        assert!(host_ns.ip("-6 route").contains(&format!("fd77::5 dev {host_name}")));
 
         // Pod default routes via the gateway; default_route_oif prefers IPv4.
         assert_eq!(pod.default_route_oif().await.unwrap(), None);
@@ -348,18 +346,18 @@ fn addresses_host_routes_and_default_routes() {
         assert!(routes.contains(&Route { oif: Some(pod_if), ..extra.clone() }), "{routes:?}");
         assert!(routes.iter().all(|r| r.dst.ip() != ip("127.0.0.1")), "local table leaked: {routes:?}");
         assert_eq!(pod.default_route_oif().await.unwrap(), Some(pod_if));
-        let shown = pod_ns.ip(&["route"]);
+        let shown = pod_ns.ip("route");
         assert!(shown.contains("default via 10.77.0.1 dev eth0"), "{shown}");
         assert!(shown.contains("192.0.2.0/24 via 10.77.0.1 dev eth0"), "{shown}");
-        assert!(pod_ns.ip(&["-6", "route"]).contains("default via fd77::1 dev eth0"));
+        assert!(pod_ns.ip("-6 route").contains("default via fd77::1 dev eth0"));
 
         // Delete: true once, then false; the kernel table agrees.
         for (nl, route) in [(&pod, &default_v4), (&pod, &default_v6), (&pod, &extra), (&host, &host_v4), (&host, &host_v6)] {
             assert!(nl.route_del(route).await.unwrap(), "first delete of {route:?}");
             assert!(!nl.route_del(route).await.unwrap(), "second delete of {route:?}");
         }
-        assert!(!pod_ns.ip(&["route"]).contains("default"));
-        assert!(!host_ns.ip(&["route"]).contains("10.77.0.5"));
+        assert!(!pod_ns.ip("route").contains("default"));
+        assert!(!host_ns.ip("route").contains("10.77.0.5"));
         assert_eq!(pod.default_route_oif().await.unwrap(), None);
 
         // Errors name the operation and carry the errno.
@@ -369,6 +367,14 @@ fn addresses_host_routes_and_default_routes() {
         let err = pod.addr_add(999_999, net("10.9.9.9/32")).await.expect_err("no such device");
         assert_eq!(err.errno, Some(libc::ENODEV), "{err:?}");
     });
+}
+
+/// The device's promiscuity count as netlink and `ip -d link` report it.
+async fn assert_promiscuity(nl: &Netlink, ns: &Netns, index: u32, dev: &str, want: u32) {
+    let link = nl.link_by_index(index).await.unwrap().unwrap();
+    assert_eq!(link.promiscuity, want);
+    let shown = ns.ip(&format!("-d link show {dev}"));
+    assert!(shown.contains(&format!("promiscuity {want}")), "{shown}");
 }
 
 #[test]
@@ -386,7 +392,7 @@ fn fdb_self_permanent_add_list_del_flips_promiscuity() {
         nl.fdb_add_self(up.index, mac)
             .await
             .expect("repeated add is success");
-        let shown = run("bridge", &["-n", &ns.name, "fdb", "show", "dev", &uplink]);
+        let shown = run("bridge", &["-n", ns.name(), "fdb", "show", "dev", &uplink]);
         assert!(
             shown.contains(&format!("{} self permanent", mac_to_string(&mac))),
             "{shown}"
@@ -401,24 +407,14 @@ fn fdb_self_permanent_add_list_del_flips_promiscuity() {
             "{entries:?}"
         );
         // veth has no IFF_UNICAST_FLT: a secondary unicast address makes it promiscuous.
-        assert_eq!(
-            nl.link_by_index(up.index)
-                .await
-                .unwrap()
-                .unwrap()
-                .promiscuity,
-            1
-        );
-        assert!(ns
-            .ip(&["-d", "link", "show", &uplink])
-            .contains("promiscuity 1"));
+        assert_promiscuity(&nl, &ns, up.index, &uplink, 1).await;
 
         assert!(nl.fdb_del_self(up.index, mac).await.unwrap());
         assert!(
             !nl.fdb_del_self(up.index, mac).await.unwrap(),
             "second delete: already gone"
         );
-        let shown = run("bridge", &["-n", &ns.name, "fdb", "show", "dev", &uplink]);
+        let shown = run("bridge", &["-n", ns.name(), "fdb", "show", "dev", &uplink]);
         assert!(!shown.contains(&mac_to_string(&mac)), "{shown}");
         assert!(!nl
             .fdb_list(up.index)
@@ -426,17 +422,7 @@ fn fdb_self_permanent_add_list_del_flips_promiscuity() {
             .unwrap()
             .iter()
             .any(|e| e.mac == mac));
-        assert_eq!(
-            nl.link_by_index(up.index)
-                .await
-                .unwrap()
-                .unwrap()
-                .promiscuity,
-            0
-        );
-        assert!(ns
-            .ip(&["-d", "link", "show", &uplink])
-            .contains("promiscuity 0"));
+        assert_promiscuity(&nl, &ns, up.index, &uplink, 0).await;
 
         let err = nl
             .fdb_add_self(999_999, mac)
@@ -447,50 +433,13 @@ fn fdb_self_permanent_add_list_del_flips_promiscuity() {
     });
 }
 
-/// Builds a one-function XDP_PASS object with clang into a per-process temp dir.
-fn build_xdp_pass() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vxnl-xdp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("pass.c");
-    std::fs::write(
-        &src,
-        "#define SEC(n) __attribute__((section(n), used))\n\
-         SEC(\"xdp\") int xdp_pass(void *ctx) { return 2; /* XDP_PASS */ }\n\
-         char LICENSE[] SEC(\"license\") = \"GPL\";\n",
-    )
-    .unwrap();
-    let obj = dir.join("pass.o");
-    run(
-        "clang",
-        &[
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-c",
-            src.to_str().unwrap(),
-            "-o",
-            obj.to_str().unwrap(),
-        ],
-    );
-    obj
-}
-
-struct RemoveDir(PathBuf);
-
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn xdp_attach_and_detach_in_driver_and_generic_mode() {
     let ns = test_ns("xd");
     let a = ifname("vxnlx");
     let b = ifname("vxnly");
-    let obj = build_xdp_pass();
-    let _cleanup = RemoveDir(obj.parent().unwrap().to_path_buf());
+    let dir = TempDir::new("nlxdp");
+    let obj = xdp_pass_object(dir.path(), "xdp_pass");
 
     let mut ebpf = aya::Ebpf::load_file(&obj).expect("load XDP object");
     let program: &mut aya::programs::Xdp = ebpf
@@ -525,7 +474,7 @@ fn xdp_attach_and_detach_in_driver_and_generic_mode() {
                 "{mode:?}"
             );
             assert_eq!(nl.xdp_query(link.index).await.unwrap(), Some(state));
-            let shown = ns.ip(&["-d", "link", "show", &a]);
+            let shown = ns.ip(&format!("-d link show {a}"));
             let first_line = shown.lines().next().unwrap_or_default();
             assert!(first_line.contains(shown_as), "{mode:?}: {shown}");
             assert!(
@@ -541,7 +490,7 @@ fn xdp_attach_and_detach_in_driver_and_generic_mode() {
             nl.xdp_detach(link.index, mode).await.unwrap();
             let state = nl.link_by_index(link.index).await.unwrap().unwrap().xdp;
             assert_eq!(state, XdpState::default(), "{mode:?} after detach");
-            let shown = ns.ip(&["-d", "link", "show", &a]);
+            let shown = ns.ip(&format!("-d link show {a}"));
             assert!(
                 !shown.contains("prog/xdp") && !shown.contains(shown_as),
                 "{mode:?} after detach: {shown}"

@@ -1,17 +1,17 @@
-//! Helpers for the BPF tests: a throwaway netns + pin root (removed on drop),
-//! veths inside it, frame builders, and BPF_PROG_TEST_RUN wrappers.
-#![allow(dead_code)]
-
-pub mod frames;
+//! The BPF program lab: the datapath pinned under a pin root of its own
+//! inside a test namespace (`BpfNode`), the standard two-pod `Lab` with the
+//! object's programs loaded against those pins, and BPF_PROG_TEST_RUN wrappers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use veth_xdp::bpf::{self, BpfPaths, NodeSpec, NodeStatus, PodDatapath};
 
+use super::ns::Netns;
+
+// Kernel UAPI return codes (enum xdp_action, TC_ACT_*), not the library's.
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_REDIRECT: u32 = 4;
@@ -19,166 +19,50 @@ pub const TC_ACT_OK: u32 = 0;
 pub const TC_ACT_SHOT: u32 = 2;
 pub const TC_ACT_REDIRECT: u32 = 7;
 
-/// Runs a command, panicking with its stderr if it fails.
-pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace and a pin root of its own, both removed on drop
-/// (links detached first, so nothing stays attached).
-pub struct Sandbox {
-    pub ns: String,
-    pub ns_path: PathBuf,
+/// A test namespace (IPv6 off) with a pin root of its own under bpffs. On
+/// drop the node's datapath is torn down (links detached first, so nothing
+/// stays attached), then the pin root and the namespace are removed.
+pub struct BpfNode {
+    pub ns: Netns,
     pub paths: BpfPaths,
 }
 
-impl Sandbox {
-    pub fn new(abbr: &str) -> Self {
+impl BpfNode {
+    pub fn new(tag: &str) -> Self {
         assert!(nix::unistd::geteuid().is_root(), "BPF tests need root");
-        let ns = format!("vxt-{abbr}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        run("ip", &["netns", "add", &ns]);
-        // No IPv6 autoconf/DAD/MLD chatter reaching the live uplink program.
-        let ns_arg = format!("--net=/var/run/netns/{ns}");
-        for key in [
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ] {
-            run("nsenter", &[&ns_arg, "sysctl", "-qw", key]);
-        }
-        let root = PathBuf::from(format!("/sys/fs/bpf/{ns}"));
+        let ns = Netns::new(tag).without_ipv6();
+        let root = PathBuf::from(bpf::BPFFS_MOUNT).join(ns.name());
         let _ = std::fs::remove_dir_all(&root);
         bpf::ensure_bpffs(&root).expect("bpffs");
         Self {
-            ns_path: PathBuf::from(format!("/var/run/netns/{ns}")),
             ns,
             paths: BpfPaths::new(root),
         }
     }
 
-    /// `ip -n <ns> <args>`.
-    pub fn ip(&self, args: &str) -> String {
-        let mut full = vec!["-n", self.ns.as_str()];
-        full.extend(args.split_whitespace());
-        run("ip", &full)
-    }
-
-    /// A veth pair (both ends up) with fixed MACs; returns (ifindex a, ifindex b).
-    pub fn veth(&self, a: &str, mac_a: [u8; 6], b: &str, mac_b: [u8; 6]) -> (u32, u32) {
-        self.ip(&format!(
-            "link add {a} address {} type veth peer name {b} address {}",
-            mac_str(&mac_a),
-            mac_str(&mac_b)
-        ));
-        self.ip(&format!("link set {a} up"));
-        self.ip(&format!("link set {b} up"));
-        (self.ifindex(a), self.ifindex(b))
-    }
-
-    pub fn link_json(&self, dev: &str) -> serde_json::Value {
-        let out = self.ip(&format!("-d -j link show dev {dev}"));
-        let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
-        v[0].clone()
-    }
-
-    pub fn ifindex(&self, dev: &str) -> u32 {
-        self.link_json(dev)["ifindex"].as_u64().expect("ifindex") as u32
-    }
-
-    /// Runs `f` with this thread inside the sandbox netns.
-    pub fn in_ns<T>(&self, f: impl FnOnce() -> T) -> T {
-        veth_xdp::netns::with_netns(&self.ns_path, f).expect("enter test netns")
-    }
-
     /// insert_pod from inside the netns: the devmap resolves ifindexes in the
     /// caller's netns, as the plugin's does in the node's.
     pub fn insert_pod(&self, pod: &PodDatapath) -> anyhow::Result<()> {
-        self.in_ns(|| bpf::insert_pod(&self.paths, pod))
+        self.ns.enter(|| bpf::insert_pod(&self.paths, pod))
     }
 
     pub fn ensure_node(&self, spec: &NodeSpec) -> NodeStatus {
-        self.in_ns(|| bpf::ensure_node(&self.paths, spec))
+        self.ns
+            .enter(|| bpf::ensure_node(&self.paths, spec))
             .expect("ensure_node")
     }
 }
 
-impl Drop for Sandbox {
+impl Drop for BpfNode {
     fn drop(&mut self) {
+        if super::keep_state(&self.paths.root().display()) {
+            return;
+        }
         if let Err(e) = bpf::teardown_node(&self.paths) {
             eprintln!("teardown_node: {e:#}");
         }
         let _ = std::fs::remove_dir_all(self.paths.root());
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
-}
-
-/// An extra network namespace (a "wire" or "pod"), deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new(abbr: &str) -> Self {
-        let name = format!("vxt-{abbr}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        let ns = Self { name };
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-        ns
-    }
-
-    /// `ip -n <ns> <args>`.
-    pub fn ip(&self, args: &str) -> String {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend(args.split_whitespace());
-        run("ip", &full)
-    }
-
-    /// Runs a command inside the netns with nsenter (never `ip netns exec`,
-    /// which remounts /sys and hides bpffs).
-    pub fn exec(&self, cmd: &[&str]) -> String {
-        let ns_arg = format!("--net=/var/run/netns/{}", self.name);
-        let mut args = vec![ns_arg.as_str()];
-        args.extend_from_slice(cmd);
-        run("nsenter", &args)
-    }
-
-    /// Like `exec`, but returns whether the command succeeded.
-    pub fn try_exec(&self, cmd: &[&str]) -> bool {
-        let ns_arg = format!("--net=/var/run/netns/{}", self.name);
-        Command::new("nsenter")
-            .arg(ns_arg)
-            .args(cmd)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-pub fn mac_str(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 pub const UPLINK_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x01];
@@ -218,21 +102,21 @@ impl LabPod {
 /// veths `h1`/`h2`, a host veth `h3` without a pod, node addresses set, and
 /// the object's programs loaded against the pinned maps for test runs.
 pub struct Lab {
-    // Dropped first: program fds before the sandbox tears the pins down.
+    // Dropped first: program fds before the node tears the pins down.
     pub progs: Ebpf,
     pub uplink: u32,
     pub pod1: LabPod,
     pub pod2: LabPod,
     pub stray: u32,
     pub status: NodeStatus,
-    pub sb: Sandbox,
+    pub node: BpfNode,
 }
 
-fn lab_pod(sb: &Sandbox, n: u8) -> LabPod {
+fn lab_pod(node: &BpfNode, n: u8) -> LabPod {
     let host_mac = [0x02, 0, 0, 0, n, 0x01];
     let pod_mac = [0x02, 0, 0, 0, n, 0x02];
     let host_dev = format!("h{n}");
-    let (host_ifindex, _) = sb.veth(&host_dev, host_mac, &format!("p{n}"), pod_mac);
+    let (host_ifindex, _) = node.ns.veth(&host_dev, host_mac, &format!("p{n}"), pod_mac);
     LabPod {
         dp: PodDatapath {
             host_ifindex,
@@ -247,23 +131,25 @@ fn lab_pod(sb: &Sandbox, n: u8) -> LabPod {
 
 impl Lab {
     pub fn new(abbr: &str, uplink_can_xmit: bool) -> Self {
-        let sb = Sandbox::new(abbr);
-        let (uplink, _) = sb.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
+        let node = BpfNode::new(abbr);
+        let (uplink, _) = node.ns.veth("up0", UPLINK_MAC, "up1", WIRE_MAC);
         // Wire end down: the uplink program is live, nothing may reach it but test runs.
-        sb.ip("link set up1 down");
-        let status = sb.ensure_node(&NodeSpec {
+        node.ns.ip("link set up1 down");
+        let status = node.ensure_node(&NodeSpec {
             uplink_ifindex: uplink,
             uplink_can_xmit,
             max_pods: 16,
         });
-        let pod1 = lab_pod(&sb, 1);
-        let pod2 = lab_pod(&sb, 2);
-        let (stray, _) = sb.veth("h3", [0x02, 0, 0, 0, 3, 1], "p3", [0x02, 0, 0, 0, 3, 2]);
-        sb.insert_pod(&pod1.dp).expect("insert pod1");
-        sb.insert_pod(&pod2.dp).expect("insert pod2");
-        bpf::set_node_addrs(&sb.paths, &[IpAddr::V4(NODE_V4), IpAddr::V6(NODE_V6)])
+        let pod1 = lab_pod(&node, 1);
+        let pod2 = lab_pod(&node, 2);
+        let (stray, _) = node
+            .ns
+            .veth("h3", [0x02, 0, 0, 0, 3, 1], "p3", [0x02, 0, 0, 0, 3, 2]);
+        node.insert_pod(&pod1.dp).expect("insert pod1");
+        node.insert_pod(&pod2.dp).expect("insert pod2");
+        bpf::set_node_addrs(&node.paths, &[IpAddr::V4(NODE_V4), IpAddr::V6(NODE_V6)])
             .expect("node addrs");
-        let progs = load_programs(&sb.paths);
+        let progs = load_programs(&node.paths);
         Self {
             progs,
             uplink,
@@ -271,12 +157,12 @@ impl Lab {
             pod2,
             stray,
             status,
-            sb,
+            node,
         }
     }
 
     pub fn paths(&self) -> &BpfPaths {
-        &self.sb.paths
+        &self.node.paths
     }
 
     fn xdp(&self, name: &str) -> &Xdp {
@@ -290,13 +176,15 @@ impl Lab {
     /// Runs the uplink program on `frame` (arriving on the uplink).
     pub fn run_uplink(&self, frame: &[u8]) -> u32 {
         let prog = self.xdp(bpf::PROG_UPLINK);
-        self.sb.in_ns(|| test_run_xdp(prog, frame, self.uplink))
+        self.node
+            .ns
+            .enter(|| test_run_xdp(prog, frame, self.uplink))
     }
 
     /// Runs the host-veth XDP program on `frame` sent by the pod behind `ifindex`.
     pub fn run_host_xdp(&self, ifindex: u32, frame: &[u8]) -> u32 {
         let prog = self.xdp(bpf::PROG_HOST_XDP);
-        self.sb.in_ns(|| test_run_xdp(prog, frame, ifindex))
+        self.node.ns.enter(|| test_run_xdp(prog, frame, ifindex))
     }
 
     /// Runs the tc program on `frame` as an skb arriving on `ifindex`.
@@ -307,7 +195,7 @@ impl Lab {
             .expect("tc program")
             .try_into()
             .expect("sched_cls");
-        self.sb.in_ns(|| test_run_tc(prog, frame, ifindex))
+        self.node.ns.enter(|| test_run_tc(prog, frame, ifindex))
     }
 
     /// Packets of counter `idx` of `key` (host ifindex, or 0 = uplink).
@@ -358,20 +246,9 @@ pub fn load_programs(paths: &BpfPaths) -> Ebpf {
 }
 
 /// BPF_PROG_TEST_RUN of an XDP program with `xdp_md.ingress_ifindex` set
-/// (the device must exist in the calling thread's netns).
+/// (the device must exist in the calling thread's netns); its verdict.
 pub fn test_run_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> u32 {
-    // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
-    // egress_ifindex }: data_end must equal the frame length.
-    let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
-    let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let opts = TestRunOptions {
-        data_in: Some(frame),
-        ctx_in: Some(&ctx),
-        ..TestRunOptions::default()
-    };
-    prog.test_run(opts)
-        .expect("BPF_PROG_TEST_RUN (xdp)")
-        .return_value
+    cost_xdp(prog, frame, ingress_ifindex, 1, 1).0
 }
 
 /// Nanoseconds per run of an XDP program on `frame` (BPF_PROG_TEST_RUN
@@ -384,6 +261,8 @@ pub fn cost_xdp(
     repeat: u32,
     rounds: u32,
 ) -> (u32, u64) {
+    // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+    // egress_ifindex }: data_end must equal the frame length.
     let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
     let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
     let mut best = u64::MAX;
@@ -395,9 +274,7 @@ pub fn cost_xdp(
             repeat,
             ..TestRunOptions::default()
         };
-        let r = prog
-            .test_run(opts)
-            .expect("BPF_PROG_TEST_RUN (xdp, repeat)");
+        let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN (xdp)");
         verdict = r.return_value;
         best = best.min(r.duration.as_nanos() as u64);
     }
@@ -434,8 +311,4 @@ pub fn slot_of(paths: &BpfPaths, ifindex: u32) -> u32 {
         .unwrap()
         .unwrap_or_else(|| panic!("no pod record for ifindex {ifindex}"))
         .slot
-}
-
-pub fn pin_exists(path: &Path) -> bool {
-    path.exists()
 }

@@ -1,49 +1,43 @@
-//! Test harness: a simulated node made of network namespaces, and the plugin
-//! invoked exactly as a runtime does (env + stdin), inside the node namespace
-//! with `nsenter --net` (not `ip netns exec`, which remounts /sys and hides bpffs).
+//! The plugin harness (the reference plugins' `pkg/testutils/cmd.go`): a
+//! simulated node made of network namespaces, and the built plugin invoked
+//! exactly as a runtime does (CNI env + stdin), inside the node namespace with
+//! `nsenter --net=` (not `ip netns exec`, which remounts /sys and hides bpffs).
 //!
-//! Topology (all names unique to the test, removed on drop):
+//! Topology (namespaces, state and pin root unique to the test, removed on drop):
 //!
 //!   [wire ns]  wire0 10.77.0.1/24 (gateway) ── veth ── uplink0 10.77.0.2/24 [node ns]
 //!                                                       └── vx… host veths ══ eth0 [pod ns]
 
-#![allow(dead_code)]
-
-pub mod ns;
-
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
+
+use super::cmd::must;
+use super::ns::Netns;
 
 pub const SUBNET: &str = "10.77.0.0/24";
 pub const GATEWAY: &str = "10.77.0.1";
 pub const NODE_IP: &str = "10.77.0.2";
 pub const UPLINK: &str = "uplink0";
 pub const WIRE_IF: &str = "wire0";
+/// The network name of every test config.
+pub const NETWORK: &str = "testnet";
+pub const CNI_PATH: &str = "/usr/lib/cni";
+
+/// The CNI versions we promise, written out here rather than taken from
+/// `veth_xdp::cni::version::SUPPORTED`: the tests check the plugin against
+/// the spec, not against itself.
+pub const VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+/// CHECK exists since 0.4.0 (the spec's rule, independent of the plugin's).
+pub fn has_check(v: &str) -> bool {
+    !v.starts_with("0.3")
+}
 
 pub fn plugin_bin() -> &'static str {
     env!("CARGO_BIN_EXE_veth-xdp")
-}
-
-/// Runs a command, returns (success, stdout+stderr).
-pub fn sh(cmd: &str) -> (bool, String) {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .expect("run bash");
-    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), s)
-}
-
-/// Runs a command that must succeed.
-pub fn must(cmd: &str) -> String {
-    let (ok, out) = sh(cmd);
-    assert!(ok, "command failed: {cmd}\n{out}");
-    out
 }
 
 /// The result of one plugin invocation.
@@ -79,48 +73,67 @@ impl Outcome {
     }
 }
 
+/// The host-side interface of an ADD result.
+pub fn host_veth(res: &Value) -> String {
+    res["interfaces"][0]["name"].as_str().unwrap().to_string()
+}
+
+/// The first pod address of an ADD result, without its prefix length.
+pub fn pod_ip(res: &Value) -> String {
+    res["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `conf` with `prevResult` set, for CHECK (and DEL).
+pub fn with_prev(conf: &Value, prev: &Value) -> Value {
+    let mut c = conf.clone();
+    c["prevResult"] = prev.clone();
+    c
+}
+
+/// A node namespace wired to a wire namespace, with its own state dir and
+/// pin root. Namespaces are `Netns` guards; the directories go on drop.
 pub struct Node {
-    pub tag: String,
-    pub node_ns: String,
-    pub wire_ns: String,
+    tag: String,
+    pub ns: Netns,
+    pub wire: Netns,
     pub dir: PathBuf,
     pub bpf_root: PathBuf,
-    pods: std::sync::Mutex<Vec<String>>,
 }
 
 impl Node {
-    /// `tag`: a few letters naming the test (kept short: netns names appear in errors).
+    /// `tag`: a few letters naming the test (kept short: names appear in errors).
     pub fn new(tag: &str) -> Self {
         Self::with_mtu(tag, 1500)
     }
 
     pub fn with_mtu(tag: &str, mtu: u32) -> Self {
-        let tag = format!("vc{tag}{}", std::process::id());
+        let ns = Netns::new(&format!("{tag}n")).lo_up();
+        let wire = Netns::new(&format!("{tag}w")).lo_up();
         let node = Self {
-            node_ns: format!("{tag}n"),
-            wire_ns: format!("{tag}w"),
-            dir: PathBuf::from(format!("/tmp/veth-xdp-test/{tag}")),
-            bpf_root: PathBuf::from(format!("/sys/fs/bpf/{tag}")),
-            tag,
-            pods: Default::default(),
+            tag: tag.to_string(),
+            dir: PathBuf::from(format!("/tmp/veth-xdp-test/{ns}")),
+            bpf_root: PathBuf::from(veth_xdp::bpf::BPFFS_MOUNT).join(ns.name()),
+            ns,
+            wire,
         };
-        node.cleanup();
-        let (n, w) = (&node.node_ns, &node.wire_ns);
+        node.remove_dirs();
+        let (n, w) = (&node.ns, &node.wire);
         must(&format!(
-            "set -e; ip netns add {n}; ip netns add {w}; \
+            "set -e; \
              ip link add {UPLINK} mtu {mtu} netns {n} type veth peer name {WIRE_IF} mtu {mtu} netns {w}; \
-             ip -n {n} link set lo up; ip -n {w} link set lo up; \
              ip -n {n} addr add {NODE_IP}/24 dev {UPLINK}; ip -n {w} addr add {GATEWAY}/24 dev {WIRE_IF}; \
              ip -n {n} link set {UPLINK} up; ip -n {w} link set {WIRE_IF} up; \
-             ip -n {n} route add default via {GATEWAY}; \
-             nsenter --net=/var/run/netns/{w} ethtool -K {WIRE_IF} gro on tx off >/dev/null"
+             ip -n {n} route add default via {GATEWAY}"
         ));
+        w.exec(&["ethtool", "-K", WIRE_IF, "gro", "on", "tx", "off"]);
         std::fs::create_dir_all(&node.dir).unwrap();
         node
-    }
-
-    pub fn ns_path(ns: &str) -> String {
-        format!("/var/run/netns/{ns}")
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -131,21 +144,16 @@ impl Node {
         self.dir.join("ipam")
     }
 
-    /// A new pod namespace; returns its name.
-    pub fn pod(&self, i: usize) -> String {
-        let name = format!("{}p{i}", self.tag);
-        must(&format!(
-            "ip netns add {name} && ip -n {name} link set lo up"
-        ));
-        self.pods.lock().unwrap().push(name.clone());
-        name
+    /// A new pod namespace (loopback up), removed when the guard drops.
+    pub fn pod(&self, i: usize) -> Netns {
+        Netns::new(&format!("{}p{i}", self.tag)).lo_up()
     }
 
     /// A network config with host-local in the wire's subnet; `extra` keys are merged in.
     pub fn conf(&self, version: &str, extra: Value) -> Value {
         let mut c = json!({
             "cniVersion": version,
-            "name": "testnet",
+            "name": NETWORK,
             "type": "veth-xdp",
             "uplink": UPLINK,
             "stateDir": self.state_dir(),
@@ -170,7 +178,7 @@ impl Node {
     /// Invokes the plugin inside the node namespace with raw stdin bytes and full control of env.
     pub fn invoke_raw(&self, env: &[(&str, &str)], stdin: &[u8]) -> Outcome {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", Self::ns_path(&self.node_ns)))
+        cmd.arg(format!("--net={}", self.ns.path().display()))
             .arg(plugin_bin())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -197,99 +205,56 @@ impl Node {
         }
     }
 
-    /// Invokes a verb the way a runtime does.
+    /// Invokes a verb the way a runtime does (`netns` None: CNI_NETNS empty).
     pub fn cni(
         &self,
         verb: &str,
         cid: &str,
-        netns: Option<&str>,
+        netns: Option<&Netns>,
         ifname: &str,
         conf: &Value,
     ) -> Outcome {
         self.cni_env(verb, cid, netns, ifname, conf, &[])
     }
 
+    /// `cni` with extra environment variables.
     pub fn cni_env(
         &self,
         verb: &str,
         cid: &str,
-        netns: Option<&str>,
+        netns: Option<&Netns>,
         ifname: &str,
         conf: &Value,
         extra: &[(&str, &str)],
     ) -> Outcome {
-        let ns = netns.map(Self::ns_path).unwrap_or_default();
+        let ns = netns
+            .map(|n| n.path().display().to_string())
+            .unwrap_or_default();
         let mut env = vec![
             ("CNI_COMMAND", verb),
             ("CNI_CONTAINERID", cid),
             ("CNI_NETNS", ns.as_str()),
             ("CNI_IFNAME", ifname),
-            ("CNI_PATH", "/usr/lib/cni"),
+            ("CNI_PATH", CNI_PATH),
         ];
         env.extend_from_slice(extra);
         self.invoke_raw(&env, conf.to_string().as_bytes())
     }
 
     /// ADD that must succeed; returns the result.
-    pub fn add(&self, cid: &str, pod: &str, conf: &Value) -> Value {
+    pub fn add(&self, cid: &str, pod: &Netns, conf: &Value) -> Value {
         self.cni("ADD", cid, Some(pod), "eth0", conf).ok().clone()
     }
 
-    /// A shell command inside a namespace (nsenter --net).
-    pub fn in_ns(ns: &str, cmd: &str) -> (bool, String) {
-        sh(&format!(
-            "nsenter --net={} bash -c {}",
-            Self::ns_path(ns),
-            shell_quote(cmd)
-        ))
-    }
-
+    /// A shell command inside the node namespace.
     pub fn in_node(&self, cmd: &str) -> (bool, String) {
-        Self::in_ns(&self.node_ns, cmd)
+        self.ns.sh(cmd)
     }
 
-    /// Everything an attachment leaves on the node: must be empty after DEL / failed ADD.
+    /// Everything an attachment leaves on the node (see `support::traces`):
+    /// must be empty after DEL, GC or a failed ADD.
     pub fn traces(&self) -> Vec<String> {
-        let mut t = Vec::new();
-        let links = must(&format!("ip -n {} -o link show", self.node_ns));
-        t.extend(
-            links
-                .lines()
-                .filter(|l| l.contains(": vx"))
-                .map(|l| format!("link {l}")),
-        );
-        let routes = must(&format!("ip -n {} route show", self.node_ns));
-        t.extend(
-            routes
-                .lines()
-                .filter(|l| l.contains("dev vx"))
-                .map(|l| format!("route {l}")),
-        );
-        let fdb = must(&format!("bridge -n {} fdb show dev {UPLINK}", self.node_ns));
-        // The kernel lists the device's multicast addresses as "self permanent" too.
-        t.extend(
-            fdb.lines()
-                .filter(|l| !l.starts_with("33:33") && !l.starts_with("01:00:5e"))
-                .map(|l| format!("fdb {l}")),
-        );
-        let records = self.state_dir().join("networks/testnet");
-        if let Ok(entries) = std::fs::read_dir(&records) {
-            t.extend(
-                entries
-                    .flatten()
-                    .map(|e| format!("record {}", e.path().display())),
-            );
-        }
-        if let Ok(entries) = std::fs::read_dir(self.ipam_dir().join("testnet")) {
-            t.extend(
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with("last_reserved_ip") && n != "lock")
-                    .map(|n| format!("lease {n}")),
-            );
-        }
-        t
+        super::traces::on_node(self)
     }
 
     pub fn assert_clean(&self) {
@@ -297,42 +262,19 @@ impl Node {
         assert!(t.is_empty(), "traces left on the node:\n{}", t.join("\n"));
     }
 
-    fn cleanup(&self) {
-        for p in self.pods.lock().unwrap().iter() {
-            let _ = sh(&format!("ip netns del {p}"));
-        }
-        let _ = sh(&format!(
-            "ip netns del {} ; ip netns del {}",
-            self.node_ns, self.wire_ns
-        ));
+    fn remove_dirs(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(&self.bpf_root);
     }
 }
 
+/// The namespaces drop after this: the pins and directories go first.
 impl Drop for Node {
     fn drop(&mut self) {
-        if std::env::var_os("VETH_XDP_KEEP_TEST_STATE").is_some() {
-            eprintln!("keeping {} (VETH_XDP_KEEP_TEST_STATE)", self.tag);
-            return;
+        if !super::keep_state(&self.dir.display()) {
+            self.remove_dirs();
         }
-        self.cleanup();
     }
-}
-
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The CNI versions we speak.
-pub const VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
-
-pub fn has_check(v: &str) -> bool {
-    !v.starts_with("0.3")
-}
-
-pub fn path_str(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Validates a result against the CNI result schema of `version` (the fields

@@ -1,4 +1,5 @@
-//! Frame builders (no checksums: the programs never read them).
+//! Ethernet frame builders for BPF_PROG_TEST_RUN (no checksums: the programs
+//! never read them).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -104,4 +105,12 @@ pub fn tagged(frame: &[u8], tpid: u16, vid: u16) -> Vec<u8> {
 /// The first `len` bytes of `frame`.
 pub fn truncated(frame: &[u8], len: usize) -> Vec<u8> {
     frame[..len].to_vec()
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_str(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -659,11 +659,9 @@ fn rollback_after_every_add_step() {
 }
 
 /// A panic in ADD (here right after the veth step) still rolls back: the
-/// plugin exits non-zero (with a CNI error on stdout, whatever its code) and
-/// leaves nothing behind.
+/// plugin answers a CNI error (109, internal) and leaves nothing behind.
 #[cfg(feature = "fault-injection")]
 #[test]
-#[ignore = "needs VETH_XDP_FAIL_MODE=panic support in the plugin"]
 fn panic_during_add_rolls_back() {
     let node = Node::new("pn");
     let conf = node.conf("1.0.0", json!({}));
@@ -680,6 +678,8 @@ fn panic_during_add_rolls_back() {
         ],
     );
     assert_ne!(out.exit, 0, "a panicking ADD must fail: {}", out.stdout);
+    let msg = out.err(109);
+    assert!(msg.contains("panicked"), "{msg}");
     assert_rolled_back(&node, &pod, "c-pn", &conf, "panic after veth");
     node.assert_clean();
 }

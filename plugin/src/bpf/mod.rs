@@ -8,7 +8,8 @@
 //!
 //! API (errors are `anyhow` with context naming the map/program/pin and the
 //! syscall; typed causes to downcast: [`PodMapError`]):
-//! - node (caller holds the node lock):
+//! - node, under [`lock_node`]`(paths) -> DirLock` (the node lock: a flock on
+//!   the pin root; [`teardown_node`] takes it itself):
 //!   [`ensure_bpffs`]`(root)`, [`ensure_node`]`(paths, &NodeSpec) -> NodeStatus`
 //!   (idempotent; reuses compatible pins, refuses incompatible ones; attaches the
 //!   uplink program in driver mode, generic only if driver fails; pinned link),
@@ -50,7 +51,9 @@ pub use maps::{
     read_counters, remove_pod, set_node_addrs, MapSpec, PodCounters, PodDatapath, PodMapError,
     MAP_SPECS,
 };
-pub use node::{ensure_node, teardown_node, NodeSpec, NodeStatus, UplinkMode, LINK_UPLINK};
+pub use node::{
+    ensure_node, lock_node, teardown_node, NodeSpec, NodeStatus, UplinkMode, LINK_UPLINK,
+};
 pub use paths::{ensure_bpffs, BpfPaths, BPFFS_MOUNT, DEFAULT_PIN_ROOT};
 pub use sys::{pinned_link_info, LinkInfo, BPF_LINK_TYPE_TCX, BPF_LINK_TYPE_XDP};
 

@@ -1,6 +1,7 @@
-//! Node-level setup (the caller holds the node lock): load the object once,
+//! Node-level setup under the node lock ([`lock_node`]): load the object once,
 //! pin maps and programs, attach the uplink program with a pinned link, write
 //! the config. Later calls reuse the pins after checking they are compatible.
+//! [`teardown_node`] undoes it all, under the same lock.
 
 use std::path::Path;
 
@@ -10,10 +11,11 @@ use aya::EbpfLoader;
 
 use super::attach::{attach_xdp_pinned, errno_in};
 use super::maps::{self, MAP_SPECS};
-use super::paths::BpfPaths;
+use super::paths::{ensure_bpffs, BpfPaths};
 use super::sys;
 use super::types::{VxConfig, CFG_UPLINK_CAN_XMIT, CFG_UPLINK_GENERIC};
 use super::{OBJECT, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS, PROG_UPLINK, XDP_PROGRAMS};
+use crate::lock::{self, DirLock};
 
 /// Link pin name of the uplink attachment.
 pub const LINK_UPLINK: &str = "uplink";
@@ -44,6 +46,15 @@ pub struct NodeStatus {
     pub uplink_mode: UplinkMode,
     /// The object was loaded (verifier ran) by this call; false = pins reused.
     pub loaded_now: bool,
+}
+
+/// The node lock: held while the node's datapath is set up (and the uplink
+/// prepared for it) or torn down. An exclusive flock on the pin root `paths.root()`
+/// — what it protects are the pins under it; bpffs takes no regular files, but
+/// a directory flocks — created, with bpffs mounted, if missing.
+pub fn lock_node(paths: &BpfPaths) -> Result<DirLock> {
+    ensure_bpffs(paths.root())?;
+    Ok(lock::exclusive(paths.root())?)
 }
 
 /// Makes the node's datapath match `spec`; idempotent.
@@ -184,8 +195,13 @@ fn attach_uplink(paths: &BpfPaths, ifindex: u32) -> Result<UplinkMode> {
 }
 
 /// Detaches every link of this layout (uplink and host veths) and removes all
-/// pins. For tests and operators; pods lose their datapath.
+/// pins, under the node lock (taken here: the caller must not hold it). For
+/// tests and operators; pods lose their datapath. Nothing pinned at all is Ok.
 pub fn teardown_node(paths: &BpfPaths) -> Result<()> {
+    if !paths.root().exists() {
+        return Ok(());
+    }
+    let _lock = lock::exclusive(paths.root())?;
     let mut errors = Vec::new();
     if let Ok(entries) = std::fs::read_dir(paths.links_dir()) {
         for entry in entries.flatten() {

@@ -6,33 +6,23 @@
 //! directory of the maps, since pods are added and removed in parallel.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result};
 
 use super::paths::BpfPaths;
 use super::types::VxPod;
+use crate::lock::{self, DirLock};
 
 /// Held while a pod's maps entries (and so its slot) change: an exclusive
-/// flock on `<root>/v<N>/maps`, released when the fd closes on drop (or when
-/// the process dies).
+/// flock on `<root>/v<N>/maps`, released on drop (or when the process dies).
 pub struct SlotLock {
-    _dir: File,
+    _lock: DirLock,
 }
 
 impl SlotLock {
     pub fn acquire(paths: &BpfPaths) -> Result<Self> {
-        let dir_path = paths.maps_dir();
-        let dir = File::open(&dir_path)
-            .with_context(|| format!("open {} to lock the pod slots", dir_path.display()))?;
-        // (File::lock would do, but is newer than the crate's MSRV 1.87.)
-        // SAFETY: flock on an fd we own; no memory is passed.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("flock(LOCK_EX) {}", dir_path.display()));
-        }
-        Ok(Self { _dir: dir })
+        let lock = lock::exclusive(&paths.maps_dir()).context("lock the pod slots")?;
+        Ok(Self { _lock: lock })
     }
 }
 

@@ -18,7 +18,7 @@ use crate::netlink::{mac_to_string, Link, Mac, Netlink, Route, VethSpec};
 use crate::netns::{validate_netns_path, NetnsPathError};
 use crate::record::{Record, Store, RECORD_VERSION};
 use crate::rollback::Rollback;
-use crate::{ipam, lock, naming};
+use crate::{bpf, ipam, naming};
 
 /// Everything ADD decided before changing anything.
 pub struct Plan {
@@ -167,7 +167,7 @@ async fn prepare_node(
     sockets: &Sockets,
 ) -> CniResult<datapath::NodeDatapath> {
     let eth = &sockets.node_eth;
-    let _lock = lock::node_lock(&req.conf.state_dir)
+    let _lock = bpf::lock_node(&bpf::BpfPaths::new(&req.conf.bpf_root))
         .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
     let present = eth.features(&plan.uplink.name).await.map_err(|e| {
         CniError::new(

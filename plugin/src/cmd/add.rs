@@ -167,8 +167,7 @@ async fn prepare_node(
     sockets: &Sockets,
 ) -> CniResult<datapath::NodeDatapath> {
     let eth = &sockets.node_eth;
-    let _lock = bpf::lock_node(&bpf::BpfPaths::new(&req.conf.bpf_root))
-        .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+    let _lock = bpf::lock_node(&bpf::BpfPaths::new(&req.conf.bpf_root)).map_err(CniError::from)?;
     let present = eth.features(&plan.uplink.name).await.map_err(|e| {
         CniError::new(
             Code::Offload,

@@ -10,9 +10,9 @@ use ipnetwork::IpNetwork;
 
 use super::add::Plan;
 use super::check::Findings;
-use crate::bpf::{self, BpfPaths, Hook, NodeSpec, PodDatapath, PodMapError, UplinkMode};
+use crate::bpf::{self, BpfPaths, Hook, Maps, NodeSpec, PodDatapath, UplinkMode};
 use crate::cni::config::{EgressMode, PodProgram};
-use crate::cni::error::{CniError, CniResult, Code};
+use crate::cni::error::{CniError, CniResult, Code, OrCode};
 use crate::cni::Request;
 use crate::kernel;
 use crate::netdev::Netdev;
@@ -40,10 +40,6 @@ impl NodeDatapath {
     }
 }
 
-fn datapath_err(what: &str) -> impl Fn(anyhow::Error) -> CniError + '_ {
-    move |e| CniError::new(Code::Datapath, format!("{what}: {e:#}"))
-}
-
 /// The attachment key of a pod's host-veth links: its host veth name (unique
 /// on the node, derived from container ID + ifname, so DEL needs no record).
 fn link_key(host_name: &str) -> &str {
@@ -66,12 +62,12 @@ pub async fn setup_node(
 ) -> CniResult<NodeDatapath> {
     kernel::require_datapath()?;
     let paths = BpfPaths::new(bpf_root);
-    bpf::ensure_bpffs(bpf_root).map_err(datapath_err("bpffs"))?;
-    let netdev = Netdev::current().map_err(datapath_err("netdev genetlink"))?;
+    bpf::ensure_bpffs(bpf_root).map_err(|e| CniError::from(e).context("bpffs"))?;
+    let netdev = Netdev::current().or_code(Code::Datapath, "netdev genetlink")?;
     let features = netdev
         .xdp_features(uplink.index)
         .await
-        .map_err(datapath_err("read uplink xdp-features"))?
+        .or_code(Code::Datapath, "read uplink xdp-features")?
         .ok_or_else(|| {
             CniError::new(
                 Code::KernelFeature,
@@ -83,8 +79,8 @@ pub async fn setup_node(
         uplink_can_xmit: features.ndo_xmit,
         max_pods,
     };
-    let status =
-        bpf::ensure_node(&paths, &spec).map_err(datapath_err("set up the node datapath"))?;
+    let status = bpf::ensure_node(&paths, &spec)
+        .map_err(|e| CniError::from(e).context("set up the node datapath"))?;
     if status.loaded_now {
         log::info!(
             "datapath loaded and pinned under {}; uplink {} program in {:?} mode; uplink ndo-xmit: {}",
@@ -118,7 +114,9 @@ async fn refresh_node_addrs(
         .map(|(_, a)| a.ip())
         .filter(|ip| !ip.is_loopback())
         .collect();
-    bpf::set_node_addrs(paths, &addrs).map_err(datapath_err("update node addresses"))?;
+    Maps::open(paths)
+        .and_then(|mut maps| maps.set_node_addrs(&addrs))
+        .map_err(|e| CniError::from(e).context("update node addresses"))?;
     Ok(addrs)
 }
 
@@ -173,7 +171,7 @@ pub async fn attach_pod<'a>(
     let key = link_key(&plan.host_name).to_string();
     let undo_paths = paths.clone();
     rb.push("host veth programs", move || async move {
-        bpf::detach_host(&undo_paths, &key)
+        Ok(bpf::detach_host(&undo_paths, &key)?)
     });
     attach_host_programs(
         &paths,
@@ -185,7 +183,8 @@ pub async fn attach_pod<'a>(
 
     let mut pod_program = false;
     if wants_pod_program(req) {
-        let prog = bpf::pod_pass_program(&paths).map_err(datapath_err("open pod program"))?;
+        let prog = bpf::pod_pass_program(&paths)
+            .map_err(|e| CniError::from(e).context("open pod program"))?;
         pod.xdp_attach(pod_link.index, prog.as_fd(), XdpMode::Driver)
             .await
             .map_err(|e| {
@@ -201,16 +200,11 @@ pub async fn attach_pod<'a>(
     let undo_paths = paths.clone();
     let host_index = host.index;
     rb.push("datapath map entries", move || async move {
-        bpf::remove_pod(&undo_paths, host_index)
+        Ok(Maps::open(&undo_paths)?.remove_pod(host_index)?)
     });
-    bpf::insert_pod(&paths, &entry).map_err(|e| match e.downcast_ref::<PodMapError>() {
-        Some(PodMapError::Full { .. }) => CniError::new(Code::DatapathFull, format!("{e:#}")),
-        Some(PodMapError::InUse { .. }) => CniError::new(Code::InvalidConfig, format!("{e:#}")),
-        None => CniError::new(
-            Code::Datapath,
-            format!("insert pod into datapath maps: {e:#}"),
-        ),
-    })?;
+    Maps::open(&paths)
+        .and_then(|mut maps| maps.insert_pod(&entry))
+        .map_err(|e| CniError::from(e).context("insert pod into datapath maps"))?;
     Ok(pod_program)
 }
 
@@ -225,16 +219,17 @@ fn attach_host_programs(
     match mode {
         EgressMode::Xdp => {
             bpf::attach_host_xdp(paths, key, index)
-                .map_err(datapath_err("attach XDP to the host veth"))?;
+                .map_err(|e| CniError::from(e).context("attach XDP to the host veth"))?;
             if !uplink_can_xmit {
                 // The uplink cannot take XDP-redirected frames (no ndo_xdp_xmit):
                 // the XDP program passes uplink-bound frames up, and tc redirects the skb.
-                bpf::attach_host_tc(paths, key, index)
-                    .map_err(datapath_err("attach the tc fallback to the host veth"))?;
+                bpf::attach_host_tc(paths, key, index).map_err(|e| {
+                    CniError::from(e).context("attach the tc fallback to the host veth")
+                })?;
             }
         }
         EgressMode::Tc => bpf::attach_host_tc(paths, key, index)
-            .map_err(datapath_err("attach tc to the host veth"))?,
+            .map_err(|e| CniError::from(e).context("attach tc to the host veth"))?,
     }
     Ok(())
 }
@@ -242,11 +237,11 @@ fn attach_host_programs(
 /// A veth advertises ndo-xmit only while its peer has GRO or an XDP program:
 /// without it, frames redirected into the pod would be dropped silently.
 async fn require_ndo_xmit(host: &Link) -> CniResult<()> {
-    let netdev = Netdev::current().map_err(datapath_err("netdev genetlink"))?;
+    let netdev = Netdev::current().or_code(Code::Datapath, "netdev genetlink")?;
     let f = netdev
         .xdp_features(host.index)
         .await
-        .map_err(datapath_err("read host veth xdp-features"))?;
+        .or_code(Code::Datapath, "read host veth xdp-features")?;
     if f.is_some_and(|f| f.ndo_xmit) {
         Ok(())
     } else {
@@ -279,10 +274,12 @@ pub async fn detach_pod(
         .map(|r| r.host_ifindex)
         .or(host.map(|h| h.index));
     if let Some(ifindex) = ifindex {
-        bpf::remove_pod(&paths, ifindex).map_err(datapath_err("remove pod from datapath maps"))?;
+        Maps::open_existing(&paths)
+            .and_then(|maps| maps.map_or(Ok(()), |mut maps| maps.remove_pod(ifindex)))
+            .map_err(|e| CniError::from(e).context("remove pod from datapath maps"))?;
     }
     bpf::detach_host(&paths, link_key(&target.host_name))
-        .map_err(datapath_err("detach host veth programs"))
+        .map_err(|e| CniError::from(e).context("detach host veth programs"))
 }
 
 /// CHECK's datapath part: programs attached as the egress mode wants, the pod
@@ -315,7 +312,7 @@ pub async fn check_pod(_req: &Request, rec: &Record, host: &Link, f: &mut Findin
         }
         Err(e) => f.add(format!("read host veth attachment: {e:#}")),
     }
-    match bpf::pod_present(&paths, host.index) {
+    match Maps::open(&paths).and_then(|maps| maps.pod_present(host.index)) {
         Ok(true) => {}
         Ok(false) => f.add(format!(
             "pod {} is missing from the datapath maps",

@@ -116,3 +116,29 @@ impl<T, E: std::fmt::Display> OrCode<T> for std::result::Result<T, E> {
 pub fn chain(e: &anyhow::Error) -> String {
     format!("{e:#}")
 }
+
+// ---------------------------------------------------------------- the datapath's errors
+
+/// A datapath error as a CNI error: the code from the variant, the message
+/// from its text (which names the operation, the object and the errno).
+impl From<crate::bpf::Error> for CniError {
+    fn from(e: crate::bpf::Error) -> Self {
+        use crate::bpf::Error as E;
+        let code = match &e {
+            E::Full { .. } => Code::DatapathFull,
+            E::InUse { .. } => Code::InvalidConfig,
+            E::KernelTooOld { .. } => Code::KernelFeature,
+            E::Lock(_) => Code::Io,
+            _ => Code::Datapath,
+        };
+        CniError::new(code, e.to_string())
+    }
+}
+
+impl CniError {
+    /// Prefixes the message with the step that failed: `"{what}: {msg}"`.
+    pub fn context(mut self, what: &str) -> Self {
+        self.msg = format!("{what}: {}", self.msg);
+        self
+    }
+}

@@ -13,7 +13,7 @@
 //! - `ipam`     delegation to the IPAM plugin on CNI_PATH
 //! - `record`   per-attachment records on disk
 //! - `rollback` the undo stack of a failing ADD
-//! - `lock`     node-global file lock
+//! - `lock`     exclusive flocks on directories (node lock, pod slots, GC)
 //! - `naming`   host veth names and pod MACs
 //! - `netns`    namespace paths and entering them
 //! - `logging`  the file logger

@@ -13,7 +13,7 @@ use support::lab::*;
 use support::ns::Netns;
 use support::traces;
 use veth_xdp::bpf::types::CounterIdx::{self, *};
-use veth_xdp::bpf::{self, Hook, NodeSpec, PodDatapath, PodMapError, UplinkMode};
+use veth_xdp::bpf::{self, Hook, NodeSpec, PodDatapath, UplinkMode};
 
 fn udp4(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     eth(dst_mac, src_mac, ETH_P_IP, &ipv4_udp(src, dst))
@@ -33,7 +33,8 @@ fn uplink_unicast_to_pod_redirects_to_that_pod() {
         "pod1 counters"
     );
     assert_eq!(lab.nonzero(lab.pod2.ifindex()), vec![], "pod2 untouched");
-    let c = bpf::counters_of(lab.paths(), lab.pod1.ifindex())
+    let c = bpf::Maps::open(lab.paths())
+        .and_then(|maps| maps.counters_of(lab.pod1.ifindex()))
         .unwrap()
         .unwrap();
     assert_eq!(c.get(RxRedirect).bytes, frame.len() as u64);
@@ -320,7 +321,9 @@ fn tc_verdict(o: Outcome) -> u32 {
 
 fn reset_pods(lab: &Lab) {
     for p in [&lab.pod1, &lab.pod2] {
-        bpf::remove_pod(lab.paths(), p.ifindex()).unwrap();
+        bpf::Maps::open(lab.paths())
+            .and_then(|mut maps| maps.remove_pod(p.ifindex()))
+            .unwrap();
         lab.node.insert_pod(&p.dp).unwrap();
     }
 }
@@ -409,7 +412,11 @@ fn host_xdp_accepts_every_ipv4_of_the_pod_not_only_the_first() {
     two.ipv4s.push(second);
     lab.node.insert_pod(&two).unwrap();
     assert_eq!(
-        bpf::pod_entry(lab.paths(), p1).unwrap().unwrap().ipv4,
+        bpf::Maps::open(lab.paths())
+            .and_then(|maps| maps.pod_entry(p1))
+            .unwrap()
+            .unwrap()
+            .ipv4,
         u32::from_ne_bytes(lab.pod1.v4().octets()),
         "record carries the first address"
     );
@@ -519,24 +526,31 @@ fn max_pods_fit_and_one_more_is_full() {
         "max_pods pods fit, in slots 1..=max_pods"
     );
     let err = sb.insert_pod(&pod(3)).unwrap_err();
-    match err.downcast_ref::<PodMapError>() {
-        Some(PodMapError::Full { max_pods: 2 }) => {}
-        other => panic!("expected PodMapError::Full{{max_pods: 2}}, got {other:?} ({err:#})"),
+    match &err {
+        bpf::Error::Full { max_pods: 2 } => {}
+        other => panic!("expected bpf::Error::Full{{max_pods: 2}}, got {other:?} ({err:#})"),
     }
     assert!(
         err.to_string().contains("pod maps full (max 2 pods)"),
         "{err}"
     );
     assert!(
-        !bpf::pod_present(&sb.paths, hosts[2]).unwrap(),
+        !bpf::Maps::open(&sb.paths)
+            .and_then(|maps| maps.pod_present(hosts[2]))
+            .unwrap(),
         "failed insert rolled back"
     );
     assert!(
-        bpf::counters_of(&sb.paths, hosts[2]).unwrap().is_none(),
+        bpf::Maps::open(&sb.paths)
+            .and_then(|maps| maps.counters_of(hosts[2]))
+            .unwrap()
+            .is_none(),
         "no counters left behind"
     );
     // A freed slot makes room again.
-    bpf::remove_pod(&sb.paths, hosts[0]).unwrap();
+    bpf::Maps::open(&sb.paths)
+        .and_then(|mut maps| maps.remove_pod(hosts[0]))
+        .unwrap();
     sb.insert_pod(&pod(3)).unwrap();
     assert_eq!(slot_of(&sb.paths, hosts[2]), 1);
 }
@@ -572,7 +586,9 @@ fn slots_are_reused_after_remove_and_start_at_zero() {
     assert_eq!(lab.nonzero(p2), vec![(RxRedirect, 1)]);
 
     // Removing pod1 zeroes and frees slot 1; the next pod gets it, from zero.
-    bpf::remove_pod(lab.paths(), p1).unwrap();
+    bpf::Maps::open(lab.paths())
+        .and_then(|mut maps| maps.remove_pod(p1))
+        .unwrap();
     assert_eq!(slot_total(lab.paths(), 1), 0, "slot 1 zeroed on remove");
     let pod3 = PodDatapath {
         host_ifindex: lab.stray,
@@ -597,7 +613,8 @@ fn slots_are_reused_after_remove_and_start_at_zero() {
     want.sort();
     assert_eq!(devmap_targets(lab.paths()), want);
     // read_counters maps slots back to host ifindexes.
-    let keys: Vec<u32> = bpf::read_counters(lab.paths())
+    let keys: Vec<u32> = bpf::Maps::open(lab.paths())
+        .and_then(|maps| maps.read_counters())
         .unwrap()
         .iter()
         .map(|c| c.ifindex)
@@ -649,11 +666,22 @@ fn concurrent_inserts_get_distinct_slots() {
 fn remove_pod_removes_everything_and_is_idempotent() {
     let lab = Lab::new("rmpod", true);
     let p1 = lab.pod1.ifindex();
-    assert!(bpf::pod_present(lab.paths(), p1).unwrap());
-    bpf::remove_pod(lab.paths(), p1).unwrap();
-    bpf::remove_pod(lab.paths(), p1).unwrap();
-    assert!(!bpf::pod_present(lab.paths(), p1).unwrap());
-    assert!(bpf::counters_of(lab.paths(), p1).unwrap().is_none());
+    assert!(bpf::Maps::open(lab.paths())
+        .and_then(|maps| maps.pod_present(p1))
+        .unwrap());
+    bpf::Maps::open(lab.paths())
+        .and_then(|mut maps| maps.remove_pod(p1))
+        .unwrap();
+    bpf::Maps::open(lab.paths())
+        .and_then(|mut maps| maps.remove_pod(p1))
+        .unwrap();
+    assert!(!bpf::Maps::open(lab.paths())
+        .and_then(|maps| maps.pod_present(p1))
+        .unwrap());
+    assert!(bpf::Maps::open(lab.paths())
+        .and_then(|maps| maps.counters_of(p1))
+        .unwrap()
+        .is_none());
     // Nothing steers to it any more: its MAC, ARP and NS now pass to the node.
     assert_eq!(
         lab.run_uplink(&udp4(lab.pod1.mac(), GATEWAY_MAC, OTHER_V4, lab.pod1.v4())),
@@ -677,7 +705,9 @@ fn remove_pod_removes_everything_and_is_idempotent() {
         XDP_REDIRECT
     );
     // Both removed: the shared traces check finds no pod state left.
-    bpf::remove_pod(lab.paths(), lab.pod2.ifindex()).unwrap();
+    bpf::Maps::open(lab.paths())
+        .and_then(|mut maps| maps.remove_pod(lab.pod2.ifindex()))
+        .unwrap();
     let left = traces::datapath(lab.paths().root(), lab.uplink);
     assert!(left.is_empty(), "pod state left: {left:?}");
 }
@@ -689,15 +719,11 @@ fn insert_pod_refuses_another_pods_address_and_replaces_its_own() {
     thief.host_ifindex = lab.stray;
     thief.pod_mac = [2, 0, 0, 0, 3, 2];
     let err = lab.node.insert_pod(&thief).unwrap_err();
+    assert!(matches!(err, bpf::Error::InUse { .. }), "{err:#}");
     assert!(
-        matches!(
-            err.downcast_ref::<PodMapError>(),
-            Some(PodMapError::InUse { .. })
-        ),
-        "{err:#}"
-    );
-    assert!(
-        bpf::pod_present(lab.paths(), lab.pod1.ifindex()).unwrap(),
+        bpf::Maps::open(lab.paths())
+            .and_then(|maps| maps.pod_present(lab.pod1.ifindex()))
+            .unwrap(),
         "owner intact"
     );
     // Re-inserting pod1 with a new address replaces the old one.
@@ -729,7 +755,9 @@ fn set_node_addrs_replaces_the_set() {
         XDP_PASS
     );
     let new_node = Ipv4Addr::new(10, 10, 0, 2);
-    bpf::set_node_addrs(lab.paths(), &[IpAddr::V4(new_node)]).unwrap();
+    bpf::Maps::open(lab.paths())
+        .and_then(|mut maps| maps.set_node_addrs(&[IpAddr::V4(new_node)]))
+        .unwrap();
     assert_eq!(
         lab.run_host_xdp(p1, &arp_request(me, v4, NODE_V4)),
         XDP_REDIRECT,
@@ -902,7 +930,9 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     let reloaded = sb.ensure_node(&spec);
     assert!(reloaded.loaded_now, "missing program pin -> reload");
     assert!(
-        bpf::pod_present(&sb.paths, h1).unwrap(),
+        bpf::Maps::open(&sb.paths)
+            .and_then(|maps| maps.pod_present(h1))
+            .unwrap(),
         "pod entries survive the reload (maps reused)"
     );
     assert!(sb.paths.prog(bpf::PROG_POD_PASS).exists());
@@ -939,7 +969,10 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
         "uplink XDP detached by teardown"
     );
     assert!(!sb.paths.version_dir().exists(), "pins removed");
-    bpf::remove_pod(&sb.paths, h1).unwrap(); // nothing pinned: still Ok
+    assert!(
+        bpf::Maps::open_existing(&sb.paths).unwrap().is_none(),
+        "nothing pinned: nothing for DEL to remove"
+    );
 }
 
 /// Live frames through real attachments: wire netns ⇄ uplink XDP ⇄ host veth
@@ -1002,7 +1035,8 @@ fn live_frames(abbr: &str, egress: Egress) {
 
     wire.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.30.0.11"]);
     let count = |idx| {
-        bpf::counters_of(&node.paths, h1)
+        bpf::Maps::open(&node.paths)
+            .and_then(|maps| maps.counters_of(h1))
             .unwrap()
             .unwrap()
             .packets(idx)

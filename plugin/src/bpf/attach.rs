@@ -2,16 +2,14 @@
 //! XDP and tcx links pinned under `links/<key>_xdp` / `links/<key>_tc`, and the
 //! pod-side pass program's fd for the netlink (IFLA_XDP) attach.
 
-use std::ffi::CStr;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use aya::programs::links::{FdLink, LinkOrder};
-use aya::programs::tc::{SchedClassifier, TcAttachOptions, TcAttachType};
+use aya::programs::{ProgramFd, Xdp, XdpMode};
+use aya_obj::programs::XdpAttachType;
 
+use super::error::{Error, Result};
+use super::links::{attach_tcx, attach_xdp, detach_and_unpin, pinned_link_info};
 use super::paths::{check_key, BpfPaths};
-use super::sys;
 use super::{PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS};
 
 /// What is attached on a host veth, with the device each link is on (0 once
@@ -47,10 +45,10 @@ fn already_attached(pin: &Path, ifindex: u32) -> Result<bool> {
     if !pin.exists() {
         return Ok(false);
     }
-    if sys::pinned_link_info(pin)?.ifindex == ifindex {
+    if pinned_link_info(pin)?.ifindex == ifindex {
         return Ok(true);
     }
-    sys::detach_and_unpin(pin)?;
+    detach_and_unpin(pin)?;
     Ok(false)
 }
 
@@ -61,42 +59,7 @@ pub fn attach_host_xdp(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result
     if already_attached(&pin, host_ifindex)? {
         return Ok(());
     }
-    attach_xdp_pinned(
-        paths,
-        PROG_HOST_XDP,
-        host_ifindex,
-        sys::XDP_FLAGS_DRV_MODE,
-        &pin,
-    )
-    .with_context(|| {
-        format!("attach {PROG_HOST_XDP} (driver mode) to host veth ifindex {host_ifindex}")
-    })
-}
-
-/// Attaches the pinned XDP program `prog` to `ifindex` through a bpf_link and
-/// pins the link at `link_pin`, so it outlives this process.
-pub(crate) fn attach_xdp_pinned(
-    paths: &BpfPaths,
-    prog: &str,
-    ifindex: u32,
-    xdp_flags: u32,
-    link_pin: &Path,
-) -> Result<()> {
-    let prog_pin = paths.prog(prog);
-    let prog_fd = sys::obj_get(&prog_pin)
-        .with_context(|| format!("open pinned program {} (BPF_OBJ_GET)", prog_pin.display()))?;
-    let link = sys::xdp_link_create(prog_fd.as_fd(), ifindex, xdp_flags).with_context(|| {
-        format!("BPF_LINK_CREATE (xdp, flags {xdp_flags:#x}) on ifindex {ifindex}")
-    })?;
-    sys::obj_pin(link.as_fd(), link_pin)
-        .with_context(|| format!("pin XDP link at {} (BPF_OBJ_PIN)", link_pin.display()))
-}
-
-/// The errno of the first io::Error in an anyhow chain.
-pub(crate) fn errno_in(e: &anyhow::Error) -> Option<i32> {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<std::io::Error>())
-        .and_then(std::io::Error::raw_os_error)
+    attach_xdp(paths, PROG_HOST_XDP, host_ifindex, XdpMode::Driver, &pin)
 }
 
 /// Attaches the tc program at the host veth's tcx ingress (pod egress);
@@ -106,28 +69,13 @@ pub fn attach_host_tc(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<
     if already_attached(&pin, host_ifindex)? {
         return Ok(());
     }
-    let prog_pin = paths.prog(PROG_HOST_TC);
-    let mut prog = SchedClassifier::from_pin(&prog_pin)
-        .with_context(|| format!("open pinned program {}", prog_pin.display()))?;
-    let ifname = if_name(host_ifindex)?;
-    let id = prog
-        .attach_with_options(
-            &ifname,
-            TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .with_context(|| format!("attach {PROG_HOST_TC} (tcx ingress) to host veth {ifname}"))?;
-    let link = FdLink::try_from(prog.take_link(id).context("take host tc link")?)
-        .context("host tc program attached over netlink, not tcx: cannot pin it")?;
-    link.pin(&pin)
-        .with_context(|| format!("pin host tc link at {} (BPF_OBJ_PIN)", pin.display()))?;
-    Ok(())
+    attach_tcx(paths, PROG_HOST_TC, host_ifindex, &pin)
 }
 
 /// Detaches and unpins both host links of `key`. Idempotent.
 pub fn detach_host(paths: &BpfPaths, key: &str) -> Result<()> {
-    sys::detach_and_unpin(&xdp_pin(paths, key)?)?;
-    sys::detach_and_unpin(&tc_pin(paths, key)?)?;
+    detach_and_unpin(&xdp_pin(paths, key)?)?;
+    detach_and_unpin(&tc_pin(paths, key)?)?;
     Ok(())
 }
 
@@ -137,7 +85,7 @@ pub fn host_attachment(paths: &BpfPaths, key: &str) -> Result<Option<Hook>> {
         if !pin.exists() {
             return Ok(None);
         }
-        Ok(Some(sys::pinned_link_info(&pin)?.ifindex))
+        Ok(Some(pinned_link_info(&pin)?.ifindex))
     };
     let xdp = ifindex_of(xdp_pin(paths, key)?)?;
     let tc = ifindex_of(tc_pin(paths, key)?)?;
@@ -153,25 +101,18 @@ pub fn host_attachment(paths: &BpfPaths, key: &str) -> Result<Option<Hook>> {
 }
 
 /// A new fd of the pinned pod-side pass program, for an IFLA_XDP attach.
-pub fn pod_pass_program(paths: &BpfPaths) -> Result<OwnedFd> {
-    let pin = paths.prog(PROG_POD_PASS);
-    sys::obj_get(&pin)
-        .with_context(|| format!("open pinned program {} (BPF_OBJ_GET)", pin.display()))
-}
-
-/// Interface name of `ifindex` in the caller's netns (tcx attach in aya takes a name).
-fn if_name(ifindex: u32) -> Result<String> {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: buf has IF_NAMESIZE bytes as if_indextoname requires.
-    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-    if p.is_null() {
-        bail!(
-            "if_indextoname({ifindex}): {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    // SAFETY: on success buf holds a NUL-terminated name.
-    Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned())
+pub fn pod_pass_program(paths: &BpfPaths) -> Result<ProgramFd> {
+    let program_err = |op, error| Error::Program {
+        op,
+        program: PROG_POD_PASS,
+        error: Box::new(error),
+    };
+    let prog = Xdp::from_pin(paths.prog(PROG_POD_PASS), XdpAttachType::Interface)
+        .map_err(|e| program_err("open pinned program", e))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| program_err("read the fd of", e))?
+        .try_clone()
+        .map_err(|e| program_err("duplicate the fd of", e.into()))?;
+    Ok(fd)
 }

@@ -6,21 +6,36 @@
 //! `<root>/v1/links/{uplink,<key>_xdp,<key>_tc}`. The `v1` is
 //! `VX_LAYOUT_VERSION`; a build with another layout never opens these maps.
 //!
-//! API (errors are `anyhow` with context naming the map/program/pin and the
-//! syscall; typed causes to downcast: [`PodMapError`]):
-//! - node (caller holds the node lock):
-//!   [`ensure_bpffs`]`(root)`, [`ensure_node`]`(paths, &NodeSpec) -> NodeStatus`
-//!   (idempotent; reuses compatible pins, refuses incompatible ones; attaches the
-//!   uplink program in driver mode, generic only if driver fails; pinned link),
-//!   [`teardown_node`]`(paths)`, [`set_node_addrs`]`(paths, &[IpAddr])`.
-//! - per pod (no verifier run): [`insert_pod`]`(paths, &PodDatapath)`,
-//!   [`remove_pod`]`(paths, host_ifindex)`, [`attach_host_xdp`] /
+//! API (every error is one [`Error`], whose variants name the operation and
+//! the object and match the cases callers handle: [`Error::Full`],
+//! [`Error::InUse`], [`Error::KernelTooOld`]; [`Error::errno`] reads a
+//! syscall's errno):
+//! - node, under [`lock_node`]`(paths) -> DirLock` (the node lock: a flock on
+//!   the pin root): [`ensure_bpffs`]`(root)`,
+//!   [`ensure_node`]`(paths, &NodeSpec) -> NodeStatus` (idempotent; reuses
+//!   compatible pins, refuses incompatible ones; attaches the uplink program in
+//!   driver mode, generic only if driver fails; pinned link);
+//!   [`teardown_node`]`(paths)` takes the node lock itself.
+//! - maps: [`Maps::open`]`(paths)` opens every pinned map once into typed
+//!   handles ([`Maps::open_existing`]: None when nothing is pinned, for DEL);
+//!   then `maps.`[`insert_pod`](Maps::insert_pod)`(&PodDatapath)`,
+//!   [`remove_pod`](Maps::remove_pod)`(host_ifindex)`,
+//!   [`pod_entry`](Maps::pod_entry) / [`pod_present`](Maps::pod_present),
+//!   [`set_node_addrs`](Maps::set_node_addrs)`(&[IpAddr])`,
+//!   [`read_counters`](Maps::read_counters)`() -> Vec<PodCounters>` (per-CPU
+//!   sums; ifindex 0 = the uplink), [`counters_of`](Maps::counters_of)`(key)`.
+//!   Pod slots change under a flock on the maps' pin directory, so pods are
+//!   added and removed in parallel. The map ABI: [`MAP_SPECS`],
+//!   [`max_entries`], [`check_pinned`]; [`open_map`] for one untyped handle.
+//! - per-pod attachments (no verifier run): [`attach_host_xdp`] /
 //!   [`attach_host_tc`]`(paths, key, host_ifindex)`, [`detach_host`]`(paths, key)`,
-//!   [`host_attachment`]`(paths, key) -> Option<Hook>`, [`pod_present`],
-//!   [`pod_pass_program`]`(paths) -> OwnedFd` (attach it with IFLA_XDP so a pod
-//!   can replace it).
-//! - observation: [`read_counters`]`(paths) -> Vec<PodCounters>` (per-CPU sums;
-//!   ifindex 0 = the uplink), [`counters_of`]`(paths, key)`.
+//!   [`host_attachment`]`(paths, key) -> Option<Hook>`,
+//!   [`pinned_link_info`]`(pin) -> LinkInfo`,
+//!   [`pod_pass_program`]`(paths) -> ProgramFd` (attach it with IFLA_XDP so a
+//!   pod can replace it).
+//!
+//! Programs, maps and links go through aya; `sys.rs` has the few bpf(2)
+//! commands aya 0.14 lacks (link detach, a link's ifindex, batched lookup).
 //!
 //! Netns: `ensure_node`, `insert_pod` and `attach_host_*` resolve ifindexes in
 //! the calling thread's netns (devmap updates and attaches do): call them from
@@ -35,24 +50,32 @@
 //! fallback (attach `vx_host_tc` too on each host veth when it is false).
 
 mod attach;
+mod counters;
+mod error;
+mod links;
 mod maps;
 mod node;
+mod node_addrs;
 mod paths;
-mod slots;
+mod pods;
+mod spec;
 mod sys;
 pub mod types;
 
 pub use attach::{
     attach_host_tc, attach_host_xdp, detach_host, host_attachment, pod_pass_program, Hook,
 };
-pub use maps::{
-    check_pinned, counters_of, insert_pod, max_entries, open_map, pod_entry, pod_present,
-    read_counters, remove_pod, set_node_addrs, MapSpec, PodCounters, PodDatapath, PodMapError,
-    MAP_SPECS,
+pub use counters::PodCounters;
+pub use error::Error;
+pub use links::pinned_link_info;
+pub use maps::{open_map, Maps};
+pub use node::{
+    ensure_node, lock_node, teardown_node, NodeSpec, NodeStatus, UplinkMode, LINK_UPLINK,
 };
-pub use node::{ensure_node, teardown_node, NodeSpec, NodeStatus, UplinkMode, LINK_UPLINK};
 pub use paths::{ensure_bpffs, BpfPaths, BPFFS_MOUNT, DEFAULT_PIN_ROOT};
-pub use sys::{pinned_link_info, LinkInfo, BPF_LINK_TYPE_TCX, BPF_LINK_TYPE_XDP};
+pub use pods::PodDatapath;
+pub use spec::{check_pinned, max_entries, MapSpec, MAP_SPECS};
+pub use sys::{LinkInfo, BPF_LINK_TYPE_TCX, BPF_LINK_TYPE_XDP};
 
 /// The compiled object: `bpf/veth_xdp.c` with all programs and maps.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/veth_xdp.o"));

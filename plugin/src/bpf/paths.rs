@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-
+use super::error::{Error, Result};
 use super::types::LAYOUT_VERSION;
 
 /// Default pin root.
@@ -71,8 +70,11 @@ impl BpfPaths {
     /// Creates the maps/progs/links directories.
     pub fn create_dirs(&self) -> Result<()> {
         for dir in [self.maps_dir(), self.progs_dir(), self.links_dir()] {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("mkdir {} (is bpffs mounted?)", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(|error| Error::Fs {
+                op: "mkdir (is bpffs mounted?)",
+                path: dir.clone(),
+                error,
+            })?;
         }
         Ok(())
     }
@@ -86,14 +88,19 @@ pub fn check_key(key: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        bail!("invalid attachment key {key:?}: use only [A-Za-z0-9_-] (bpffs pin names)");
+        return Err(Error::InvalidKey {
+            key: key.to_string(),
+        });
     }
     Ok(())
 }
 
 fn is_bpffs(path: &Path) -> Result<bool> {
-    let st =
-        nix::sys::statfs::statfs(path).with_context(|| format!("statfs {}", path.display()))?;
+    let st = nix::sys::statfs::statfs(path).map_err(|errno| Error::Fs {
+        op: "statfs",
+        path: path.to_path_buf(),
+        error: errno.into(),
+    })?;
     Ok(st.filesystem_type().0 as i64 == BPF_FS_MAGIC)
 }
 
@@ -109,14 +116,22 @@ pub fn ensure_bpffs(root: &Path) -> Result<()> {
             nix::mount::MsFlags::empty(),
             None::<&str>,
         )
-        .with_context(|| format!("mount -t bpf bpf {}", mount.display()))?;
+        .map_err(|errno| Error::Fs {
+            op: "mount -t bpf bpf",
+            path: mount.to_path_buf(),
+            error: errno.into(),
+        })?;
     }
-    std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
+    std::fs::create_dir_all(root).map_err(|error| Error::Fs {
+        op: "mkdir",
+        path: root.to_path_buf(),
+        error,
+    })?;
     if !is_bpffs(root)? {
-        bail!(
-            "pin root {} is not on a bpf filesystem: choose a path under {BPFFS_MOUNT}",
-            root.display()
-        );
+        return Err(Error::NotBpffs {
+            path: root.to_path_buf(),
+            mount: BPFFS_MOUNT,
+        });
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::defaults::{
 const USAGE: &str = "veth-xdp: a CNI plugin (run by the container runtime with CNI_COMMAND set)
 
 operator commands:
-  veth-xdp setup [--uplink DEV] [--bpf-root DIR] [--max-pods N] [--state-dir DIR]
+  veth-xdp setup [--uplink DEV] [--bpf-root DIR] [--max-pods N]
         load and pin the datapath, attach the uplink program (what the first ADD does)
   veth-xdp stats [--json] [--watch SECS [--count N]] [--state-dir DIR]
         attachments with per-pod datapath counters and hidden veth drops
@@ -104,6 +104,7 @@ fn run(args: &[String]) -> Result<()> {
             })
         }
         Some("setup") => {
+            // --state-dir is still accepted (it held the node lock, now on the pin root).
             flags.check_known(&["--uplink", "--bpf-root", "--max-pods", "--state-dir"])?;
             let max_pods = flags
                 .value("--max-pods")?
@@ -115,14 +116,14 @@ fn run(args: &[String]) -> Result<()> {
                 flags.value("--uplink")?,
                 flags.path("--bpf-root", DEFAULT_BPF_ROOT)?,
                 max_pods,
-                flags.path("--state-dir", DEFAULT_STATE_DIR)?,
             )
         }
         Some("teardown") => {
             flags.check_known(&["--bpf-root"])?;
             crate::bpf::teardown_node(&crate::bpf::BpfPaths::new(
                 flags.path("--bpf-root", DEFAULT_BPF_ROOT)?,
-            ))
+            ))?;
+            Ok(())
         }
         _ => {
             eprint!("{USAGE}");
@@ -131,19 +132,14 @@ fn run(args: &[String]) -> Result<()> {
     }
 }
 
-fn setup(
-    uplink: Option<String>,
-    bpf_root: PathBuf,
-    max_pods: u32,
-    state_dir: PathBuf,
-) -> Result<()> {
+fn setup(uplink: Option<String>, bpf_root: PathBuf, max_pods: u32) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let nl = crate::netlink::Netlink::current()?;
         let link = crate::cmd::node::resolve_uplink(&nl, uplink.as_deref()).await?;
-        let _lock = crate::lock::node_lock(&state_dir)?;
+        let _lock = crate::bpf::lock_node(&crate::bpf::BpfPaths::new(&bpf_root))?;
         let dp = crate::cmd::datapath::setup_node(&nl, &bpf_root, max_pods, &link).await?;
         println!(
             "datapath ready under {}: uplink {} (ifindex {}) in {} mode; {}",

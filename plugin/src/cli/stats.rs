@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::bpf::types::CounterIdx;
-use crate::bpf::{self, BpfPaths, PodCounters};
+use crate::bpf::{self, BpfPaths, Maps, PodCounters};
 use crate::ethtool_stats::{driver_stats, veth_hidden_drops, HiddenDrops};
 use crate::record::{self, Record, Store};
 
@@ -57,7 +57,8 @@ fn records(state_dir: &std::path::Path) -> Result<Vec<Record>> {
 /// Every counter under one pin root, read once and keyed by host ifindex
 /// (0 = the uplink); empty where the datapath is not (or no longer) set up.
 fn counters_by_ifindex(bpf_root: &str) -> HashMap<u32, PodCounters> {
-    bpf::read_counters(&BpfPaths::new(bpf_root))
+    Maps::open(&BpfPaths::new(bpf_root))
+        .and_then(|maps| maps.read_counters())
         .map(|all| all.into_iter().map(|c| (c.ifindex, c)).collect())
         .unwrap_or_default()
 }

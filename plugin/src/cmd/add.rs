@@ -20,7 +20,7 @@ use crate::netlink::{Link, Netlink, Route, VethSpec};
 use crate::netns::validate_netns_path;
 use crate::record::{Record, Store, RECORD_VERSION};
 use crate::rollback::Rollback;
-use crate::{ipam, lock, naming};
+use crate::{bpf, ipam, naming};
 
 /// Everything ADD decided before changing anything.
 struct Plan {
@@ -162,7 +162,7 @@ impl Sockets {
 async fn prepare_node(req: &Request, plan: &Plan, sockets: &Sockets) -> CniResult<NodeDatapath> {
     let eth = &sockets.node_eth;
     let uplink = &plan.uplink.name;
-    let _lock = lock::node_lock(&req.conf.state_dir)?;
+    let _lock = bpf::lock_node(&bpf::BpfPaths::new(&req.conf.bpf_root))?;
     let present = eth
         .features(uplink)
         .await

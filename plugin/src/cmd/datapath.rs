@@ -10,7 +10,7 @@ use std::path::Path;
 
 use ipnetwork::IpNetwork;
 
-use crate::bpf::{self, BpfPaths, Hook, NodeSpec, PodDatapath, UplinkMode};
+use crate::bpf::{self, BpfPaths, Hook, Maps, NodeSpec, PodDatapath, UplinkMode};
 use crate::cni::{CniError, CniResult, Code, Context};
 use crate::egress::EgressMode;
 use crate::kernel;
@@ -67,9 +67,7 @@ pub async fn setup_node(
 ) -> CniResult<NodeDatapath> {
     kernel::require_datapath()?;
     let paths = BpfPaths::new(bpf_root);
-    bpf::ensure_bpffs(bpf_root)
-        .map_err(bpf_err)
-        .context("bpffs")?;
+    bpf::ensure_bpffs(bpf_root).context("bpffs")?;
     let features = Netdev::current()?
         .xdp_features(uplink.index)
         .await
@@ -85,9 +83,7 @@ pub async fn setup_node(
         uplink_can_xmit: features.ndo_xmit,
         max_pods,
     };
-    let status = bpf::ensure_node(&paths, &spec)
-        .map_err(bpf_err)
-        .context("set up the node datapath")?;
+    let status = bpf::ensure_node(&paths, &spec).context("set up the node datapath")?;
     if status.loaded_now {
         log::info!(
             "datapath loaded and pinned under {}; uplink {} program in {:?} mode; uplink ndo-xmit: {}",
@@ -120,8 +116,8 @@ async fn refresh_node_addrs(
         .map(|(_, a)| a.ip())
         .filter(|ip| !ip.is_loopback())
         .collect();
-    bpf::set_node_addrs(paths, &addrs)
-        .map_err(bpf_err)
+    Maps::open(paths)
+        .and_then(|mut maps| maps.set_node_addrs(&addrs))
         .context("update node addresses")?;
     Ok(addrs)
 }
@@ -144,13 +140,11 @@ pub async fn attach_pod<'a>(
     let key = link_key(&pod.host.name).to_string();
     let undo_paths = paths.clone();
     rb.push("host veth programs", move || async move {
-        bpf::detach_host(&undo_paths, &key)
+        Ok(bpf::detach_host(&undo_paths, &key)?)
     });
     attach_host_programs(&paths, pod.host, pod.egress, node_dp.uplink_can_xmit)?;
     if let Some((nl, link)) = pod_end {
-        let prog = bpf::pod_pass_program(&paths)
-            .map_err(bpf_err)
-            .context("open pod program")?;
+        let prog = bpf::pod_pass_program(&paths).context("open pod program")?;
         nl.xdp_attach(link.index, prog.as_fd(), XdpMode::Driver)
             .await
             .map_err(|e| {
@@ -165,10 +159,10 @@ pub async fn attach_pod<'a>(
     let undo_paths = paths.clone();
     let host_index = pod.host.index;
     rb.push("datapath map entries", move || async move {
-        bpf::remove_pod(&undo_paths, host_index)
+        Ok(Maps::open(&undo_paths)?.remove_pod(host_index)?)
     });
-    bpf::insert_pod(&paths, &map_entry(pod))
-        .map_err(bpf_err)
+    Maps::open(&paths)
+        .and_then(|mut maps| maps.insert_pod(&map_entry(pod)))
         .context("insert pod into datapath maps")
 }
 
@@ -205,15 +199,11 @@ fn attach_host_programs(
     // program passes uplink-bound frames up, and tc redirects the skb.
     let tc = mode == EgressMode::Tc || !uplink_can_xmit;
     if xdp {
-        bpf::attach_host_xdp(paths, key, host.index)
-            .map_err(bpf_err)
-            .context("attach XDP to the host veth")?;
+        bpf::attach_host_xdp(paths, key, host.index).context("attach XDP to the host veth")?;
     }
     if tc {
         kernel::require_tcx()?;
-        bpf::attach_host_tc(paths, key, host.index)
-            .map_err(bpf_err)
-            .context("attach tc to the host veth")?;
+        bpf::attach_host_tc(paths, key, host.index).context("attach tc to the host veth")?;
     }
     Ok(())
 }
@@ -248,13 +238,11 @@ pub fn detach_pod(bpf_root: &Path, host_name: &str, host_ifindex: Option<u32>) -
         return Ok(());
     }
     if let Some(ifindex) = host_ifindex {
-        bpf::remove_pod(&paths, ifindex)
-            .map_err(bpf_err)
+        Maps::open_existing(&paths)
+            .and_then(|maps| maps.map_or(Ok(()), |mut maps| maps.remove_pod(ifindex)))
             .context("remove pod from datapath maps")?;
     }
-    bpf::detach_host(&paths, link_key(host_name))
-        .map_err(bpf_err)
-        .context("detach host veth programs")
+    bpf::detach_host(&paths, link_key(host_name)).context("detach host veth programs")
 }
 
 /// CHECK's datapath part: programs attached as the egress mode wants, the pod
@@ -277,7 +265,7 @@ pub async fn check_pod(
         )),
         Err(e) => findings.push(format!("read host veth attachment: {e}")),
     }
-    match bpf::pod_present(&paths, host.index) {
+    match Maps::open(&paths).and_then(|maps| maps.pod_present(host.index)) {
         Ok(true) => {}
         Ok(false) => findings.push(format!(
             "pod {} is missing from the datapath maps",
@@ -319,16 +307,5 @@ fn egress_hook_matches(egress: EgressMode, hook: Option<Hook>, host_index: u32) 
         ) => ifindex == host_index,
         (EgressMode::Tc, Some(Hook::Tc { ifindex })) => ifindex == host_index,
         _ => false,
-    }
-}
-
-// TEMPORARY (until the typed bpf::Error lands from the bpf refactor).
-fn bpf_err(e: anyhow::Error) -> CniError {
-    match e.downcast_ref::<bpf::PodMapError>() {
-        Some(bpf::PodMapError::Full { .. }) => CniError::new(Code::DatapathFull, format!("{e:#}")),
-        Some(bpf::PodMapError::InUse { .. }) => {
-            CniError::new(Code::InvalidConfig, format!("{e:#}"))
-        }
-        None => CniError::new(Code::Datapath, format!("{e:#}")),
     }
 }

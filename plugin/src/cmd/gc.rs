@@ -16,7 +16,8 @@ pub async fn run(req: &Request) -> CniResult<()> {
         return Ok(());
     };
     let valid: BTreeSet<&AttachmentId> = valid.iter().collect();
-    let _lock = lock::node_lock(&req.conf.state_dir)?;
+    crate::record::ensure_private_dir(&req.conf.state_dir)?;
+    let _lock = lock::exclusive(&req.conf.state_dir)?;
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
     let records = store.list()?;
     let mut errors = ErrorList::default();

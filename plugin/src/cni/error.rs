@@ -215,3 +215,21 @@ impl From<crate::netns::NetnsError> for CniError {
         Self::new(code, e.to_string())
     }
 }
+
+// ---------------------------------------------------------------- the datapath's errors
+
+/// A datapath error as a CNI error: the code from the variant, the message
+/// from its text (which names the operation, the object and the errno).
+impl From<crate::bpf::Error> for CniError {
+    fn from(e: crate::bpf::Error) -> Self {
+        use crate::bpf::Error as E;
+        let code = match &e {
+            E::Full { .. } => Code::DatapathFull,
+            E::InUse { .. } => Code::InvalidConfig,
+            E::KernelTooOld { .. } => Code::KernelFeature,
+            E::Lock(_) => Code::Io,
+            _ => Code::Datapath,
+        };
+        CniError::new(code, e.to_string())
+    }
+}

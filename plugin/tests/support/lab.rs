@@ -42,8 +42,9 @@ impl BpfNode {
 
     /// insert_pod from inside the netns: the devmap resolves ifindexes in the
     /// caller's netns, as the plugin's does in the node's.
-    pub fn insert_pod(&self, pod: &PodDatapath) -> anyhow::Result<()> {
-        self.ns.enter(|| bpf::insert_pod(&self.paths, pod))
+    pub fn insert_pod(&self, pod: &PodDatapath) -> Result<(), bpf::Error> {
+        self.ns
+            .enter(|| bpf::Maps::open(&self.paths)?.insert_pod(pod))
     }
 
     pub fn ensure_node(&self, spec: &NodeSpec) -> NodeStatus {
@@ -147,7 +148,8 @@ impl Lab {
             .veth("h3", [0x02, 0, 0, 0, 3, 1], "p3", [0x02, 0, 0, 0, 3, 2]);
         node.insert_pod(&pod1.dp).expect("insert pod1");
         node.insert_pod(&pod2.dp).expect("insert pod2");
-        bpf::set_node_addrs(&node.paths, &[IpAddr::V4(NODE_V4), IpAddr::V6(NODE_V6)])
+        bpf::Maps::open(&node.paths)
+            .and_then(|mut maps| maps.set_node_addrs(&[IpAddr::V4(NODE_V4), IpAddr::V6(NODE_V6)]))
             .expect("node addrs");
         let progs = load_programs(&node.paths);
         Self {
@@ -200,7 +202,8 @@ impl Lab {
 
     /// Packets of counter `idx` of `key` (host ifindex, or 0 = uplink).
     pub fn count(&self, key: u32, idx: bpf::types::CounterIdx) -> u64 {
-        bpf::counters_of(self.paths(), key)
+        bpf::Maps::open(self.paths())
+            .and_then(|maps| maps.counters_of(key))
             .expect("counters")
             .map(|c| c.packets(idx))
             .unwrap_or(0)
@@ -307,7 +310,8 @@ pub fn devmap_targets(paths: &BpfPaths) -> Vec<u32> {
 
 /// The slot of the pod on host veth `ifindex` (panics if it has no record).
 pub fn slot_of(paths: &BpfPaths, ifindex: u32) -> u32 {
-    bpf::pod_entry(paths, ifindex)
+    bpf::Maps::open(paths)
+        .and_then(|maps| maps.pod_entry(ifindex))
         .unwrap()
         .unwrap_or_else(|| panic!("no pod record for ifindex {ifindex}"))
         .slot

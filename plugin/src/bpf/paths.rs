@@ -8,7 +8,7 @@ use super::error::{Error, Result};
 use super::types::LAYOUT_VERSION;
 
 /// Default pin root.
-pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/veth-xdp";
+pub use crate::defaults::BPF_ROOT as DEFAULT_PIN_ROOT;
 /// Where bpffs is expected to be mounted.
 pub const BPFFS_MOUNT: &str = "/sys/fs/bpf";
 /// statfs magic of bpffs.

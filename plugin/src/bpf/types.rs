@@ -5,8 +5,6 @@
 
 /// `VX_LAYOUT_VERSION`: part of the pin path (`<root>/v1/...`).
 pub const LAYOUT_VERSION: u32 = 1;
-/// Default number of pods the maps make room for.
-pub const DEFAULT_MAX_PODS: u32 = 1024;
 /// `VX_ADDRS_PER_POD`: IPv4 (and IPv6) addresses per pod the address maps hold.
 pub const ADDRS_PER_POD: u32 = 4;
 /// `VX_MAX_NODE_ADDRS`.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * veth-xdp datapath: one object, four thin entry points sharing the maps of
+ * veth-xdp datapath: one object, five thin entry points sharing the maps of
  * vx_maps.h. All logic is in the lib/ headers (steer.h decides, hook_xdp.h / hook_tc.h apply).
  *
  * One translation unit on purpose: the programs share map definitions, and
@@ -49,7 +49,20 @@ int vx_host_tc(struct __sk_buff *skb)
 	struct vx_pkt pkt;
 
 	vx_pkt_from_skb(&pkt, skb);
-	return vx_tc_host_apply(&pkt, vx_steer_host(&pkt));
+	return vx_tc_host_apply(skb, &pkt, vx_steer_host(&pkt));
+}
+
+/* Host-side veth, tc (tcx) egress: frames the node's stack sends into the
+ * pod (XDP-redirected frames never pass here). Remembers their flows, so the
+ * pod's answers go back through the stack's reverse NAT. Attached on
+ * networks with service ranges. */
+SEC("classifier")
+int vx_host_egress(struct __sk_buff *skb)
+{
+	struct vx_pkt pkt;
+
+	vx_pkt_from_skb(&pkt, skb);
+	return vx_tc_egress_apply(skb, &pkt);
 }
 
 /* Pod-side eth0 (optional): a pass program that gives the pod veth a NAPI

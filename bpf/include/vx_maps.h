@@ -94,4 +94,28 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vx_config SEC(".maps");
 
+/* The cluster's service ranges, one entry (key 0), written by the loader. An
+ * array of prefixes compared with masks: clusters have one or two per
+ * family, and a masked compare costs less than an LPM trie walk. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct vx_services);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_services SEC(".maps");
+
+/* Flows whose frames must pass through the node's stack (its conntrack holds
+ * NAT state for them, or it delivered them): written by the programs that
+ * hand a pod's frame to a service and by the host veth's tc egress program
+ * (stack -> pod). LRU: an evicted flow falls back to the fast path, which is
+ * wrong only for a NATed flow idle longer than 65536 others took to arrive. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct vx_flow_key);
+	__type(value, struct vx_flow);
+	__uint(max_entries, VX_MAX_FLOWS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vx_flows SEC(".maps");
+
 #endif /* VX_MAPS_H */

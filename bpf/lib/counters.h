@@ -4,6 +4,9 @@
 #define VX_COUNTERS_H
 
 #include "vx_maps.h"
+#include <linux/if_ether.h>
+#include "ctx.h"
+#include "verdict.h"
 
 /* Adds one frame of len bytes to counter idx of slot (a pod's vx_pod.slot or
  * VX_UPLINK_SLOT). vx_counters is a per-CPU array, so the lookup is inlined
@@ -17,6 +20,53 @@ static __always_inline void vx_count(__u32 slot, __u32 idx, __u64 len)
 	/* Per-CPU value: no atomics needed. */
 	c->c[idx].packets += 1;
 	c->c[idx].bytes += len;
+}
+
+/* Counts a verdict that ends at this hook: a drop (by reason) or a pass to
+ * the stack (PASS, plus its reason unless "other"). */
+static __always_inline void vx_count_local(const struct vx_verdict *v, __u64 len)
+{
+	switch (v->kind) {
+	case VX_DROP_SPOOF:
+		vx_count(v->src_slot, VX_CNT_DROP_SPOOF, len);
+		return;
+	case VX_DROP_MALFORMED:
+		vx_count(v->src_slot, VX_CNT_DROP_MALFORMED, len);
+		return;
+	case VX_DROP_ETHERTYPE:
+		vx_count(v->src_slot, VX_CNT_DROP_ETHERTYPE, len);
+		return;
+	case VX_DROP_ROUTER:
+		vx_count(v->src_slot, VX_CNT_DROP_ROUTER, len);
+		return;
+	case VX_DROP_NO_POD:
+		vx_count(v->src_slot, VX_CNT_DROP_NO_POD, len);
+		return;
+	case VX_PASS_NODE:
+		vx_count(v->src_slot, VX_CNT_PASS_NODE, len);
+		break;
+	case VX_TO_STACK_SERVICE:
+		vx_count(v->src_slot, VX_CNT_PASS_SERVICE, len);
+		break;
+	case VX_TO_STACK_NAT:
+		vx_count(v->src_slot, VX_CNT_PASS_NAT_RETURN, len);
+		break;
+	default:
+		break;
+	}
+	vx_count(v->src_slot, VX_CNT_PASS, len);
+}
+
+/* Readdresses a frame handed to the stack so the stack takes it as its own. */
+static __always_inline void vx_readdress(const struct vx_pkt *pkt, const struct vx_verdict *v)
+{
+	struct ethhdr *eth;
+
+	if (!vx_is_to_stack(v->kind))
+		return;
+	eth = vx_hdr(pkt, 0, sizeof(struct ethhdr));
+	if (eth)
+		__builtin_memcpy(eth->h_dest, v->to_mac, 6);
 }
 
 #endif /* VX_COUNTERS_H */

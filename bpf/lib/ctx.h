@@ -14,8 +14,9 @@
 #include <bpf/bpf_helpers.h>
 
 /* Bytes of headers the steering reads at most: Ethernet (14) + IPv6 (40) +
- * ICMPv6 NS up to the target (24). */
-#define VX_HDR_MAX 78
+ * up to 64 bytes of extension headers + 4 bytes of ICMPv6/UDP (guard.h);
+ * IPv4 with options + ports is less (14 + 60 + 4). */
+#define VX_HDR_MAX 122
 
 struct vx_pkt {
 	void *data;     /* start of the linear part (Ethernet header) */

@@ -9,23 +9,33 @@
 #include <linux/pkt_cls.h>
 #include "config.h"
 #include "counters.h"
+#include "steer.h"
 #include "verdict.h"
 
-static __always_inline int vx_tc_host_apply(const struct vx_pkt *pkt, struct vx_verdict v)
+/* Marks an skb our tc program redirects pod -> pod, for the target host
+ * veth's egress program (vx_track_from_stack) to tell it from the stack's:
+ * set right before bpf_redirect, cleared there, scrubbed anyway when the skb
+ * crosses into the pod's namespace. No frame from a pod carries a mark
+ * (veth_xmit scrubs it), so the value is ours alone. */
+#define VX_MARK_POD_REDIRECT 0x56580001 /* "VX" 1 */
+/* linux/if_packet.h */
+#define VX_PACKET_HOST 0
+
+static __always_inline int vx_tc_host_apply(struct __sk_buff *skb, const struct vx_pkt *pkt,
+					    struct vx_verdict v)
 {
 	__u32 me = v.src_slot;
 	struct vx_config cfg;
 
+	if (vx_is_drop(v.kind)) {
+		vx_count_local(&v, pkt->len);
+		return TC_ACT_SHOT;
+	}
 	switch (v.kind) {
-	case VX_DROP_SPOOF:
-		vx_count(me, VX_CNT_DROP_SPOOF, pkt->len);
-		return TC_ACT_SHOT;
-	case VX_DROP_MALFORMED:
-		vx_count(me, VX_CNT_DROP_MALFORMED, pkt->len);
-		return TC_ACT_SHOT;
 	case VX_TO_POD:
 		vx_count(me, VX_CNT_TX_POD, pkt->len);
 		vx_count(v.slot, VX_CNT_RX_REDIRECT, pkt->len);
+		skb->mark = VX_MARK_POD_REDIRECT;
 		return bpf_redirect(v.ifindex, 0);
 	case VX_TO_UPLINK:
 		cfg = vx_config_get();
@@ -37,9 +47,25 @@ static __always_inline int vx_tc_host_apply(const struct vx_pkt *pkt, struct vx_
 		vx_count(me, VX_CNT_TX_UPLINK, pkt->len);
 		return bpf_redirect(cfg.uplink_ifindex, 0);
 	default:
-		vx_count(me, VX_CNT_PASS, pkt->len);
+		if (vx_is_to_stack(v.kind)) {
+			/* eth_type_trans ran before tc: the new destination MAC alone
+			 * would leave the skb PACKET_OTHERHOST, which ip_rcv drops. */
+			vx_readdress(pkt, &v);
+			bpf_skb_change_type(skb, VX_PACKET_HOST);
+		}
+		vx_count_local(&v, pkt->len);
 		return TC_ACT_OK;
 	}
+}
+
+/* Host veth tc egress (stack -> pod): remember the flows the stack delivers. */
+static __always_inline int vx_tc_egress_apply(struct __sk_buff *skb, const struct vx_pkt *pkt)
+{
+	if (skb->mark == VX_MARK_POD_REDIRECT)
+		skb->mark = 0;
+	else
+		vx_track_from_stack(pkt);
+	return TC_ACT_OK;
 }
 
 #endif /* VX_HOOK_TC_H */

@@ -33,47 +33,47 @@ static __always_inline int vx_xdp_to_pod(const struct vx_verdict *v, __u64 len)
 	return rc;
 }
 
-/* Uplink: to a pod, or to the node. */
+/* Uplink: to a pod, or to the node (readdressed when it is a NAT return). */
 static __always_inline int vx_xdp_uplink_apply(const struct vx_pkt *pkt, struct vx_verdict v)
 {
 	if (v.kind == VX_TO_POD)
 		return vx_xdp_to_pod(&v, pkt->len);
-	vx_count(VX_UPLINK_SLOT, VX_CNT_PASS, pkt->len);
+	vx_readdress(pkt, &v);
+	vx_count_local(&v, pkt->len);
 	return XDP_PASS;
 }
 
 /*
  * Host veth. When the uplink cannot take redirected frames (no ndo_xdp_xmit),
  * the tc program on the same veth is the fallback: wire-bound frames pass to
- * the stack, where tc redirects the skb; PASS verdicts are then left for tc
- * to count, so nothing is counted twice.
+ * the stack, where tc redirects the skb; frames for the stack pass unchanged
+ * too and tc steers, readdresses and counts them, so nothing is counted twice.
  */
 static __always_inline int vx_xdp_host_apply(const struct vx_pkt *pkt, struct vx_verdict v)
 {
 	struct vx_config cfg = vx_config_get();
 	int tc_fallback = !(cfg.flags & VX_CFG_UPLINK_CAN_XMIT);
-	__u32 me = v.src_slot;
 	int rc;
 
+	if (vx_is_drop(v.kind)) {
+		vx_count_local(&v, pkt->len);
+		return XDP_DROP;
+	}
 	switch (v.kind) {
-	case VX_DROP_SPOOF:
-		vx_count(me, VX_CNT_DROP_SPOOF, pkt->len);
-		return XDP_DROP;
-	case VX_DROP_MALFORMED:
-		vx_count(me, VX_CNT_DROP_MALFORMED, pkt->len);
-		return XDP_DROP;
 	case VX_TO_POD:
 		return vx_xdp_to_pod(&v, pkt->len);
 	case VX_TO_UPLINK:
 		if (tc_fallback)
 			return XDP_PASS;
-		rc = vx_xdp_redirect(cfg.uplink_ifindex, me, pkt->len);
+		rc = vx_xdp_redirect(cfg.uplink_ifindex, v.src_slot, pkt->len);
 		if (rc == XDP_REDIRECT)
-			vx_count(me, VX_CNT_TX_UPLINK, pkt->len);
+			vx_count(v.src_slot, VX_CNT_TX_UPLINK, pkt->len);
 		return rc;
 	default:
-		if (!tc_fallback)
-			vx_count(me, VX_CNT_PASS, pkt->len);
+		if (!tc_fallback) {
+			vx_readdress(pkt, &v);
+			vx_count_local(&v, pkt->len);
+		}
 		return XDP_PASS;
 	}
 }

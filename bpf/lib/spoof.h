@@ -5,13 +5,16 @@
  * Exceptions that cannot impersonate anyone: IPv4 0.0.0.0 (DHCP discover, ARP
  * probes of RFC 5227), IPv6 :: (duplicate address detection) and IPv6
  * link-local sources (the pod derives its own; they never leave the link).
- * Returns VX_PASS when the source is fine, else the drop kind.
+ * Then what the pod may send at all (guard.h): IPv4, IPv6 and ARP, no router
+ * frames, unless the pod opted in.
+ * Returns VX_PASS when the frame is fine, else the drop kind.
  */
 #ifndef VX_SPOOF_H
 #define VX_SPOOF_H
 
 #include <linux/ip.h>
 #include "arp.h"
+#include "guard.h"
 #include "nd.h"
 #include "verdict.h"
 #include "vx_maps.h"
@@ -50,7 +53,7 @@ static __always_inline __u32 vx_check_arp_src(const struct vx_pkt *pkt, const st
 	return vx_v4_owned_by(vx_arp_ip(arp->spa), me) ? VX_PASS : VX_DROP_SPOOF;
 }
 
-static __always_inline __u32 vx_check_ipv6_src(const struct vx_pkt *pkt)
+static __always_inline __u32 vx_check_ipv6_src(const struct vx_pkt *pkt, const struct vx_pod *me)
 {
 	struct ipv6hdr *ip6 = vx_ip6_hdr(pkt);
 	struct vx_in6_key src;
@@ -59,28 +62,39 @@ static __always_inline __u32 vx_check_ipv6_src(const struct vx_pkt *pkt)
 	if (!ip6)
 		return VX_DROP_MALFORMED;
 	__builtin_memcpy(src.addr, &ip6->saddr, 16);
-	if (vx_in6_is_unspecified(&src) || vx_in6_is_link_local(&src))
-		return VX_PASS;
-	owner = bpf_map_lookup_elem(&vx_pod_v6, &src);
-	return owner && owner->host_ifindex == pkt->ifindex ? VX_PASS : VX_DROP_SPOOF;
+	if (!vx_in6_is_unspecified(&src) && !vx_in6_is_link_local(&src)) {
+		owner = bpf_map_lookup_elem(&vx_pod_v6, &src);
+		if (!owner || owner->host_ifindex != pkt->ifindex)
+			return VX_DROP_SPOOF;
+	}
+	return me->flags & VX_POD_ALLOW_ROUTER ? VX_PASS : vx_guard_ipv6(pkt, ip6);
 }
 
-/* Source check of a frame sent by pod `me` (eth already bounds-checked). */
+static __always_inline __u32 vx_check_ipv4(const struct vx_pkt *pkt, const struct vx_pod *me)
+{
+	__u32 src = vx_check_ipv4_src(pkt, me);
+
+	if (src != VX_PASS || (me->flags & VX_POD_ALLOW_ROUTER))
+		return src;
+	return vx_guard_ipv4(pkt);
+}
+
+/* Source and content check of a frame sent by pod `me` (eth already
+ * bounds-checked): VX_PASS, or the drop kind. */
 static __always_inline __u32 vx_check_source(const struct vx_pkt *pkt, const struct ethhdr *eth,
 					     const struct vx_pod *me)
 {
 	if (!vx_mac_eq(eth->h_source, me->pod_mac))
 		return VX_DROP_SPOOF;
-	/* A tagged frame would carry its IP header past our checks. */
-	if (vx_is_vlan(eth->h_proto))
-		return VX_DROP_SPOOF;
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return vx_check_ipv4_src(pkt, me);
+		return vx_check_ipv4(pkt, me);
 	if (eth->h_proto == bpf_htons(ETH_P_ARP))
 		return vx_check_arp_src(pkt, me);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return vx_check_ipv6_src(pkt);
-	return VX_PASS;
+		return vx_check_ipv6_src(pkt, me);
+	/* Anything else (a VLAN tag would also carry an IP header past the
+	 * checks above) only with the opt-in. */
+	return me->flags & VX_POD_ALLOW_ETHERTYPES ? VX_PASS : VX_DROP_ETHERTYPE;
 }
 
 #endif /* VX_SPOOF_H */

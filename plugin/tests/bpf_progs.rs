@@ -119,10 +119,16 @@ struct Case {
 enum Outcome {
     Spoof,
     Malformed,
+    Ethertype,
+    Router,
     Node,
     ToPod2,
     ToWire,
 }
+
+/// All-nodes multicast (RAs go there).
+const ALL_NODES: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
 fn pod_egress_cases(lab: &Lab) -> Vec<Case> {
     let p1 = &lab.pod1;
@@ -167,10 +173,73 @@ fn pod_egress_cases(lab: &Lab) -> Vec<Case> {
             frame: ipv6_udp(me, GATEWAY_MAC, p2.v6(), OTHER_V6),
             expect: Outcome::Spoof,
         },
+        // what a pod may not put on the segment (no opt-in)
         Case {
             name: "VLAN-tagged from pod",
             frame: tagged(&ipv4, ETH_P_8021Q, 7),
-            expect: Outcome::Spoof,
+            expect: Outcome::Ethertype,
+        },
+        Case {
+            name: "802.1ad-tagged from pod",
+            frame: tagged(&ipv4, ETH_P_8021AD, 7),
+            expect: Outcome::Ethertype,
+        },
+        Case {
+            name: "MPLS from pod",
+            frame: eth(GATEWAY_MAC, me, ETH_P_MPLS, &[0, 1, 0x1, 0x40, 0x45, 0]),
+            expect: Outcome::Ethertype,
+        },
+        Case {
+            name: "PPPoE discovery from pod",
+            frame: eth(BROADCAST, me, ETH_P_PPPOE_DISC, &[0x11, 0x09, 0, 0, 0, 0]),
+            expect: Outcome::Ethertype,
+        },
+        Case {
+            name: "IPv6 router advertisement",
+            frame: icmpv6(me, ALL_NODES_MAC, link_local, ALL_NODES, 134, false),
+            expect: Outcome::Router,
+        },
+        Case {
+            name: "RA behind a hop-by-hop header",
+            frame: icmpv6(me, ALL_NODES_MAC, link_local, ALL_NODES, 134, true),
+            expect: Outcome::Router,
+        },
+        Case {
+            name: "ICMPv6 redirect",
+            frame: icmpv6(me, GATEWAY_MAC, link_local, OTHER_V6, 137, false),
+            expect: Outcome::Router,
+        },
+        Case {
+            name: "ICMP redirect",
+            frame: eth(
+                GATEWAY_MAC,
+                me,
+                ETH_P_IP,
+                &support::frames::ipv4(v4, OTHER_V4, 1, &[5, 1, 0, 0, 0, 0, 0, 0]),
+            ),
+            expect: Outcome::Router,
+        },
+        Case {
+            name: "DHCP server reply",
+            frame: flow4(BROADCAST, me, 17, v4, 67, Ipv4Addr::BROADCAST, 68),
+            expect: Outcome::Router,
+        },
+        Case {
+            name: "ICMPv6 echo (not a router frame)",
+            frame: icmpv6(me, GATEWAY_MAC, v6, OTHER_V6, 128, false),
+            expect: Outcome::ToWire,
+        },
+        Case {
+            name: "MLD report behind hop-by-hop (not a router frame)",
+            frame: icmpv6(
+                me,
+                [0x33, 0x33, 0, 0, 0, 0x16],
+                link_local,
+                "ff02::16".parse().unwrap(),
+                143,
+                true,
+            ),
+            expect: Outcome::ToWire,
         },
         Case {
             name: "truncated IPv4",
@@ -261,7 +330,9 @@ fn expected_counters(o: Outcome) -> (Counts, Counts) {
     match o {
         Outcome::Spoof => (vec![(DropSpoof, 1)], vec![]),
         Outcome::Malformed => (vec![(DropMalformed, 1)], vec![]),
-        Outcome::Node => (vec![(Pass, 1)], vec![]),
+        Outcome::Ethertype => (vec![(DropEthertype, 1)], vec![]),
+        Outcome::Router => (vec![(DropRouter, 1)], vec![]),
+        Outcome::Node => (vec![(Pass, 1), (PassNode, 1)], vec![]),
         Outcome::ToPod2 => (vec![(TxPod, 1)], vec![(RxRedirect, 1)]),
         Outcome::ToWire => (vec![(TxUplink, 1)], vec![]),
     }
@@ -305,7 +376,7 @@ fn check_pod_egress(abbr: &str, hook: &str) {
 
 fn xdp_verdict(o: Outcome) -> u32 {
     match o {
-        Outcome::Spoof | Outcome::Malformed => XDP_DROP,
+        Outcome::Spoof | Outcome::Malformed | Outcome::Ethertype | Outcome::Router => XDP_DROP,
         Outcome::Node => XDP_PASS,
         Outcome::ToPod2 | Outcome::ToWire => XDP_REDIRECT,
     }
@@ -313,7 +384,7 @@ fn xdp_verdict(o: Outcome) -> u32 {
 
 fn tc_verdict(o: Outcome) -> u32 {
     match o {
-        Outcome::Spoof | Outcome::Malformed => TC_ACT_SHOT,
+        Outcome::Spoof | Outcome::Malformed | Outcome::Ethertype | Outcome::Router => TC_ACT_SHOT,
         Outcome::Node => TC_ACT_OK,
         Outcome::ToPod2 | Outcome::ToWire => TC_ACT_REDIRECT,
     }
@@ -447,6 +518,213 @@ fn host_veth_without_pod_record_drops() {
     let frame = udp4(GATEWAY_MAC, [0x02, 0, 0, 0, 3, 2], OTHER_V4, OTHER_V4);
     assert_eq!(lab.run_host_xdp(lab.stray, &frame), XDP_DROP);
     assert_eq!(lab.run_host_tc(lab.stray, &frame), TC_ACT_SHOT);
+    // Never a silent drop: counted on the node's slot 0.
+    assert_eq!(lab.nonzero(0), vec![(DropNoPod, 2)]);
+}
+
+#[test]
+fn opt_in_lets_router_frames_and_other_ethertypes_out() {
+    use veth_xdp::bpf::types::{POD_ALLOW_ETHERTYPES, POD_ALLOW_ROUTER};
+    let lab = Lab::new("optin", true);
+    let p1 = &lab.pod1;
+    let me = p1.mac();
+    let link_local = "fe80::2:ff:fe00:102".parse().unwrap();
+    let ra = icmpv6(me, ALL_NODES_MAC, link_local, ALL_NODES, 134, false);
+    let vlan = tagged(&udp4(GATEWAY_MAC, me, p1.v4(), OTHER_V4), ETH_P_8021Q, 7);
+    let mpls = eth(GATEWAY_MAC, me, ETH_P_MPLS, &[0, 1, 0x1, 0x40, 0x45, 0]);
+    let dhcp = flow4(BROADCAST, me, 17, p1.v4(), 67, Ipv4Addr::BROADCAST, 68);
+    let spoofed = udp4(GATEWAY_MAC, lab.pod2.mac(), p1.v4(), OTHER_V4);
+    for (allow, open, closed) in [
+        (POD_ALLOW_ROUTER, vec![&ra, &dhcp], vec![&vlan, &mpls]),
+        (POD_ALLOW_ETHERTYPES, vec![&vlan, &mpls], vec![&ra, &dhcp]),
+    ] {
+        let mut dp = p1.dp.clone();
+        dp.allow = allow;
+        lab.node.insert_pod(&dp).unwrap();
+        for f in &open {
+            assert_eq!(
+                lab.run_host_xdp(p1.ifindex(), f),
+                XDP_REDIRECT,
+                "allow {allow}"
+            );
+            assert_eq!(
+                lab.run_host_tc(p1.ifindex(), f),
+                TC_ACT_REDIRECT,
+                "allow {allow}"
+            );
+        }
+        for f in &closed {
+            assert_eq!(lab.run_host_xdp(p1.ifindex(), f), XDP_DROP, "allow {allow}");
+        }
+        // An opt-in never lifts anti-spoofing.
+        assert_eq!(lab.run_host_xdp(p1.ifindex(), &spoofed), XDP_DROP);
+    }
+}
+
+/// Service ranges: a pod's frame to a ClusterIP goes to the stack readdressed
+/// to its host veth; the backend's answer from the wire (no NAT of ours
+/// undone on the fast path) goes to the stack readdressed to the uplink; a
+/// flow that touched no NAT stays on the fast path.
+#[test]
+fn service_frames_and_their_answers_go_through_the_stack() {
+    for hook in ["xdp", "tc"] {
+        let lab = Lab::new(&format!("svc{hook}"), true);
+        lab.set_services(&["10.96.0.0/16", "fd96::/112"]);
+        let p1 = lab.pod1.ifindex();
+        let (me, v4) = (lab.pod1.mac(), lab.pod1.v4());
+        let cluster_ip = Ipv4Addr::new(10, 96, 0, 10);
+        let backend = Ipv4Addr::new(10, 10, 0, 77);
+        let to_svc = flow4(GATEWAY_MAC, me, 17, v4, 40000, cluster_ip, 53);
+        let (verdict, out) = lab.run_out(hook, p1, &to_svc);
+        let pass = if hook == "xdp" { XDP_PASS } else { TC_ACT_OK };
+        assert_eq!(verdict, pass, "{hook}: to the service");
+        assert_eq!(
+            out[..6],
+            lab.pod1.host_mac(),
+            "{hook}: readdressed to the host veth"
+        );
+        assert_eq!(lab.nonzero(p1), vec![(Pass, 1), (PassService, 1)], "{hook}");
+        // IPv6 service range too.
+        let v6_svc = eth(
+            GATEWAY_MAC,
+            me,
+            ETH_P_IPV6,
+            &ipv6(
+                lab.pod1.v6(),
+                "fd96::a".parse().unwrap(),
+                17,
+                &l4(17, 40001, 53),
+            ),
+        );
+        assert_eq!(
+            lab.run_out(hook, p1, &v6_svc).0,
+            pass,
+            "{hook}: IPv6 service"
+        );
+
+        // The DNATed answer of a backend elsewhere arrives from the wire.
+        let answer = flow4(me, GATEWAY_MAC, 17, backend, 53, v4, 40000);
+        let (verdict, out) = lab.run_out("uplink", 0, &answer);
+        assert_eq!(verdict, XDP_PASS, "{hook}: answer to the stack");
+        assert_eq!(out[..6], UPLINK_MAC, "{hook}: readdressed to the uplink");
+        assert_eq!(
+            lab.nonzero(0),
+            vec![(Pass, 1), (PassNatReturn, 1)],
+            "{hook}"
+        );
+        // Another flow of the same pod stays on the fast path.
+        let plain = flow4(me, GATEWAY_MAC, 17, backend, 53, v4, 40002);
+        assert_eq!(
+            lab.run_uplink(&plain),
+            XDP_REDIRECT,
+            "{hook}: untouched flow"
+        );
+        let to_wire = flow4(GATEWAY_MAC, me, 17, v4, 40002, backend, 53);
+        let redirect = if hook == "xdp" {
+            XDP_REDIRECT
+        } else {
+            TC_ACT_REDIRECT
+        };
+        assert_eq!(
+            lab.run_out(hook, p1, &to_wire).0,
+            redirect,
+            "{hook}: pod -> wire"
+        );
+        // pod2 never touched a service: its frames are not even looked up.
+        let to_pod2 = flow4(
+            lab.pod2.mac(),
+            GATEWAY_MAC,
+            17,
+            backend,
+            53,
+            lab.pod2.v4(),
+            40000,
+        );
+        assert_eq!(lab.run_uplink(&to_pod2), XDP_REDIRECT, "{hook}: pod2");
+    }
+}
+
+/// Frames the stack delivers to a pod (DNATed by kube-proxy, e.g. NodePort
+/// with externalTrafficPolicy Local) are remembered by the egress program;
+/// the pod's answers go back through the stack. Frames our own tc program
+/// redirected pod -> pod (marked) are not the stack's.
+#[test]
+fn stack_delivered_flows_are_answered_through_the_stack() {
+    for hook in ["xdp", "tc"] {
+        let lab = Lab::new(&format!("nat{hook}"), true);
+        lab.set_services(&["10.96.0.0/16"]);
+        let p2 = lab.pod2.ifindex();
+        let (me, v4) = (lab.pod2.mac(), lab.pod2.v4());
+        let client = Ipv4Addr::new(192, 0, 2, 7);
+        let delivered = flow4(me, lab.pod2.host_mac(), 6, client, 51000, v4, 8080);
+        assert_eq!(lab.run_host_egress(p2, &delivered, 0), TC_ACT_OK);
+        let answer = flow4(GATEWAY_MAC, me, 6, v4, 8080, client, 51000);
+        let (verdict, out) = lab.run_out(hook, p2, &answer);
+        let pass = if hook == "xdp" { XDP_PASS } else { TC_ACT_OK };
+        assert_eq!(verdict, pass, "{hook}: answer to the stack");
+        assert_eq!(out[..6], lab.pod2.host_mac(), "{hook}: readdressed");
+        assert_eq!(
+            lab.nonzero(p2),
+            vec![(Pass, 1), (PassNatReturn, 1)],
+            "{hook}"
+        );
+        // A pod -> pod redirect of our tc program, seen at the target's egress.
+        let from_pod1 = flow4(me, lab.pod1.mac(), 6, lab.pod1.v4(), 52000, v4, 8081);
+        const VX_MARK_POD_REDIRECT: u32 = 0x5658_0001;
+        assert_eq!(
+            lab.run_host_egress(p2, &from_pod1, VX_MARK_POD_REDIRECT),
+            TC_ACT_OK
+        );
+        let reply = flow4(lab.pod1.mac(), me, 6, v4, 8081, lab.pod1.v4(), 52000);
+        let redirect = if hook == "xdp" {
+            XDP_REDIRECT
+        } else {
+            TC_ACT_REDIRECT
+        };
+        assert_eq!(
+            lab.run_out(hook, p2, &reply).0,
+            redirect,
+            "{hook}: pod -> pod fast path"
+        );
+    }
+}
+
+/// Without service ranges, nothing is tracked and a ClusterIP is just an
+/// address on the wire (today's behaviour).
+#[test]
+fn without_service_ranges_nothing_goes_to_the_stack() {
+    let lab = Lab::new("nosvc", true);
+    let p1 = lab.pod1.ifindex();
+    let to_svc = flow4(
+        GATEWAY_MAC,
+        lab.pod1.mac(),
+        17,
+        lab.pod1.v4(),
+        40000,
+        Ipv4Addr::new(10, 96, 0, 10),
+        53,
+    );
+    assert_eq!(lab.run_host_xdp(p1, &to_svc), XDP_REDIRECT);
+    let delivered = flow4(
+        lab.pod1.mac(),
+        GATEWAY_MAC,
+        6,
+        OTHER_V4,
+        1,
+        lab.pod1.v4(),
+        2,
+    );
+    assert_eq!(lab.run_host_egress(p1, &delivered, 0), TC_ACT_OK);
+    let answer = flow4(
+        GATEWAY_MAC,
+        lab.pod1.mac(),
+        6,
+        lab.pod1.v4(),
+        2,
+        OTHER_V4,
+        1,
+    );
+    assert_eq!(lab.run_host_xdp(p1, &answer), XDP_REDIRECT);
 }
 
 /// The per-frame cost of the XDP fast paths under BPF_PROG_TEST_RUN (program
@@ -498,6 +776,7 @@ fn max_pods_fit_and_one_more_is_full() {
         uplink_ifindex: uplink,
         uplink_can_xmit: true,
         max_pods: 2,
+        ..Default::default()
     });
     let hosts: Vec<u32> = (1..=3u8)
         .map(|n| {
@@ -517,6 +796,7 @@ fn max_pods_fit_and_one_more_is_full() {
         pod_mac: [2, 0, 0, 1, n, 2],
         ipv4s: vec![Ipv4Addr::new(10, 20, 0, n)],
         ipv6s: vec![],
+        allow: 0,
     };
     sb.insert_pod(&pod(1)).unwrap();
     sb.insert_pod(&pod(2)).unwrap();
@@ -596,6 +876,7 @@ fn slots_are_reused_after_remove_and_start_at_zero() {
         pod_mac: [0x02, 0, 0, 0, 3, 2],
         ipv4s: vec![Ipv4Addr::new(10, 10, 0, 13)],
         ipv6s: vec![],
+        allow: 0,
     };
     lab.node.insert_pod(&pod3).unwrap();
     assert_eq!(
@@ -632,6 +913,7 @@ fn concurrent_inserts_get_distinct_slots() {
         uplink_ifindex: uplink,
         uplink_can_xmit: true,
         max_pods: 8,
+        ..Default::default()
     });
     let pods: Vec<PodDatapath> = (1..=6u8)
         .map(|n| {
@@ -645,6 +927,7 @@ fn concurrent_inserts_get_distinct_slots() {
                 pod_mac,
                 ipv4s: vec![Ipv4Addr::new(10, 21, 0, n)],
                 ipv6s: vec![],
+                allow: 0,
             }
         })
         .collect();
@@ -825,6 +1108,7 @@ fn pinned_maps_match_the_abi_and_incompatible_pins_are_refused() {
                     uplink_ifindex: uplink,
                     uplink_can_xmit: true,
                     max_pods: 4,
+                    ..Default::default()
                 },
             )
         })
@@ -856,6 +1140,7 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
         uplink_ifindex: uplink,
         uplink_can_xmit: true,
         max_pods: 8,
+        ..Default::default()
     };
 
     let status = sb.ensure_node(&spec);
@@ -924,6 +1209,7 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
         pod_mac: [2, 0, 0, 0, 1, 2],
         ipv4s: vec![Ipv4Addr::new(10, 40, 0, 1)],
         ipv6s: vec![],
+        allow: 0,
     };
     sb.insert_pod(&dp).unwrap();
     std::fs::remove_file(sb.paths.prog(bpf::PROG_POD_PASS)).unwrap();
@@ -1015,6 +1301,7 @@ fn live_frames(abbr: &str, egress: Egress) {
         uplink_ifindex: uplink,
         uplink_can_xmit: egress != Egress::XdpTcFallback,
         max_pods: 4,
+        ..Default::default()
     });
     let dp = PodDatapath {
         host_ifindex: h1,
@@ -1022,6 +1309,7 @@ fn live_frames(abbr: &str, egress: Egress) {
         pod_mac,
         ipv4s: vec![Ipv4Addr::new(10, 30, 0, 11)],
         ipv6s: vec![],
+        allow: 0,
     };
     node.insert_pod(&dp).unwrap();
     node.ns

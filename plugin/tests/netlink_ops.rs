@@ -303,9 +303,13 @@ fn addresses_host_routes_and_default_routes() {
         assert!(listed.iter().any(|a| matches!(a.ip(), IpAddr::V6(v6) if v6.segments()[0] == 0xfe80 && a.prefix() == 64)), "link-local: {listed:?}");
         let lo = pod.link_by_name("lo").await.unwrap().expect("lo");
         pod.link_set_up(lo.index).await.unwrap(); // a fresh netns has lo down, without 127.0.0.1
-        let all = pod.addr_list_all().await.unwrap();
-        assert!(all.contains(&(pod_if, net("10.77.0.5/24"))), "{all:?}");
-        assert!(all.iter().any(|(index, a)| *index == lo.index && *a == net("127.0.0.1/8")), "loopback entry: {all:?}");
+        // A strict socket gets only the asked link's addresses from the kernel.
+        let strict = pod_ns.enter(Netlink::current_strict).unwrap();
+        let on_lo = strict.addr_list(lo.index).await.unwrap();
+        assert!(on_lo.contains(&net("127.0.0.1/8")), "loopback entry: {on_lo:?}");
+        assert!(!on_lo.contains(&net("10.77.0.5/24")), "eth0's address listed for lo: {on_lo:?}");
+        let on_eth0 = strict.addr_list(pod_if).await.unwrap();
+        assert!(on_eth0.contains(&net("10.77.0.5/24")) && !on_eth0.contains(&net("127.0.0.1/8")), "{on_eth0:?}");
         let json = pod_ns.ip("-j addr show dev eth0");
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         let shown: Vec<String> = parsed[0]["addr_info"]

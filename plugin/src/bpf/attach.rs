@@ -4,13 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use aya::programs::tc::TcAttachType;
 use aya::programs::{ProgramFd, Xdp, XdpMode};
 use aya_obj::programs::XdpAttachType;
 
 use super::error::{Error, Result};
 use super::links::{attach_tcx, attach_xdp, detach_and_unpin, pinned_link_info};
 use super::paths::{check_key, BpfPaths};
-use super::{PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS};
+use super::{PROG_HOST_EGRESS, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS};
 
 /// What is attached on a host veth, with the device each link is on (0 once
 /// the device is gone: the link is defunct).
@@ -37,6 +38,11 @@ fn xdp_pin(paths: &BpfPaths, key: &str) -> Result<PathBuf> {
 fn tc_pin(paths: &BpfPaths, key: &str) -> Result<PathBuf> {
     check_key(key)?;
     Ok(paths.link(&format!("{key}_tc")))
+}
+
+fn egress_pin(paths: &BpfPaths, key: &str) -> Result<PathBuf> {
+    check_key(key)?;
+    Ok(paths.link(&format!("{key}_egress")))
 }
 
 /// True if the link pinned at `pin` already serves `ifindex`; a pin for
@@ -69,13 +75,45 @@ pub fn attach_host_tc(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<
     if already_attached(&pin, host_ifindex)? {
         return Ok(());
     }
-    attach_tcx(paths, PROG_HOST_TC, host_ifindex, &pin)
+    attach_tcx(
+        paths,
+        PROG_HOST_TC,
+        host_ifindex,
+        TcAttachType::Ingress,
+        &pin,
+    )
 }
 
-/// Detaches and unpins both host links of `key`. Idempotent.
+/// Attaches the flow-tracking program at the host veth's tcx egress (stack ->
+/// pod); pinned link `links/<key>_egress`. Idempotent for the same key and ifindex.
+pub fn attach_host_egress(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<()> {
+    let pin = egress_pin(paths, key)?;
+    if already_attached(&pin, host_ifindex)? {
+        return Ok(());
+    }
+    attach_tcx(
+        paths,
+        PROG_HOST_EGRESS,
+        host_ifindex,
+        TcAttachType::Egress,
+        &pin,
+    )
+}
+
+/// The device the egress program of `key` is attached to, if it is (for CHECK).
+pub fn host_egress_attachment(paths: &BpfPaths, key: &str) -> Result<Option<u32>> {
+    let pin = egress_pin(paths, key)?;
+    if !pin.exists() {
+        return Ok(None);
+    }
+    Ok(Some(pinned_link_info(&pin)?.ifindex))
+}
+
+/// Detaches and unpins every host link of `key`. Idempotent.
 pub fn detach_host(paths: &BpfPaths, key: &str) -> Result<()> {
     detach_and_unpin(&xdp_pin(paths, key)?)?;
     detach_and_unpin(&tc_pin(paths, key)?)?;
+    detach_and_unpin(&egress_pin(paths, key)?)?;
     Ok(())
 }
 

@@ -94,12 +94,13 @@ pub(super) fn attach_xdp(
     pin_link(link, "XDP link", link_pin)
 }
 
-/// Attaches the pinned tc program `prog` at `ifindex`'s tcx ingress and pins
+/// Attaches the pinned tc program `prog` at `ifindex`'s tcx `direction` and pins
 /// the link at `link_pin`.
 pub(super) fn attach_tcx(
     paths: &BpfPaths,
     prog: &'static str,
     ifindex: u32,
+    direction: TcAttachType,
     link_pin: &Path,
 ) -> Result<()> {
     require(&TCX)?;
@@ -114,12 +115,15 @@ pub(super) fn attach_tcx(
     let id = tc
         .attach_with_options(
             &ifname,
-            TcAttachType::Ingress,
+            direction,
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         )
         .map_err(|error| Error::Attach {
             program: prog,
-            hook: "tcx ingress",
+            hook: match direction {
+                TcAttachType::Egress => "tcx egress",
+                _ => "tcx ingress",
+            },
             ifindex,
             error: Box::new(error),
         })?;

@@ -30,6 +30,7 @@ pub struct Maps {
     pub(super) node_v6: HashMap<MapData, VxIn6Key, VxNodeAddr>,
     pub(super) counters: PerCpuArray<MapData, VxCounters>,
     pub(super) config: Array<MapData, VxConfig>,
+    pub(super) services: Array<MapData, VxServices>,
     /// `<root>/v<N>/maps`, flocked while pod slots change (see `pods.rs`).
     maps_dir: PathBuf,
 }
@@ -48,6 +49,7 @@ impl Maps {
             node_v6: open_typed(paths, MAP_NODE_V6)?,
             counters: open_typed(paths, MAP_COUNTERS)?,
             config: open_typed(paths, MAP_CONFIG)?,
+            services: open_typed(paths, MAP_SERVICES)?,
             maps_dir: paths.maps_dir(),
         })
     }
@@ -111,6 +113,16 @@ impl Maps {
             map: MAP_CONFIG,
             error: Box::new(error),
         })
+    }
+
+    pub(super) fn set_services(&mut self, services: &VxServices) -> Result<()> {
+        self.services
+            .set(0, services, 0)
+            .map_err(|error| Error::Map {
+                op: "write entry 0 (bpf_map_update_elem) of",
+                map: MAP_SERVICES,
+                error: Box::new(error),
+            })
     }
 
     // ------------------------------------------------------------ redirect targets

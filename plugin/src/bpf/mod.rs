@@ -28,7 +28,9 @@
 //!   added and removed in parallel. The map ABI: [`MAP_SPECS`],
 //!   [`max_entries`], [`check_pinned`]; [`open_map`] for one untyped handle.
 //! - per-pod attachments (no verifier run): [`attach_host_xdp`] /
-//!   [`attach_host_tc`]`(paths, key, host_ifindex)`, [`detach_host`]`(paths, key)`,
+//!   [`attach_host_tc`] / [`attach_host_egress`]`(paths, key, host_ifindex)`
+//!   (the last on networks with service ranges: it remembers the flows the
+//!   stack delivers), [`detach_host`]`(paths, key)`, [`host_egress_attachment`],
 //!   [`host_attachment`]`(paths, key) -> Option<Hook>`,
 //!   [`pinned_link_info`]`(pin) -> LinkInfo`,
 //!   [`pod_pass_program`]`(paths) -> ProgramFd` (attach it with IFLA_XDP so a
@@ -63,7 +65,8 @@ mod sys;
 pub mod types;
 
 pub use attach::{
-    attach_host_tc, attach_host_xdp, detach_host, host_attachment, pod_pass_program, Hook,
+    attach_host_egress, attach_host_tc, attach_host_xdp, detach_host, host_attachment,
+    host_egress_attachment, pod_pass_program, Hook,
 };
 pub use counters::PodCounters;
 pub use error::Error;
@@ -85,5 +88,9 @@ pub const PROG_UPLINK: &str = "vx_uplink";
 pub const PROG_HOST_XDP: &str = "vx_host_xdp";
 pub const PROG_HOST_TC: &str = "vx_host_tc";
 pub const PROG_POD_PASS: &str = "vx_pod_pass";
+/// The host veth's tcx egress program (stack -> pod flow tracking).
+pub const PROG_HOST_EGRESS: &str = "vx_host_egress";
+/// The tc programs of the object.
+pub const TC_PROGRAMS: [&str; 2] = [PROG_HOST_TC, PROG_HOST_EGRESS];
 /// The XDP programs of the object.
 pub const XDP_PROGRAMS: [&str; 3] = [PROG_UPLINK, PROG_HOST_XDP, PROG_POD_PASS];

@@ -15,23 +15,32 @@ use super::links::{attach_xdp, detach_and_unpin, pinned_link_info};
 use super::maps::Maps;
 use super::paths::{ensure_bpffs, BpfPaths};
 use super::spec::{check_pinned, max_entries, MAP_SPECS};
-use super::types::{VxConfig, CFG_UPLINK_CAN_XMIT, CFG_UPLINK_GENERIC};
-use super::{OBJECT, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS, PROG_UPLINK, XDP_PROGRAMS};
+use super::types::{VxConfig, VxServices, CFG_SERVICES, CFG_UPLINK_CAN_XMIT, CFG_UPLINK_GENERIC};
+use super::{
+    OBJECT, PROG_HOST_EGRESS, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS, PROG_UPLINK, TC_PROGRAMS,
+    XDP_PROGRAMS,
+};
 use crate::lock::{self, DirLock};
 
 /// Link pin name of the uplink attachment.
 pub const LINK_UPLINK: &str = "uplink";
 
 /// What the node needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeSpec {
     pub uplink_ifindex: u32,
+    /// Frames the uplink program hands to the stack (NAT returns) are
+    /// readdressed to it.
+    pub uplink_mac: [u8; 6],
     /// The uplink has `ndo_xdp_xmit` (netdev xdp-features `ndo-xmit`): host
     /// veths may XDP-redirect to it. If false, the tc program must be attached
     /// on host veths as the fallback.
     pub uplink_can_xmit: bool,
     /// Map sizes are made for this many pods (only when the maps are created).
     pub max_pods: u32,
+    /// The cluster's service ranges ([`VxServices::from_cidrs`]); none: no
+    /// service steering, no flow tracking.
+    pub services: VxServices,
 }
 
 /// How the uplink program runs.
@@ -81,9 +90,16 @@ pub fn ensure_node(paths: &BpfPaths, spec: &NodeSpec) -> Result<NodeStatus> {
     if uplink_mode == UplinkMode::Generic {
         flags |= CFG_UPLINK_GENERIC;
     }
+    if !spec.services.is_empty() {
+        flags |= CFG_SERVICES;
+    }
+    // Services first: the flag that makes the programs read them comes after.
+    maps.set_services(&spec.services)?;
     maps.set_config(VxConfig {
         uplink_ifindex: spec.uplink_ifindex,
         flags,
+        uplink_mac: spec.uplink_mac,
+        pad: [0; 2],
     })?;
     if previous.uplink_ifindex != 0 && previous.uplink_ifindex != spec.uplink_ifindex {
         maps.remove_redirect_target(previous.uplink_ifindex)?;
@@ -101,7 +117,13 @@ fn all_pinned(paths: &BpfPaths) -> Result<bool> {
         // check_pinned fails on an incompatible map: never reuse or extend it.
         all &= check_pinned(paths, spec)?;
     }
-    for prog in [PROG_UPLINK, PROG_HOST_XDP, PROG_HOST_TC, PROG_POD_PASS] {
+    for prog in [
+        PROG_UPLINK,
+        PROG_HOST_XDP,
+        PROG_HOST_TC,
+        PROG_HOST_EGRESS,
+        PROG_POD_PASS,
+    ] {
         all &= paths.prog(prog).exists();
     }
     Ok(all)
@@ -129,10 +151,12 @@ fn ensure_loaded(paths: &BpfPaths, max_pods: u32) -> Result<bool> {
             .map_err(program_err("load (BPF_PROG_LOAD, verifier)", name))?;
         pin_replacing(paths.prog(name), |p| prog.pin(p))?;
     }
-    let tc: &mut SchedClassifier = typed_program(ebpf.program_mut(PROG_HOST_TC), PROG_HOST_TC)?;
-    tc.load()
-        .map_err(program_err("load (BPF_PROG_LOAD, verifier)", PROG_HOST_TC))?;
-    pin_replacing(paths.prog(PROG_HOST_TC), |p| tc.pin(p))?;
+    for name in TC_PROGRAMS {
+        let tc: &mut SchedClassifier = typed_program(ebpf.program_mut(name), name)?;
+        tc.load()
+            .map_err(program_err("load (BPF_PROG_LOAD, verifier)", name))?;
+        pin_replacing(paths.prog(name), |p| tc.pin(p))?;
+    }
     Ok(true)
 }
 

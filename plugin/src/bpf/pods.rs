@@ -28,6 +28,9 @@ pub struct PodDatapath {
     pub pod_mac: [u8; 6],
     pub ipv4s: Vec<Ipv4Addr>,
     pub ipv6s: Vec<Ipv6Addr>,
+    /// what the pod may send beyond the default: `POD_ALLOW_ROUTER`,
+    /// `POD_ALLOW_ETHERTYPES`
+    pub allow: u32,
 }
 
 impl PodDatapath {
@@ -38,6 +41,7 @@ impl PodDatapath {
             ipv4: self.ipv4s.first().map(v4_key).unwrap_or(0),
             host_mac: self.host_mac,
             pod_mac: self.pod_mac,
+            flags: self.allow,
         }
     }
 }
@@ -76,6 +80,22 @@ impl Maps {
     pub fn remove_pod(&mut self, host_ifindex: u32) -> Result<()> {
         let _lock = self.lock_slots()?;
         self.remove_pod_locked(host_ifindex)
+    }
+
+    /// Removes the pod whose MAC is `pod_mac`, wherever its host veth was:
+    /// for DEL when neither the record nor the veth (gone with the netns)
+    /// says which ifindex the pod had. Idempotent.
+    pub fn remove_pod_by_mac(&mut self, pod_mac: [u8; 6]) -> Result<()> {
+        let _lock = self.lock_slots()?;
+        match self.pod_mac.get(&VxMacKey::new(pod_mac), 0) {
+            Ok(pod) => self.remove_pod_locked(pod.host_ifindex),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(error) => Err(Error::Map {
+                op: "look up a pod MAC (bpf_map_lookup_elem) in",
+                map: MAP_POD_MAC,
+                error: Box::new(error),
+            }),
+        }
     }
 
     /// The pod record of `host_ifindex`, if the maps hold one.

@@ -17,6 +17,8 @@ pub const MAP_NODE_V4: &str = "vx_node_v4";
 pub const MAP_NODE_V6: &str = "vx_node_v6";
 pub const MAP_COUNTERS: &str = "vx_counters";
 pub const MAP_CONFIG: &str = "vx_config";
+pub const MAP_SERVICES: &str = "vx_services";
+pub const MAP_FLOWS: &str = "vx_flows";
 
 /// What a pinned map must look like to be reused (aya does not check).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,7 +44,7 @@ const fn spec(
 }
 
 /// Every map of the object, as vx_maps.h defines it.
-pub const MAP_SPECS: [MapSpec; 9] = [
+pub const MAP_SPECS: [MapSpec; 11] = [
     spec(
         MAP_POD_MAC,
         MapType::Hash,
@@ -77,6 +79,13 @@ pub const MAP_SPECS: [MapSpec; 9] = [
         size_of::<VxCounters>(),
     ),
     spec(MAP_CONFIG, MapType::Array, 4, size_of::<VxConfig>()),
+    spec(MAP_SERVICES, MapType::Array, 4, size_of::<VxServices>()),
+    spec(
+        MAP_FLOWS,
+        MapType::LruHash,
+        size_of::<VxFlowKey>(),
+        size_of::<VxFlow>(),
+    ),
 ];
 
 /// `max_entries` of each map for a node sized for `max_pods` pods.
@@ -86,6 +95,7 @@ pub fn max_entries(name: &str, max_pods: u32) -> u32 {
         MAP_POD_V4 | MAP_POD_V6 => max_pods.saturating_mul(ADDRS_PER_POD),
         MAP_REDIRECT | MAP_COUNTERS => max_pods.saturating_add(1),
         MAP_NODE_V4 | MAP_NODE_V6 => MAX_NODE_ADDRS,
+        MAP_FLOWS => MAX_FLOWS,
         _ => 1,
     }
 }

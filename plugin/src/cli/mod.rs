@@ -105,17 +105,35 @@ fn run(args: &[String]) -> Result<()> {
         }
         Some("setup") => {
             // --state-dir is still accepted (it held the node lock, now on the pin root).
-            flags.check_known(&["--uplink", "--bpf-root", "--max-pods", "--state-dir"])?;
+            flags.check_known(&[
+                "--uplink",
+                "--bpf-root",
+                "--max-pods",
+                "--state-dir",
+                "--service-cidrs",
+            ])?;
             let max_pods = flags
                 .value("--max-pods")?
                 .map(|s| s.parse::<u32>())
                 .transpose()
                 .context("--max-pods N")?
                 .unwrap_or(DEFAULT_MAX_PODS);
+            let services = flags
+                .value("--service-cidrs")?
+                .map(|list| {
+                    list.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::parse)
+                        .collect::<Result<Vec<ipnetwork::IpNetwork>, _>>()
+                })
+                .transpose()
+                .context("--service-cidrs CIDR[,CIDR...]")?
+                .unwrap_or_default();
             setup(
                 flags.value("--uplink")?,
                 flags.path("--bpf-root", DEFAULT_BPF_ROOT)?,
                 max_pods,
+                &services,
             )
         }
         Some("teardown") => {
@@ -132,7 +150,12 @@ fn run(args: &[String]) -> Result<()> {
     }
 }
 
-fn setup(uplink: Option<String>, bpf_root: PathBuf, max_pods: u32) -> Result<()> {
+fn setup(
+    uplink: Option<String>,
+    bpf_root: PathBuf,
+    max_pods: u32,
+    services: &[ipnetwork::IpNetwork],
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -140,7 +163,7 @@ fn setup(uplink: Option<String>, bpf_root: PathBuf, max_pods: u32) -> Result<()>
         let nl = crate::netlink::Netlink::current()?;
         let link = crate::cmd::node::resolve_uplink(&nl, uplink.as_deref()).await?;
         let _lock = crate::bpf::lock_node(&crate::bpf::BpfPaths::new(&bpf_root))?;
-        let dp = crate::cmd::datapath::setup_node(&nl, &bpf_root, max_pods, &link).await?;
+        let dp = crate::cmd::datapath::setup_node(&bpf_root, max_pods, &link, services).await?;
         println!(
             "datapath ready under {}: uplink {} (ifindex {}) in {} mode; {}",
             bpf_root.display(),

@@ -32,7 +32,24 @@ const COLUMNS: &[(&str, &str, CounterIdx)] = &[
     ("SPOOF", "spoofDrops", CounterIdx::DropSpoof),
     ("MALFORMED", "malformedDrops", CounterIdx::DropMalformed),
     ("REDIR-FAIL", "redirectFailures", CounterIdx::RedirectFail),
+    // PASS by reason (the rest of PASS is "other": passedOther in --json)
+    ("PASS-NODE", "passedNode", CounterIdx::PassNode),
+    ("PASS-SVC", "passedService", CounterIdx::PassService),
+    ("PASS-NAT", "passedNatReturn", CounterIdx::PassNatReturn),
+    ("ETHERTYPE", "ethertypeDrops", CounterIdx::DropEthertype),
+    ("ROUTER", "routerFrameDrops", CounterIdx::DropRouter),
 ];
+
+/// PASS minus the frames passed for a known reason.
+fn passed_other(c: &Option<PodCounters>) -> u64 {
+    let reasons = [
+        CounterIdx::PassNode,
+        CounterIdx::PassService,
+        CounterIdx::PassNatReturn,
+    ];
+    let known: u64 = reasons.iter().map(|i| packets(c, *i)).sum();
+    packets(c, CounterIdx::Pass).saturating_sub(known)
+}
 
 struct Row {
     rec: Record,
@@ -129,6 +146,7 @@ fn to_json(snap: &Snapshot, prev: Option<&Snapshot>) -> Value {
             for (_, key, idx) in COLUMNS {
                 counters.insert(key.to_string(), json!({"packets": packets(&row.counters, *idx), "bytes": bytes(&row.counters, *idx)}));
             }
+            counters.insert("passedOther".into(), json!({"packets": passed_other(&row.counters)}));
             let mut v = json!({
                 "network": row.rec.network,
                 "containerID": row.rec.container_id,
@@ -159,7 +177,9 @@ fn to_json(snap: &Snapshot, prev: Option<&Snapshot>) -> Value {
         .iter()
         .map(|(name, root, c)| {
             json!({"uplink": name, "bpfRoot": root,
-                   "redirectedToPods": packets(c, CounterIdx::TxPod), "passedToStack": packets(c, CounterIdx::Pass)})
+                   "redirectedToPods": packets(c, CounterIdx::TxPod), "passedToStack": packets(c, CounterIdx::Pass),
+                   "passedNatReturn": packets(c, CounterIdx::PassNatReturn),
+                   "noPodDrops": packets(c, CounterIdx::DropNoPod)})
         })
         .collect();
     json!({ "attachments": atts, "uplinks": uplinks })
@@ -202,9 +222,11 @@ fn print_table(snap: &Snapshot, prev: Option<&Snapshot>) {
     }
     for (name, _, c) in &snap.uplinks {
         println!(
-            "uplink {name}: {} frames redirected to pods, {} passed to the node's stack",
+            "uplink {name}: {} frames redirected to pods, {} passed to the node's stack ({} of them NAT returns to pods); {} dropped on host veths without a pod",
             packets(c, CounterIdx::TxPod),
-            packets(c, CounterIdx::Pass)
+            packets(c, CounterIdx::Pass),
+            packets(c, CounterIdx::PassNatReturn),
+            packets(c, CounterIdx::DropNoPod)
         );
     }
     if prev.is_none() {

@@ -11,8 +11,9 @@ use ipnetwork::IpNetwork;
 use super::datapath::{self, NodeDatapath, PodDatapathSpec};
 use super::node::{pod_mtu, queue_count, resolve_uplink};
 use super::{fault_point, policy};
+use crate::bpf::types::{POD_ALLOW_ETHERTYPES, POD_ALLOW_ROUTER};
 use crate::cni::result::{CniOutput, Dns, Interface, IpConfig, RouteConfig};
-use crate::cni::{CniError, CniResult, Code, Context, Request};
+use crate::cni::{CniError, CniResult, Code, Context, NetConf, Request};
 use crate::egress::EgressMode;
 use crate::ethtool::{Channels, Ethtool};
 use crate::mac::{mac_to_string, Mac};
@@ -175,10 +176,10 @@ async fn prepare_node(req: &Request, plan: &Plan, sockets: &Sockets) -> CniResul
         .await
         .context(format!("uplink {uplink}"))?;
     datapath::setup_node(
-        &sockets.node,
         &req.conf.bpf_root,
         req.conf.max_pods,
         &plan.uplink,
+        &req.conf.service_cidrs,
     )
     .await
 }
@@ -247,6 +248,7 @@ async fn build<'a>(
         pod_mac: plan.pod_mac,
         ips: &ips,
         egress: plan.egress,
+        allow: allowed_frames(&req.conf),
     };
     let pod_program = req.conf.pod_program;
     let pod_end = pod_program.then_some((pod, &pod_link));
@@ -281,6 +283,18 @@ async fn build<'a>(
     });
     fault_point("record")?;
     Ok(output)
+}
+
+/// What this pod may send beyond IPv4/IPv6/ARP without router frames.
+fn allowed_frames(conf: &NetConf) -> u32 {
+    let mut allow = 0;
+    if conf.pod_allows_router_frames() {
+        allow |= POD_ALLOW_ROUTER;
+    }
+    if conf.pod_allows_all_ethertypes() {
+        allow |= POD_ALLOW_ETHERTYPES;
+    }
+    allow
 }
 
 /// Creates the pair with the pod end born in the pod namespace, and returns both ends.

@@ -79,7 +79,8 @@ pub async fn run(req: &Request) -> CniResult<()> {
     if let (Some(h), Some(_)) = (&host, &pod_link) {
         check_offloads(&mut f, &rec, &netns, &req.env.ifname).await;
         check_node_side(&mut f, &node, h, &rec).await?;
-        f.0.extend(check_datapath(&rec, h).await);
+        let services = !req.conf.service_cidrs.is_empty();
+        f.0.extend(check_datapath(&rec, h, services).await);
     }
     if req.conf.ipam.is_some() {
         if let Err(e) = ipam::check(req) {
@@ -233,7 +234,7 @@ async fn check_node_side(
 }
 
 /// The datapath's findings, from the record's view of the pod.
-async fn check_datapath(rec: &Record, host: &Link) -> Vec<String> {
+async fn check_datapath(rec: &Record, host: &Link, services: bool) -> Vec<String> {
     let ips = &rec.ips;
     let spec = PodDatapathSpec {
         bpf_root: Path::new(&rec.bpf_root),
@@ -241,6 +242,8 @@ async fn check_datapath(rec: &Record, host: &Link) -> Vec<String> {
         pod_mac: parse_mac(&rec.pod_mac).unwrap_or_default(),
         ips,
         egress: rec.egress,
+        allow: 0,
     };
-    datapath::check_pod(&spec, &rec.ifname, (&rec.uplink, rec.uplink_ifindex)).await
+    let uplink = (rec.uplink.as_str(), rec.uplink_ifindex);
+    datapath::check_pod(&spec, &rec.ifname, uplink, services).await
 }

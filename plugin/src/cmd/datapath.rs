@@ -10,6 +10,7 @@ use std::path::Path;
 
 use ipnetwork::IpNetwork;
 
+use crate::bpf::types::{VxServices, MAX_NODE_ADDRS};
 use crate::bpf::{self, BpfPaths, Hook, Maps, NodeSpec, PodDatapath, UplinkMode};
 use crate::cni::{CniError, CniResult, Code, Context};
 use crate::egress::EgressMode;
@@ -18,6 +19,7 @@ use crate::mac::Mac;
 use crate::netdev::Netdev;
 use crate::netlink::{Link, Netlink, XdpMode};
 use crate::rollback::Rollback;
+use crate::sysctl;
 
 /// What node setup found out, for the per-pod steps.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct NodeDatapath {
     pub uplink_mode: UplinkMode,
     /// The node's addresses, as put into the node-address map.
     pub node_addrs: Vec<IpAddr>,
+    /// The network has service ranges: pods get the flow-tracking egress program.
+    pub services: bool,
 }
 
 impl NodeDatapath {
@@ -48,6 +52,9 @@ pub struct PodDatapathSpec<'a> {
     pub pod_mac: Mac,
     pub ips: &'a [IpNetwork],
     pub egress: EgressMode,
+    /// what the pod may send beyond IPv4/IPv6/ARP without router frames
+    /// (`bpf::types::POD_ALLOW_*`)
+    pub allow: u32,
 }
 
 /// The attachment key of a pod's host-veth links: its host veth name (unique
@@ -60,10 +67,10 @@ fn link_key(host_name: &str) -> &str {
 /// generic only where the driver refuses), refreshes the node addresses. Shared
 /// by ADD and `veth-xdp setup`; the caller holds the node lock.
 pub async fn setup_node(
-    node: &Netlink,
     bpf_root: &Path,
     max_pods: u32,
     uplink: &Link,
+    service_cidrs: &[IpNetwork],
 ) -> CniResult<NodeDatapath> {
     kernel::require_datapath()?;
     let paths = BpfPaths::new(bpf_root);
@@ -80,9 +87,15 @@ pub async fn setup_node(
         })?;
     let spec = NodeSpec {
         uplink_ifindex: uplink.index,
+        uplink_mac: uplink.mac.unwrap_or_default(),
         uplink_can_xmit: features.ndo_xmit,
         max_pods,
+        services: VxServices::from_cidrs(service_cidrs),
     };
+    let services = !service_cidrs.is_empty();
+    if services {
+        enable_forwarding(service_cidrs.iter().any(IpNetwork::is_ipv6))?;
+    }
     let status = bpf::ensure_node(&paths, &spec).context("set up the node datapath")?;
     if status.loaded_now {
         log::info!(
@@ -90,32 +103,58 @@ pub async fn setup_node(
             bpf_root.display(), uplink.name, status.uplink_mode, features.ndo_xmit
         );
     }
-    let node_addrs = refresh_node_addrs(node, &paths, uplink.index).await?;
+    let node_addrs = refresh_node_addrs(&paths, uplink).await?;
     Ok(NodeDatapath {
         uplink_can_xmit: features.ndo_xmit,
         uplink_mode: status.uplink_mode,
         node_addrs,
+        services,
     })
 }
 
-/// Keeps the node-address map (ARP/ND for these is answered by the node) current.
-/// IPv6 link-local addresses count only on the uplink: every host veth has
-/// one, so counting those would make the map (sized for the node's own
-/// addresses) grow with the pod count, and they are scoped to that pod's link.
-/// One address dump, no link dump: a link dump costs ~1.5 KB per pod.
-async fn refresh_node_addrs(
-    node: &Netlink,
-    paths: &BpfPaths,
-    uplink_index: u32,
-) -> CniResult<Vec<IpAddr>> {
-    let addrs: Vec<IpAddr> = node
-        .addr_list_all()
+/// A node routing Service traffic forwards (kube-proxy DNATs a pod's frame to
+/// a backend elsewhere); turned on once, said in the log.
+fn enable_forwarding(ipv6: bool) -> CniResult<()> {
+    for key in sysctl::node_forwarding_keys(ipv6) {
+        if sysctl::get(key)? != "1" {
+            sysctl::set(key, "1")?;
+            log::info!("service ranges configured: {key} = 1 (the node forwards Service traffic)");
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the node-address map (ARP/ND from pods for these is answered by the
+/// node) current: the uplink's addresses, the only ones a station on the
+/// uplink's segment resolves. One kernel-filtered dump of one link, so ADD
+/// does not grow with the node's other addresses (kube-proxy's IPVS mode puts
+/// every ClusterIP on kube-ipvs0) nor with the pods (every host veth has a
+/// link-local address).
+async fn refresh_node_addrs(paths: &BpfPaths, uplink: &Link) -> CniResult<Vec<IpAddr>> {
+    let mut addrs: Vec<IpAddr> = Netlink::current_strict()?
+        .addr_list(uplink.index)
         .await?
         .into_iter()
-        .filter(|(index, a)| *index == uplink_index || !is_ipv6_link_local(&a.ip()))
-        .map(|(_, a)| a.ip())
+        .map(|a| a.ip())
         .filter(|ip| !ip.is_loopback())
         .collect();
+    for v4 in [true, false] {
+        let family = addrs.iter().filter(|a| a.is_ipv4() == v4).count();
+        if family > MAX_NODE_ADDRS as usize {
+            log::warn!(
+                "uplink {} has {family} {} addresses; pods' ARP/ND is answered for the first {MAX_NODE_ADDRS}",
+                uplink.name,
+                if v4 { "IPv4" } else { "IPv6" }
+            );
+            let mut kept = 0;
+            addrs.retain(|a| {
+                a.is_ipv4() != v4 || {
+                    kept += 1;
+                    kept <= MAX_NODE_ADDRS as usize
+                }
+            });
+        }
+    }
     Maps::open(paths)
         .and_then(|mut maps| maps.set_node_addrs(&addrs))
         .context("update node addresses")?;
@@ -142,7 +181,7 @@ pub async fn attach_pod<'a>(
     rb.push("host veth programs", move || async move {
         Ok(bpf::detach_host(&undo_paths, &key)?)
     });
-    attach_host_programs(&paths, pod.host, pod.egress, node_dp.uplink_can_xmit)?;
+    attach_host_programs(&paths, pod.host, pod.egress, node_dp)?;
     if let Some((nl, link)) = pod_end {
         let prog = bpf::pod_pass_program(&paths).context("open pod program")?;
         nl.xdp_attach(link.index, prog.as_fd(), XdpMode::Driver)
@@ -172,6 +211,7 @@ fn map_entry(pod: &PodDatapathSpec<'_>) -> PodDatapath {
         host_ifindex: pod.host.index,
         host_mac: pod.host.mac.unwrap_or_default(),
         pod_mac: pod.pod_mac,
+        allow: pod.allow,
         ipv4s: ips()
             .filter_map(|ip| match ip {
                 IpAddr::V4(a) => Some(a),
@@ -191,13 +231,18 @@ fn attach_host_programs(
     paths: &BpfPaths,
     host: &Link,
     mode: EgressMode,
-    uplink_can_xmit: bool,
+    node_dp: &NodeDatapath,
 ) -> CniResult<()> {
     let key = link_key(&host.name);
     let xdp = mode == EgressMode::Xdp;
     // The uplink cannot take XDP-redirected frames (no ndo_xdp_xmit): the XDP
     // program passes uplink-bound frames up, and tc redirects the skb.
-    let tc = mode == EgressMode::Tc || !uplink_can_xmit;
+    let tc = mode == EgressMode::Tc || !node_dp.uplink_can_xmit;
+    if node_dp.services {
+        kernel::require_tcx()?;
+        bpf::attach_host_egress(paths, key, host.index)
+            .context("attach the flow-tracking program to the host veth's egress")?;
+    }
     if xdp {
         bpf::attach_host_xdp(paths, key, host.index).context("attach XDP to the host veth")?;
     }
@@ -229,20 +274,30 @@ async fn require_ndo_xmit(host: &Link) -> CniResult<()> {
     }
 }
 
-/// Removes the pod's map entries and programs (idempotent; nothing to do on a
-/// node whose datapath was never set up). `host_ifindex`: the host veth's
-/// index from the record, or of the link if it still exists.
-pub fn detach_pod(bpf_root: &Path, host_name: &str, host_ifindex: Option<u32>) -> CniResult<()> {
+/// Removes the pod's programs and map entries (idempotent; nothing to do on a
+/// node whose datapath was never set up). Programs first: a program without
+/// entries would drop the pod's frames. `host_ifindex`: the host veth's index
+/// from the record, or of the link if it still exists; without either (netns
+/// and record gone), the pod is found by its MAC.
+pub fn detach_pod(
+    bpf_root: &Path,
+    host_name: &str,
+    host_ifindex: Option<u32>,
+    pod_mac: Mac,
+) -> CniResult<()> {
     let paths = BpfPaths::new(bpf_root);
     if !paths.version_dir().exists() {
         return Ok(());
     }
-    if let Some(ifindex) = host_ifindex {
-        Maps::open_existing(&paths)
-            .and_then(|maps| maps.map_or(Ok(()), |mut maps| maps.remove_pod(ifindex)))
-            .context("remove pod from datapath maps")?;
+    bpf::detach_host(&paths, link_key(host_name)).context("detach host veth programs")?;
+    let Some(mut maps) = Maps::open_existing(&paths).context("open datapath maps")? else {
+        return Ok(());
+    };
+    match host_ifindex {
+        Some(ifindex) => maps.remove_pod(ifindex),
+        None => maps.remove_pod_by_mac(pod_mac),
     }
-    bpf::detach_host(&paths, link_key(host_name)).context("detach host veth programs")
+    .context("remove pod from datapath maps")
 }
 
 /// CHECK's datapath part: programs attached as the egress mode wants, the pod
@@ -252,10 +307,14 @@ pub async fn check_pod(
     pod: &PodDatapathSpec<'_>,
     pod_ifname: &str,
     uplink: (&str, u32),
+    services: bool,
 ) -> Vec<String> {
     let paths = BpfPaths::new(pod.bpf_root);
     let host = pod.host;
     let mut findings = Vec::new();
+    if services {
+        findings.extend(check_services(&paths, host));
+    }
     match bpf::host_attachment(&paths, link_key(&host.name)) {
         Ok(hook) if egress_hook_matches(pod.egress, hook, host.index) => {}
         Ok(hook) => findings.push(format!(
@@ -289,6 +348,30 @@ pub async fn check_pod(
             host.name
         )),
         Err(e) => findings.push(e.msg),
+    }
+    findings
+}
+
+/// On a network with service ranges: the flow-tracking program on the host
+/// veth's egress, and the node forwarding.
+fn check_services(paths: &BpfPaths, host: &Link) -> Vec<String> {
+    let mut findings = Vec::new();
+    match bpf::host_egress_attachment(paths, link_key(&host.name)) {
+        Ok(Some(ifindex)) if ifindex == host.index => {}
+        Ok(found) => findings.push(format!(
+            "host veth {} should have the flow-tracking egress program attached (service ranges are configured), found {found:?}",
+            host.name
+        )),
+        Err(e) => findings.push(format!("read host veth egress attachment: {e}")),
+    }
+    for key in sysctl::node_forwarding_keys(false) {
+        match sysctl::get(key) {
+            Ok(v) if v == "1" => {}
+            Ok(v) => findings.push(format!(
+                "{key} is {v}: the node must forward Service traffic (service ranges are configured)"
+            )),
+            Err(e) => findings.push(e.to_string()),
+        }
     }
     findings
 }

@@ -102,6 +102,7 @@ pub async fn teardown(node: &Netlink, t: &Target) -> ErrorList {
         &t.bpf_root,
         &t.host_name,
         host_ifindex,
+        t.pod_mac,
     ));
     if let Some(host) = &host {
         for ip in &t.ips {

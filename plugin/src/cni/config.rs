@@ -142,6 +142,9 @@ fn parse_service_cidrs(obj: &Map<String, Value>) -> CniResult<Vec<IpNetwork>> {
         let net: IpNetwork = s
             .parse()
             .map_err(|e| invalid(KEY, format!("{s:?} is not a CIDR: {e}")))?;
+        if net.prefix() == 0 {
+            return Err(invalid(KEY, format!("{s:?} covers every address")));
+        }
         if net.network() != net.ip() {
             return Err(invalid(
                 KEY,

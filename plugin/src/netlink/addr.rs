@@ -31,29 +31,16 @@ impl Netlink {
         Ok(())
     }
 
-    /// Addresses on one link (global and link-local).
+    /// Addresses on one link (global and link-local). On a socket made with
+    /// [`Netlink::current_strict`] the kernel filters; elsewhere the dump
+    /// holds every address and the crate filters.
     pub async fn addr_list(&self, index: u32) -> NlResult<Vec<IpNetwork>> {
-        let request = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
+        let mut request = self.handle.address().get().set_link_index_filter(index);
+        request.message_mut().header.index = index;
+        let request = request.execute();
         let messages =
             collect_dump(request, || format!("list addresses of link index {index}")).await?;
         Ok(messages.iter().filter_map(parse_address).collect())
-    }
-
-    /// Every address in the namespace, with its link index.
-    pub async fn addr_list_all(&self) -> NlResult<Vec<(u32, IpNetwork)>> {
-        let messages = collect_dump(self.handle.address().get().execute(), || {
-            "list addresses".to_string()
-        })
-        .await?;
-        Ok(messages
-            .iter()
-            .filter_map(|message| parse_address(message).map(|net| (message.header.index, net)))
-            .collect())
     }
 }
 

@@ -49,6 +49,30 @@ impl Netlink {
         Self::spawn(opened, &format!("netns {shown}"))
     }
 
+    /// A socket in the current namespace with NETLINK_GET_STRICT_CHK (4.20):
+    /// the kernel then honours the filters of a dump request (an address dump
+    /// of one link returns only that link's addresses, instead of every
+    /// address of the node for us to filter: a node with kube-proxy in IPVS
+    /// mode carries one per Service). Kept apart from the general socket,
+    /// since strict checking refuses dump requests with stray header fields.
+    pub fn current_strict() -> NlResult<Self> {
+        use rtnetlink::sys::AsyncSocket;
+        let op = || "open rtnetlink socket with NETLINK_GET_STRICT_CHK".to_string();
+        let fail = |e: std::io::Error| NlError {
+            op: op(),
+            errno: e.raw_os_error(),
+            msg: e.to_string(),
+        };
+        let (mut connection, handle, _) = rtnetlink::new_connection().map_err(fail)?;
+        connection
+            .socket_mut()
+            .socket_ref()
+            .set_netlink_get_strict_chk(true)
+            .map_err(fail)?;
+        tokio::spawn(connection);
+        Ok(Self { handle })
+    }
+
     /// Spawns the connection task on the current tokio runtime and keeps the handle.
     fn spawn<C, M>(opened: std::io::Result<(C, Handle, M)>, netns: &str) -> NlResult<Self>
     where

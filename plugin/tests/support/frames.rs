@@ -93,6 +93,77 @@ pub fn ipv6_udp(src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr
     )
 }
 
+pub const ETH_P_MPLS: u16 = 0x8847;
+pub const ETH_P_PPPOE_DISC: u16 = 0x8863;
+
+/// IPv4 header (20 bytes) with `proto` and `payload`.
+pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let len = (20 + payload.len()) as u16;
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&len.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A UDP (proto 17) or TCP (6) header with ports and 18 payload bytes
+/// (no checksum: the programs never read it; a TCP header is 20 bytes).
+pub fn l4(proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+    let mut p = sport.to_be_bytes().to_vec();
+    p.extend_from_slice(&dport.to_be_bytes());
+    if proto == 6 {
+        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        p.extend_from_slice(&[0, 26, 0, 0]);
+    }
+    p.extend_from_slice(&[0xab; 18]);
+    p
+}
+
+/// An Ethernet/IPv4 TCP or UDP frame with ports.
+#[allow(clippy::too_many_arguments)]
+pub fn flow4(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    proto: u8,
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+) -> Vec<u8> {
+    eth(
+        dst_mac,
+        src_mac,
+        ETH_P_IP,
+        &ipv4(src, dst, proto, &l4(proto, sport, dport)),
+    )
+}
+
+/// An ICMPv6 message of `icmp_type` (8 bytes of header + 8 bytes), behind
+/// a hop-by-hop options header when `hop_by_hop` (as MLD sends it, and as RA
+/// guard evasion hides an RA).
+pub fn icmpv6(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    icmp_type: u8,
+    hop_by_hop: bool,
+) -> Vec<u8> {
+    let icmp = [icmp_type, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let ip = if hop_by_hop {
+        // next header ICMPv6, length 0 (8 bytes), router alert + PadN
+        let mut ext = vec![58, 0, 5, 2, 0, 0, 1, 0];
+        ext.extend_from_slice(&icmp);
+        ipv6(src, dst, 0, &ext)
+    } else {
+        ipv6(src, dst, 58, &icmp)
+    };
+    eth(dst_mac, src_mac, ETH_P_IPV6, &ip)
+}
+
 /// `frame` with an 802.1Q (or 802.1ad) tag inserted after the MACs.
 pub fn tagged(frame: &[u8], tpid: u16, vid: u16) -> Vec<u8> {
     let mut f = frame[..12].to_vec();

@@ -125,6 +125,7 @@ fn lab_pod(node: &BpfNode, n: u8) -> LabPod {
             pod_mac,
             ipv4s: vec![Ipv4Addr::new(10, 10, 0, 10 + n)],
             ipv6s: vec![Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x10 + u16::from(n))],
+            allow: 0,
         },
         host_dev,
     }
@@ -140,6 +141,7 @@ impl Lab {
             uplink_ifindex: uplink,
             uplink_can_xmit,
             max_pods: 16,
+            ..Default::default()
         });
         let pod1 = lab_pod(&node, 1);
         let pod2 = lab_pod(&node, 2);
@@ -189,15 +191,49 @@ impl Lab {
         self.node.ns.enter(|| test_run_xdp(prog, frame, ifindex))
     }
 
-    /// Runs the tc program on `frame` as an skb arriving on `ifindex`.
-    pub fn run_host_tc(&self, ifindex: u32, frame: &[u8]) -> u32 {
-        let prog: &SchedClassifier = self
-            .progs
-            .program(bpf::PROG_HOST_TC)
+    fn tc(&self, name: &str) -> &SchedClassifier {
+        self.progs
+            .program(name)
             .expect("tc program")
             .try_into()
-            .expect("sched_cls");
+            .expect("sched_cls")
+    }
+
+    /// Runs the tc program on `frame` as an skb arriving on `ifindex`.
+    pub fn run_host_tc(&self, ifindex: u32, frame: &[u8]) -> u32 {
+        let prog = self.tc(bpf::PROG_HOST_TC);
         self.node.ns.enter(|| test_run_tc(prog, frame, ifindex))
+    }
+
+    /// `run_uplink`, `run_host_xdp` and `run_host_tc` with the frame as the
+    /// program left it: `hook` is "uplink", "xdp" or "tc".
+    pub fn run_out(&self, hook: &str, ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>) {
+        self.node.ns.enter(|| match hook {
+            "uplink" => test_run_xdp_out(self.xdp(bpf::PROG_UPLINK), frame, self.uplink),
+            "xdp" => test_run_xdp_out(self.xdp(bpf::PROG_HOST_XDP), frame, ifindex),
+            _ => test_run_tc_out(self.tc(bpf::PROG_HOST_TC), frame, ifindex, 0),
+        })
+    }
+
+    /// Runs the host veth's egress program on `frame` leaving through
+    /// `ifindex` (the stack delivering it to the pod), with skb `mark`.
+    pub fn run_host_egress(&self, ifindex: u32, frame: &[u8], mark: u32) -> u32 {
+        let prog = self.tc(bpf::PROG_HOST_EGRESS);
+        self.node
+            .ns
+            .enter(|| test_run_tc_out(prog, frame, ifindex, mark).0)
+    }
+
+    /// Configures the node's service ranges (as ADD does from `serviceCIDRs`).
+    pub fn set_services(&self, cidrs: &[&str]) {
+        let cidrs: Vec<ipnetwork::IpNetwork> = cidrs.iter().map(|c| c.parse().unwrap()).collect();
+        self.node.ensure_node(&NodeSpec {
+            uplink_ifindex: self.uplink,
+            uplink_mac: UPLINK_MAC,
+            uplink_can_xmit: true,
+            max_pods: 16,
+            services: bpf::types::VxServices::from_cidrs(&cidrs),
+        });
     }
 
     /// Packets of counter `idx` of `key` (host ifindex, or 0 = uplink).
@@ -211,20 +247,11 @@ impl Lab {
 
     /// All counters of `key` as (idx, packets) pairs that are non-zero.
     pub fn nonzero(&self, key: u32) -> Vec<(bpf::types::CounterIdx, u64)> {
-        use bpf::types::CounterIdx::*;
-        [
-            RxRedirect,
-            TxUplink,
-            TxPod,
-            Pass,
-            DropSpoof,
-            DropMalformed,
-            RedirectFail,
-        ]
-        .into_iter()
-        .map(|i| (i, self.count(key, i)))
-        .filter(|(_, n)| *n > 0)
-        .collect()
+        bpf::types::CounterIdx::ALL
+            .into_iter()
+            .map(|i| (i, self.count(key, i)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 }
 
@@ -239,12 +266,10 @@ pub fn load_programs(paths: &BpfPaths) -> Ebpf {
         let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().unwrap_or_else(|e| panic!("load {name}: {e:?}"));
     }
-    let tc: &mut SchedClassifier = ebpf
-        .program_mut(bpf::PROG_HOST_TC)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    tc.load().expect("load vx_host_tc");
+    for name in bpf::TC_PROGRAMS {
+        let tc: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
+        tc.load().unwrap_or_else(|e| panic!("load {name}: {e:?}"));
+    }
     ebpf
 }
 
@@ -252,6 +277,23 @@ pub fn load_programs(paths: &BpfPaths) -> Ebpf {
 /// (the device must exist in the calling thread's netns); its verdict.
 pub fn test_run_xdp(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> u32 {
     cost_xdp(prog, frame, ingress_ifindex, 1, 1).0
+}
+
+/// BPF_PROG_TEST_RUN of an XDP program: its verdict and the frame as the
+/// program left it.
+pub fn test_run_xdp_out(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> (u32, Vec<u8>) {
+    let words = [0u32, frame.len() as u32, 0, ingress_ifindex, 0, 0];
+    let ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let mut out = vec![0u8; frame.len() + 256];
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ctx_in: Some(&ctx),
+        ..TestRunOptions::default()
+    };
+    let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN (xdp)");
+    out.truncate(r.data_size_out as usize);
+    (r.return_value, out)
 }
 
 /// Nanoseconds per run of an XDP program on `frame` (BPF_PROG_TEST_RUN
@@ -287,16 +329,30 @@ pub fn cost_xdp(
 /// BPF_PROG_TEST_RUN of a sched_cls program with `__sk_buff.ifindex` set
 /// (the kernel then builds the skb on that device).
 pub fn test_run_tc(prog: &SchedClassifier, frame: &[u8], ifindex: u32) -> u32 {
+    test_run_tc_out(prog, frame, ifindex, 0).0
+}
+
+/// BPF_PROG_TEST_RUN of a sched_cls program with `__sk_buff.ifindex` and
+/// `mark` set: its verdict and the frame as the program left it.
+pub fn test_run_tc_out(
+    prog: &SchedClassifier,
+    frame: &[u8],
+    ifindex: u32,
+    mark: u32,
+) -> (u32, Vec<u8>) {
     let mut ctx = vec![0u8; 192]; // sizeof(struct __sk_buff)
+    ctx[8..12].copy_from_slice(&mark.to_ne_bytes()); // offsetof(mark)
     ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes()); // offsetof(ifindex)
+    let mut out = vec![0u8; frame.len() + 256];
     let opts = TestRunOptions {
         data_in: Some(frame),
+        data_out: Some(&mut out),
         ctx_in: Some(&ctx),
         ..TestRunOptions::default()
     };
-    prog.test_run(opts)
-        .expect("BPF_PROG_TEST_RUN (tc)")
-        .return_value
+    let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN (tc)");
+    out.truncate(r.data_size_out as usize);
+    (r.return_value, out)
 }
 
 /// The redirect targets (ifindexes) in the devmap `vx_redirect`, sorted.

@@ -107,7 +107,10 @@ fn map_traces(pin: &Path, uplink_ifindex: u32) -> Vec<String> {
             .map(|s| format!("slot {s}: {COUNTERS} not zeroed"))
             .collect(),
         // Node state: its addresses and its config.
-        "vx_node_v4" | "vx_node_v6" | "vx_config" => vec![],
+        // Node state; vx_flows is a node-wide cache like conntrack: an entry
+        // of a removed pod only sends a flow of a later pod with the same
+        // address and port through the stack, which delivers it all the same.
+        "vx_node_v4" | "vx_node_v6" | "vx_config" | "vx_services" | "vx_flows" => vec![],
         _ => vec![format!(
             "map {name}: unknown to support::traces; say whether it holds pod state"
         )],

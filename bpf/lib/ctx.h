@@ -23,6 +23,7 @@ struct vx_pkt {
 	void *data_end; /* end of the linear part */
 	__u64 len;      /* whole frame, all fragments included: byte counters */
 	__u32 ifindex;  /* device the frame arrived on */
+	__u32 vlan_tag; /* the frame carries a VLAN tag outside its data (skb metadata) */
 };
 
 static __always_inline void vx_pkt_from_xdp(struct vx_pkt *pkt, struct xdp_md *ctx)
@@ -34,6 +35,8 @@ static __always_inline void vx_pkt_from_xdp(struct vx_pkt *pkt, struct xdp_md *c
 	 * fails and the frame is treated as truncated). */
 	pkt->len = bpf_xdp_get_buff_len(ctx);
 	pkt->ifindex = ctx->ingress_ifindex;
+	/* XDP sees tags inline (tx-vlan offload is off on the pod end). */
+	pkt->vlan_tag = 0;
 }
 
 static __always_inline void vx_pkt_from_skb(struct vx_pkt *pkt, struct __sk_buff *skb)
@@ -49,6 +52,9 @@ static __always_inline void vx_pkt_from_skb(struct vx_pkt *pkt, struct __sk_buff
 	pkt->len = skb->len;
 	/* At tc ingress of the host veth, skb->dev is that veth. */
 	pkt->ifindex = skb->ifindex;
+	/* __netif_receive_skb_core moves an inline 802.1Q/802.1ad tag into the
+	 * skb (skb_vlan_untag) before tc runs: the data then looks untagged. */
+	pkt->vlan_tag = skb->vlan_present;
 }
 
 /* Pointer to len bytes at off, or NULL if the linear data is shorter. */

@@ -86,6 +86,8 @@ static __always_inline __u32 vx_check_source(const struct vx_pkt *pkt, const str
 {
 	if (!vx_mac_eq(eth->h_source, me->pod_mac))
 		return VX_DROP_SPOOF;
+	if (pkt->vlan_tag)
+		return me->flags & VX_POD_ALLOW_ETHERTYPES ? VX_PASS : VX_DROP_ETHERTYPE;
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return vx_check_ipv4(pkt, me);
 	if (eth->h_proto == bpf_htons(ETH_P_ARP))

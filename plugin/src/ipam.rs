@@ -30,12 +30,18 @@ pub fn find_plugin(plugin_type: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
 /// or this plugin itself).
 pub fn plugin_path(req: &Request) -> CniResult<PathBuf> {
     let ty = ipam_type(req)?;
-    let path = find_plugin(ty, &req.env.path)?;
-    if ty == req.conf.plugin_type || is_this_binary(&path) {
-        return Err(CniError::new(
+    let itself = || {
+        CniError::new(
             Code::InvalidConfig,
             format!("network config: \"ipam.type\" {ty:?} is this plugin itself: delegating to it would run it again and again; use host-local or another IPAM plugin"),
-        ));
+        )
+    };
+    if ty == req.conf.plugin_type {
+        return Err(itself());
+    }
+    let path = find_plugin(ty, &req.env.path)?;
+    if is_this_binary(&path) {
+        return Err(itself());
     }
     Ok(path)
 }

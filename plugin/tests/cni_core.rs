@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use support::cmd::must;
+use support::cmd::{must, sh};
 use support::cni::*;
 use support::ns::Netns;
 use veth_xdp::bpf::{self, BpfPaths};
@@ -240,9 +240,59 @@ fn bad_input_creates_nothing() {
         }
         c.to_string()
     };
+    // A wrapper IPAM plugin that runs veth-xdp again: a delegation loop
+    // through another name (without the guard: a fork bomb, 438 processes
+    // within 1.5 s from one ADD, measured here before the guard existed).
+    let loop_dir = node.dir.join("loop-ipam");
+    std::fs::create_dir_all(&loop_dir).unwrap();
+    let wrapper = loop_dir.join("loop-ipam");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {} \"$@\"\n", plugin_bin()),
+    )
+    .unwrap();
+    must(&format!("chmod +x {}", wrapper.display()));
+    let loop_path: &'static str =
+        Box::leak(format!("{}:{CNI_PATH}", loop_dir.display()).into_boxed_str());
     // (what, env, stdin, expected code; 0 = any CNI error code)
     type Case<'a> = (&'a str, Vec<(&'a str, String)>, String, u64);
     let cases: Vec<Case> = vec![
+        (
+            "ipam.type is the plugin itself",
+            env_ok(&[]),
+            conf_with(json!({"ipam": {"type": "veth-xdp"}})),
+            7,
+        ),
+        (
+            "ipam.type runs the plugin again under another name",
+            env_ok(&[("CNI_PATH", loop_path)]),
+            conf_with(json!({"ipam": {"type": "loop-ipam"}})),
+            7,
+        ),
+        (
+            "uplink is the loopback device",
+            env_ok(&[]),
+            conf_with(json!({"uplink": "lo"})),
+            7,
+        ),
+        (
+            "serviceCIDRs with host bits",
+            env_ok(&[]),
+            conf_with(json!({"serviceCIDRs": ["10.96.0.1/16"]})),
+            7,
+        ),
+        (
+            "serviceCIDRs not a CIDR",
+            env_ok(&[]),
+            conf_with(json!({"serviceCIDRs": ["ten.96/16"]})),
+            7,
+        ),
+        (
+            "allowRouterFrames wrong type",
+            env_ok(&[]),
+            conf_with(json!({"allowRouterFrames": "yes"})),
+            7,
+        ),
         ("malformed JSON", env_ok(&[]), "{\"cniVersion\":".into(), 6),
         ("deeply nested JSON", env_ok(&[]), deep, 6),
         (
@@ -368,6 +418,7 @@ fn bad_input_creates_nothing() {
         ),
     ];
     for (what, env, stdin, code) in cases {
+        let t0 = std::time::Instant::now();
         let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let out = node.invoke_raw(&env_ref, stdin.as_bytes());
         assert_ne!(out.exit, 0, "{what}: unexpectedly succeeded");
@@ -386,7 +437,12 @@ fn bad_input_creates_nothing() {
             must(&format!("ip -n {pod} -o link")).lines().count() == 1,
             "{what}: pod namespace untouched"
         );
+        assert!(
+            !sh("pgrep -f loop-ipam").0,
+            "{what}: a delegated plugin is still running"
+        );
         assert!(!std::path::Path::new("/etc/x").exists());
+        eprintln!("{what}: {:?}", t0.elapsed());
     }
     // Invalid UTF-8.
     let env = env_ok(&[]);
@@ -436,6 +492,30 @@ fn del_survives_a_deleted_netns_and_a_missing_record() {
     node.add("c-norec", &pod1, &conf);
     std::fs::remove_dir_all(node.state_dir().join("networks")).unwrap();
     node.cni("DEL", "c-norec", None, "eth0", &conf).ok();
+    node.assert_clean();
+}
+
+/// DEL with neither record nor veth (the netns went first, the state dir was
+/// wiped): the pod's map entries and slot are found by its MAC (derived from
+/// container ID + ifname), so the next pod can take the released address.
+#[test]
+fn del_without_record_and_netns_frees_the_address_for_the_next_pod() {
+    let node = Node::new("nrn");
+    let pod = node.pod(0);
+    let ip = "10.77.0.42/24";
+    let conf = node.conf(
+        "1.0.0",
+        json!({"runtimeConfig": {"ips": [ip]}, "capabilities": {"ips": true}}),
+    );
+    node.add("c-nrn-1", &pod, &conf);
+    must(&format!("ip netns del {pod}"));
+    std::fs::remove_dir_all(node.state_dir().join("networks")).unwrap();
+    node.cni("DEL", "c-nrn-1", None, "eth0", &conf).ok();
+    node.assert_clean();
+    let pod1 = node.pod(1);
+    let res = node.add("c-nrn-2", &pod1, &conf);
+    assert_eq!(pod_ip(&res), "10.77.0.42", "{res}");
+    node.cni("DEL", "c-nrn-2", Some(&pod1), "eth0", &conf).ok();
     node.assert_clean();
 }
 

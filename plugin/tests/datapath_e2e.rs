@@ -586,3 +586,182 @@ fn ipv6_wire_pod_and_pod_pod() {
     }
     node.assert_clean();
 }
+
+/// Sends raw Ethernet frames (hex) from `dev` with an AF_PACKET socket.
+const SEND_RAW: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for h in sys.argv[2:]:
+    for _ in range(3):
+        s.send(bytes.fromhex(h))
+"#;
+
+/// Counts, for `secs` seconds, the frames on `dev` of each ethertype (the
+/// outer one: the kernel moves a VLAN tag out of the frame before packet
+/// sockets see it, PACKET_AUXDATA gives it back) and the ICMPv6 RAs among
+/// them; prints JSON.
+const COUNT_RAW: &str = r#"
+import json, socket, struct, sys, time
+SOL_PACKET, PACKET_AUXDATA, TP_STATUS_VLAN_VALID = 263, 8, 0x10
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+end = time.time() + float(sys.argv[2])
+seen = {}
+print("ready", flush=True)
+while time.time() < end:
+    try:
+        f, anc, _, _ = s.recvmsg(65535, 64)
+    except socket.timeout:
+        continue
+    et = f[12:14].hex()
+    for level, kind, data in anc:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA:
+            status, _, _, _, _, tci, tpid = struct.unpack("IIIHHHH", data[:20])
+            if status & TP_STATUS_VLAN_VALID:
+                et = "%04x" % (tpid or 0x8100)
+    if et == "86dd" and len(f) > 54 and f[20] == 58 and f[54] == 134:
+        et = "ra"
+    seen[et] = seen.get(et, 0) + 1
+print(json.dumps(seen), flush=True)
+"#;
+
+/// A pod on a shared segment is untrusted: by default its RAs, MPLS and
+/// VLAN-tagged frames never reach the wire (counted as drops with a
+/// reason); with the pod annotations (router, network-function pods) they do.
+#[test]
+fn pod_egress_guard_keeps_router_frames_and_other_ethertypes_off_the_wire() {
+    for mode in ["xdp", "tc"] {
+        let node = Node::new(&format!("gd{}", &mode[..1]));
+        let conf = node.conf("1.0.0", json!({"egress": mode}));
+        let (plain, router) = (node.pod(1), node.pod(2));
+        node.add("c-plain", &plain, &conf);
+        let mut opted = conf.clone();
+        opted["runtimeConfig"] = json!({"io.kubernetes.cri.pod-annotations": {
+            "veth-xdp/allow-router-frames": "true",
+            "veth-xdp/allow-all-ethertypes": "true",
+        }});
+        node.add("c-router", &router, &opted);
+        // The wire shows VLAN tags in the frame, as a physical capture would.
+        node.wire.exec(&["ethtool", "-K", WIRE_IF, "rxvlan", "off"]);
+        for (pod, cid, allowed) in [(&plain, "c-plain", false), (&router, "c-router", true)] {
+            // (/sys/class/net shows the test's own namespace, not the pod's.)
+            let mac_of = |ns: &Netns, dev: &str| {
+                ns.link_json(dev)["address"]
+                    .as_str()
+                    .unwrap()
+                    .replace(':', "")
+            };
+            let src = mac_of(pod, "eth0");
+            let gw = mac_of(&node.wire, WIRE_IF);
+            // RA from the pod's link-local address to all nodes.
+            let ll = pod.must("ip -6 -o addr show dev eth0 scope link");
+            assert!(ll.contains("fe80"), "{ll}");
+            let ra = format!(
+                "333300000001{src}86dd6000000000103aff{}ff020000000000000000000000000001{}",
+                "fe800000000000000000000000000001", "8600000040000708000000000000000000"
+            );
+            let mpls = format!("{gw}{src}8847000141400000000000000000000000000000");
+            let vlan = format!("{gw}{src}81000007080045000014000000004001000a4d000a4d0001");
+            let wire = &node.wire;
+            let mut counter = std::process::Command::new("nsenter")
+                .arg(format!("--net={}", wire.path().display()))
+                .args(["python3", "-c", COUNT_RAW, WIRE_IF, "2"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = std::io::BufReader::new(counter.stdout.take().unwrap());
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+            assert_eq!(line.trim(), "ready");
+            pod.exec(&["python3", "-c", SEND_RAW, "eth0", &ra, &mpls, &vlan]);
+            line.clear();
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+            counter.wait().unwrap();
+            let seen: Value = serde_json::from_str(line.trim()).unwrap();
+            for kind in ["ra", "8847", "8100"] {
+                let n = seen[kind].as_u64().unwrap_or(0);
+                if allowed {
+                    assert!(
+                        n >= 3,
+                        "{mode}: {cid}: opted-in {kind} frames reach the wire: {seen}"
+                    );
+                } else {
+                    assert_eq!(
+                        n, 0,
+                        "{mode}: {cid}: {kind} frames reached the wire: {seen}"
+                    );
+                }
+            }
+            if !allowed {
+                assert!(
+                    node.counter(cid, "routerFrameDrops") >= 3,
+                    "{mode}: RAs counted"
+                );
+                assert!(
+                    node.counter(cid, "ethertypeDrops") >= 6,
+                    "{mode}: MPLS + VLAN counted"
+                );
+            }
+        }
+        for (pod, cid) in [(&plain, "c-plain"), (&router, "c-router")] {
+            node.cni("DEL", cid, Some(pod), "eth0", &conf).ok();
+        }
+        node.assert_clean();
+    }
+}
+
+/// kube-proxy's IPVS mode puts every ClusterIP on the node (kube-ipvs0): ADD
+/// must work on a node with thousands of local addresses, and its map work
+/// must not grow with them (only the uplink's addresses are the node's for
+/// the pods). The ADD times are printed next to each other, not asserted.
+#[test]
+fn adds_on_a_node_with_thousands_of_local_addresses() {
+    let node = Node::new("ipvs");
+    let conf = node.conf("1.0.0", json!({}));
+    let mut pods = Vec::new();
+    let mut add = |i: usize| {
+        let pod = node.pod(i);
+        let t = std::time::Instant::now();
+        let res = node.add(&format!("c-ipvs{i}"), &pod, &conf);
+        let took = t.elapsed();
+        assert!(ping(&node.wire, &pod_ip(&res)), "pod {i} reachable");
+        pods.push(pod);
+        took
+    };
+    add(0); // the first ADD loads the datapath
+    let base = add(1);
+    node.ns
+        .ip("link add kube-ipvs0 type veth peer name kube-ipvs1");
+    let mut have = 0;
+    for (i, count) in [(2, 300), (3, 5000)] {
+        let batch: String = (have..count)
+            .map(|n| {
+                format!(
+                    "addr add 10.{}.{}.{}/32 dev kube-ipvs0\n",
+                    96 + n / 65536,
+                    (n / 256) % 256,
+                    n % 256
+                )
+            })
+            .collect();
+        have = count;
+        let file = node.dir.join("addrs.batch");
+        std::fs::write(&file, batch).unwrap();
+        node.ns.exec(&["ip", "-batch", file.to_str().unwrap()]);
+        eprintln!(
+            "ADD with {count} addresses on kube-ipvs0: {:?} (with none: {base:?})",
+            add(i)
+        );
+    }
+    // The node-address map holds the uplink's address, not the 5000.
+    let v4 = traces::dump_map(&BpfPaths::new(&node.bpf_root).map("vx_node_v4"));
+    assert_eq!(v4.len(), 1, "node addresses in the map: {}", v4.len());
+    for (i, pod) in pods.iter().enumerate() {
+        node.cni("DEL", &format!("c-ipvs{i}"), Some(pod), "eth0", &conf)
+            .ok();
+    }
+    node.assert_clean();
+}

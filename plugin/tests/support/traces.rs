@@ -120,11 +120,39 @@ fn map_traces(pin: &Path, uplink_ifindex: u32) -> Vec<String> {
 /// Pod slots (all but the uplink's) of the counters map at `pin` holding
 /// non-zero counters on any CPU.
 pub fn dirty_slots(pin: &Path) -> Vec<u32> {
-    dump_map(pin)
+    // A per-CPU array dump is megabytes of "0x00" strings: read them in place
+    // (the generic `dump_map` conversion costs most of a second per call in a
+    // debug build).
+    let out = run(
+        "bpftool",
+        &["-j", "map", "dump", "pinned", pin.to_str().unwrap()],
+    );
+    let dump: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bpftool dump of {pin:?}: {e}"));
+    let nonzero = |v: &Value| {
+        v.as_array()
+            .is_some_and(|bytes| bytes.iter().any(|b| b.as_str() != Some("0x00")))
+    };
+    dump.as_array()
+        .unwrap_or_else(|| panic!("bpftool dump of {pin:?}: {out}"))
         .iter()
-        .filter(|e| e.key_u32() != UPLINK_SLOT)
-        .filter(|e| e.values.iter().flatten().any(|b| *b != 0))
-        .map(MapEntry::key_u32)
+        .filter(|e| {
+            e["values"]
+                .as_array()
+                .is_some_and(|cpus| cpus.iter().any(|c| nonzero(&c["value"])))
+        })
+        .map(|e| {
+            let key: Vec<u8> = e["key"]
+                .as_array()
+                .expect("bpftool key")
+                .iter()
+                .map(|b| {
+                    u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+                })
+                .collect();
+            u32::from_ne_bytes(key[..4].try_into().expect("4-byte key"))
+        })
+        .filter(|slot| *slot != UPLINK_SLOT)
         .collect()
 }
 

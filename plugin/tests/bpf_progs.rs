@@ -735,35 +735,79 @@ fn without_service_ranges_nothing_goes_to_the_stack() {
 fn fast_path_cost() {
     let lab = Lab::new("cost", true);
     let p1 = lab.pod1.ifindex();
-    let cases = [
-        (
-            "uplink -> pod",
-            bpf::PROG_UPLINK,
-            lab.uplink,
-            udp4(lab.pod1.mac(), GATEWAY_MAC, OTHER_V4, lab.pod1.v4()),
-        ),
-        (
-            "host veth -> pod",
-            bpf::PROG_HOST_XDP,
-            p1,
-            udp4(lab.pod2.mac(), lab.pod1.mac(), lab.pod1.v4(), lab.pod2.v4()),
-        ),
-        (
-            "host veth -> wire",
-            bpf::PROG_HOST_XDP,
-            p1,
-            udp4(GATEWAY_MAC, lab.pod1.mac(), lab.pod1.v4(), OTHER_V4),
-        ),
-    ];
-    for (name, prog, ifindex, frame) in cases {
-        let prog: &aya::programs::Xdp = lab.progs.program(prog).unwrap().try_into().unwrap();
-        let (verdict, ns) = lab
-            .node
-            .ns
-            .enter(|| cost_xdp(prog, &frame, ifindex, 2_000_000, 5));
-        assert_eq!(verdict, XDP_REDIRECT, "{name}");
-        println!("{name}: {ns} ns/frame");
-    }
+    let fast = |lab: &Lab| {
+        [
+            (
+                "uplink -> pod",
+                bpf::PROG_UPLINK,
+                lab.uplink,
+                udp4(lab.pod1.mac(), GATEWAY_MAC, OTHER_V4, lab.pod1.v4()),
+            ),
+            (
+                "host veth -> pod",
+                bpf::PROG_HOST_XDP,
+                p1,
+                udp4(lab.pod2.mac(), lab.pod1.mac(), lab.pod1.v4(), lab.pod2.v4()),
+            ),
+            (
+                "host veth -> wire",
+                bpf::PROG_HOST_XDP,
+                p1,
+                udp4(GATEWAY_MAC, lab.pod1.mac(), lab.pod1.v4(), OTHER_V4),
+            ),
+        ]
+    };
+    let measure = |label: &str, cases: &[(&str, &str, u32, Vec<u8>)]| {
+        for (name, prog, ifindex, frame) in cases {
+            let prog: &aya::programs::Xdp = lab.progs.program(prog).unwrap().try_into().unwrap();
+            let (verdict, ns) = lab
+                .node
+                .ns
+                .enter(|| cost_xdp(prog, frame, *ifindex, 2_000_000, 5));
+            println!("{label}: {name}: {ns} ns/frame (verdict {verdict})");
+        }
+    };
+    measure("no service ranges", &fast(&lab));
+    lab.set_services(&["10.96.0.0/16"]);
+    measure("service ranges, pod without stack flows", &fast(&lab));
+    // pod1 sends to a service once: from then on, frames to and from it are
+    // looked up in vx_flows (a flow that is not there stays on the fast path).
+    let svc = flow4(
+        GATEWAY_MAC,
+        lab.pod1.mac(),
+        17,
+        lab.pod1.v4(),
+        40000,
+        Ipv4Addr::new(10, 96, 0, 10),
+        53,
+    );
+    lab.run_host_xdp(p1, &svc);
+    measure("service ranges, pod with stack flows", &fast(&lab));
+    measure(
+        "slow path",
+        &[
+            (
+                "host veth -> service (to the stack)",
+                bpf::PROG_HOST_XDP,
+                p1,
+                svc.clone(),
+            ),
+            (
+                "uplink -> pod, NAT return (to the stack)",
+                bpf::PROG_UPLINK,
+                lab.uplink,
+                flow4(
+                    lab.pod1.mac(),
+                    GATEWAY_MAC,
+                    17,
+                    OTHER_V4,
+                    53,
+                    lab.pod1.v4(),
+                    40000,
+                ),
+            ),
+        ],
+    );
 }
 
 // ------------------------------------------------------------------ maps API

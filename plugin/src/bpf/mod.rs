@@ -2,8 +2,8 @@
 //! `build.rs`), loaded once per node and pinned, then used per pod from pins.
 //!
 //! Pin layout (`BpfPaths`, default root `/sys/fs/bpf/veth-xdp`):
-//! `<root>/v1/maps/<map>`, `<root>/v1/progs/<prog>`,
-//! `<root>/v1/links/{uplink,<key>_xdp,<key>_tc}`. The `v1` is
+//! `<root>/v2/maps/<map>`, `<root>/v2/progs/<prog>`,
+//! `<root>/v2/links/{uplink,<key>_xdp,<key>_tc,<key>_egress}`. The `v2` is
 //! `VX_LAYOUT_VERSION`; a build with another layout never opens these maps.
 //!
 //! API (every error is one [`Error`], whose variants name the operation and

@@ -3,7 +3,7 @@
 //! size assertion per type; `tests/bpf_progs.rs` also checks the sizes against
 //! the maps the kernel creates from the embedded object.
 
-/// `VX_LAYOUT_VERSION`: part of the pin path (`<root>/v1/...`).
+/// `VX_LAYOUT_VERSION`: part of the pin path (`<root>/v2/...`).
 pub const LAYOUT_VERSION: u32 = 2;
 /// `VX_ADDRS_PER_POD`: IPv4 (and IPv6) addresses per pod the address maps hold.
 pub const ADDRS_PER_POD: u32 = 4;

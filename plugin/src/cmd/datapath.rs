@@ -121,7 +121,20 @@ fn enable_forwarding(ipv6: bool) -> CniResult<()> {
             log::info!("service ranges configured: {key} = 1 (the node forwards Service traffic)");
         }
     }
+    if let Some(why) = strict_rp_filter() {
+        log::warn!("{why}");
+    }
     Ok(())
+}
+
+/// Strict reverse-path filtering (`net.ipv4.conf.all.rp_filter=1`, which
+/// overrides every device's looser setting) drops a backend's answer that the
+/// stack gets on the backend's host veth for a client behind another host veth.
+fn strict_rp_filter() -> Option<String> {
+    let key = "net/ipv4/conf/all/rp_filter";
+    (sysctl::get(key).ok()? == "1").then(|| {
+        format!("{key} is 1 (strict): answers of Service backends on this node to clients on this node are dropped by the stack; set it to 2 (loose) or 0")
+    })
 }
 
 /// Keeps the node-address map (ARP/ND from pods for these is answered by the
@@ -364,6 +377,7 @@ fn check_services(paths: &BpfPaths, host: &Link) -> Vec<String> {
         )),
         Err(e) => findings.push(format!("read host veth egress attachment: {e}")),
     }
+    findings.extend(strict_rp_filter());
     for key in sysctl::node_forwarding_keys(false) {
         match sysctl::get(key) {
             Ok(v) if v == "1" => {}

@@ -15,6 +15,7 @@
 //! - `frames`: Ethernet frame builders for BPF_PROG_TEST_RUN.
 //! - `lab`: the datapath pinned in a namespace of its own, for the BPF
 //!   program tests (BPF_PROG_TEST_RUN wrappers, a standard two-pod lab).
+//! - `traffic`: ping, iperf3, TCP/UDP request/response (`echo.py`).
 //!
 //! Set `VETH_XDP_KEEP_TEST_STATE=1` to keep namespaces, directories and pins
 //! of a failing test for inspection.
@@ -28,6 +29,7 @@ pub mod frames;
 pub mod lab;
 pub mod ns;
 pub mod traces;
+pub mod traffic;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

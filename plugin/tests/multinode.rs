@@ -11,11 +11,13 @@
 
 mod support;
 
-use serde_json::json;
-use support::cluster::{kube_proxy_rules, restore_rules, Cluster, ClusterNode, Pod, GATEWAY};
+use serde_json::{json, Value};
+use support::cluster::{
+    kube_proxy_rules, restore_rules, Cluster, ClusterNode, Pod, CLIENT_IP, GATEWAY,
+};
 use support::cmd::TempDir;
 use support::ns::Netns;
-use support::traffic::{ask, echo_server, iperf, pings, Answer, Proto};
+use support::traffic::{ask, echo_server, iperf, pings, Answer, Background, Proto};
 
 /// Runs test function `name(mode)` once per egress mode, as the tests
 /// `<name>::xdp` and `<name>::tc` (attributes such as `#[ignore]` go to both).
@@ -385,3 +387,437 @@ fn kube_proxy_rules_load_with_iptables_restore() {
     assert_eq!(svl.len(), 2, "one local endpoint per port: {svl:?}");
     assert!(svl.iter().all(|l| l.contains("10.88.17.10")), "{svl:?}");
 }
+
+// ---- Services ---------------------------------------------------------------------
+
+const HTTP: u16 = 80;
+const HTTP_TARGET: u16 = 8080;
+const DNS: u16 = 53;
+const DNS_TARGET: u16 = 5353;
+
+/// One Service of the tests.
+struct Svc {
+    name: &'static str,
+    cluster_ip: &'static str,
+    /// Some: a NodePort Service.
+    node_port: Option<u16>,
+    /// externalTrafficPolicy.
+    policy: &'static str,
+    /// Its one endpoint: (node, pod).
+    endpoint: (usize, usize),
+}
+
+const SERVICES: &[Svc] = &[
+    // ClusterIP, endpoint on node1 / on node2.
+    Svc {
+        name: "web-n1",
+        cluster_ip: "10.96.0.11",
+        node_port: None,
+        policy: "Cluster",
+        endpoint: (0, 1),
+    },
+    Svc {
+        name: "web-n2",
+        cluster_ip: "10.96.0.12",
+        node_port: None,
+        policy: "Cluster",
+        endpoint: (1, 0),
+    },
+    // NodePort (Cluster), endpoint on node1 / node2.
+    Svc {
+        name: "np-n1",
+        cluster_ip: "10.96.0.21",
+        node_port: Some(30081),
+        policy: "Cluster",
+        endpoint: (0, 1),
+    },
+    Svc {
+        name: "np-n2",
+        cluster_ip: "10.96.0.22",
+        node_port: Some(30082),
+        policy: "Cluster",
+        endpoint: (1, 1),
+    },
+    // NodePort (Local), endpoint on node2 only.
+    Svc {
+        name: "np-local",
+        cluster_ip: "10.96.0.23",
+        node_port: Some(30083),
+        policy: "Local",
+        endpoint: (1, 1),
+    },
+];
+
+fn service(name: &str) -> &'static Svc {
+    SERVICES.iter().find(|s| s.name == name).unwrap()
+}
+
+/// Each Service: an HTTP-like TCP port and a DNS-like UDP port (the same
+/// nodePort for both protocols), one endpoint.
+fn service_descriptions(c: &Cluster) -> Value {
+    let list: Vec<Value> = SERVICES
+        .iter()
+        .map(|s| {
+            let mut ports = vec![
+                json!({"name": "http", "protocol": "TCP", "port": HTTP, "targetPort": HTTP_TARGET}),
+                json!({"name": "dns", "protocol": "UDP", "port": DNS, "targetPort": DNS_TARGET}),
+            ];
+            if let Some(np) = s.node_port {
+                for p in &mut ports {
+                    p["nodePort"] = json!(np);
+                }
+            }
+            let (i, j) = s.endpoint;
+            json!({
+                "namespace": "default", "name": s.name, "clusterIP": s.cluster_ip,
+                "type": if s.node_port.is_some() { "NodePort" } else { "ClusterIP" },
+                "externalTrafficPolicy": s.policy,
+                "ports": ports,
+                "endpoints": [{"ip": c.pod(i, j).ip, "nodeName": c.nodes[i].name}],
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// A cluster with the Services installed on every node and an echo server
+/// in every pod (answering with the pod's name on both target ports).
+fn cluster_with_services(tag: &str, mode: &str) -> (Cluster, Vec<Background>) {
+    let c = cluster(tag, mode);
+    c.install_services(&service_descriptions(&c));
+    for n in &c.nodes {
+        let saved = n.node.ns.exec(&["iptables-save", "-t", "nat"]);
+        assert!(
+            saved.contains(PREROUTING_JUMP),
+            "kube-proxy's rules on {}: {saved}",
+            n.name
+        );
+        let fwd = n.node.ns.exec(&["sysctl", "-n", "net.ipv4.ip_forward"]);
+        assert_eq!(fwd.trim(), "1", "{} forwards", n.name);
+    }
+    let servers = c
+        .pods()
+        .map(|(_, p)| echo_server(&p.ns, &p.name, &[HTTP_TARGET, DNS_TARGET]))
+        .collect();
+    (c, servers)
+}
+
+/// One request to a Service and what it must meet.
+struct ServiceFlow<'a> {
+    what: String,
+    from: &'a Netns,
+    /// The pod the request leaves from, if it is one.
+    from_pod: Option<(&'a ClusterNode, &'a Pod)>,
+    proto: Proto,
+    dst: String,
+    port: u16,
+    /// The node whose netfilter translates the request (entry node).
+    entry: usize,
+    /// The endpoint that must answer: (node, pod).
+    backend: (usize, usize),
+    /// The source address the endpoint must see.
+    peer: String,
+}
+
+/// What moved along a Service flow's hops.
+struct Hops {
+    dnat: u64,
+    backend_in: u64,
+    from_out: u64,
+    from_pass: u64,
+}
+
+fn target_port(proto: Proto) -> u16 {
+    match proto {
+        Proto::Tcp => HTTP_TARGET,
+        Proto::Udp => DNS_TARGET,
+    }
+}
+
+fn hops(c: &Cluster, f: &ServiceFlow) -> Hops {
+    let backend = c.pod(f.backend.0, f.backend.1);
+    // The target ports differ per protocol: the destination names the rule.
+    let to = format!(
+        "-j DNAT --to-destination {}:{}",
+        backend.ip,
+        target_port(f.proto)
+    );
+    let dnat = c.nodes[f.entry]
+        .nat_rules()
+        .iter()
+        .filter(|(_, rule)| rule.contains(&to))
+        .map(|(p, _)| p)
+        .sum();
+    let pod_counter = |(n, p): (&ClusterNode, &Pod), key| n.counter(p, key);
+    Hops {
+        dnat,
+        backend_in: c.nodes[f.backend.0].counter(backend, "redirectedIn"),
+        from_out: f
+            .from_pod
+            .map_or(0, |fp| pod_counter(fp, "redirectedToUplink")),
+        from_pass: f.from_pod.map_or(0, |fp| pod_counter(fp, "passedToStack")),
+    }
+}
+
+/// Sends the request; on failure names the first hop that failed (client →
+/// entry node's netfilter, DNAT → endpoint, the reply back through the
+/// entry node's conntrack), with every node's rules, conntrack and counters.
+fn check_service_flow(c: &Cluster, f: &ServiceFlow) {
+    let entry = &c.nodes[f.entry];
+    let backend = c.pod(f.backend.0, f.backend.1);
+    let before = hops(c, f);
+    let got = ask(f.from, f.proto, &f.dst, f.port, 3.0);
+    let after = hops(c, f);
+    let want = Answer {
+        server: backend.name.clone(),
+        peer: f.peer.clone(),
+    };
+    let dnat = after.dnat - before.dnat;
+    if got.as_ref() == Ok(&want) && dnat > 0 {
+        return;
+    }
+    let conntrack: Vec<String> = entry
+        .conntrack()
+        .into_iter()
+        .filter(|e| {
+            e.contains(&format!("dst={} ", f.dst)) && e.contains(&format!("dport={} ", f.port))
+        })
+        .collect();
+    let verdict = if dnat == 0 {
+        let sender = match f.from_pod {
+            Some(_) => format!(
+                "; the sending pod's frames: {} redirected to the wire, {} passed to its node",
+                after.from_out - before.from_out,
+                after.from_pass - before.from_pass
+            ),
+            None => String::new(),
+        };
+        format!(
+            "hop 1 failed: the request never reached {}'s netfilter \
+             (no packet DNATed to {}){sender}",
+            entry.name, backend.name,
+        )
+    } else if f.backend.0 != f.entry && after.backend_in == before.backend_in {
+        format!(
+            "hop 2 failed: {} DNATed {dnat} packet(s) to {} on {}, \
+             none arrived by the uplink redirect",
+            entry.name, backend.name, c.nodes[f.backend.0].name
+        )
+    } else if conntrack.is_empty() || conntrack.iter().all(|e| e.contains("[UNREPLIED]")) {
+        format!(
+            "hop 3 failed: {} reached {} but no reply came back through {}'s conntrack \
+             (the reply skipped the reverse NAT): {} entries, all [UNREPLIED], e.g. {:?}",
+            f.what,
+            backend.name,
+            entry.name,
+            conntrack.len(),
+            conntrack.first()
+        )
+    } else {
+        format!(
+            "the replies went through {}'s conntrack ({conntrack:?}); the client got {got:?}",
+            entry.name
+        )
+    };
+    panic!(
+        "{}: got {got:?}, want {want:?}\n{verdict}\n{}",
+        f.what,
+        c.report()
+    );
+}
+
+/// Flows no NAT touches — pod ↔ pod across nodes, pod ↔ client on the wire —
+/// stay on the fast path with kube-proxy's rules in place: redirected both
+/// ways, not passed to the nodes' stacks, unseen by their conntrack.
+fn assert_fast_path_untouched(c: &Cluster) {
+    let (n1, n2) = (&c.nodes[0], &c.nodes[1]);
+    let (a, b) = (c.pod(0, 0), c.pod(1, 0));
+    let count = 5;
+    let pass = Watch::new(
+        vec![(n1, a, "passedToStack"), (n2, b, "passedToStack")],
+        vec![],
+    );
+    ping_across_nodes_by_redirect(c, count, "pod -> pod on another node, no NAT");
+    let w = Watch::new(
+        vec![(n1, a, "redirectedToUplink"), (n1, a, "redirectedIn")],
+        vec![n1],
+    );
+    pings(&a.ns, CLIENT_IP, count, "").unwrap();
+    pings(&c.client, &a.ip, count, "").unwrap();
+    w.grew_by((2 * count).into(), "pod <-> client on the wire, no NAT");
+    let passed = pass.deltas();
+    assert!(
+        passed.iter().all(|(_, d)| *d < count.into()),
+        "flows without NAT were passed to the stack: {passed:?}\n{}",
+        c.report()
+    );
+    for n in [n1, n2] {
+        let seen: Vec<String> = n
+            .conntrack()
+            .into_iter()
+            .filter(|e| {
+                e.contains("icmp")
+                    && (e.contains(&format!("src={} ", a.ip))
+                        || e.contains(&format!("dst={} ", a.ip)))
+            })
+            .collect();
+        assert!(
+            seen.is_empty(),
+            "{}'s conntrack saw fast-path flows: {seen:?}",
+            n.name
+        );
+    }
+}
+
+/// Who sends a request to a Service.
+#[derive(Clone, Copy)]
+enum Sender {
+    Pod(usize, usize),
+    Node(usize),
+    Client,
+}
+
+/// A request from `from` to Service `name`'s ClusterIP (`node_port_on`
+/// None) or its NodePort on that node, with what kube-proxy's rules make of
+/// it: the node that translates it, and the source the endpoint sees (pods
+/// are inside the cluster CIDR and keep theirs; the node's own and
+/// externalTrafficPolicy Cluster are masqueraded to the translating node's
+/// address; Local keeps the client's).
+fn service_flow<'a>(
+    c: &'a Cluster,
+    from: Sender,
+    name: &str,
+    proto: Proto,
+    node_port_on: Option<usize>,
+) -> ServiceFlow<'a> {
+    let svc = service(name);
+    let (who, ns, from_pod, entry, peer) = match (from, node_port_on) {
+        (Sender::Pod(i, j), None) => {
+            let pod = c.pod(i, j);
+            let who = format!("{} {}", c.nodes[i].name, pod.name);
+            (who, &pod.ns, Some((&c.nodes[i], pod)), i, pod.ip.clone())
+        }
+        (Sender::Node(i), None) => {
+            let n = &c.nodes[i];
+            (n.name.clone(), &n.node.ns, None, i, n.ip.clone())
+        }
+        (Sender::Client, Some(i)) => {
+            let peer = match svc.policy {
+                "Local" => CLIENT_IP.to_string(),
+                _ => c.nodes[i].ip.clone(),
+            };
+            (format!("client {CLIENT_IP}"), &c.client, None, i, peer)
+        }
+        _ => panic!("service_flow: this sender and Service address are not modelled"),
+    };
+    let (dst, port) = match node_port_on {
+        Some(i) => (
+            c.nodes[i].ip.clone(),
+            svc.node_port.expect("a NodePort Service"),
+        ),
+        None => (
+            svc.cluster_ip.to_string(),
+            if proto == Proto::Tcp { HTTP } else { DNS },
+        ),
+    };
+    ServiceFlow {
+        what: format!("{who} -> {name} at {dst}:{port} ({})", proto.as_str()),
+        from: ns,
+        from_pod,
+        proto,
+        dst,
+        port,
+        entry,
+        backend: svc.endpoint,
+        peer,
+    }
+}
+
+/// A Service test: a cluster with the Services, each request (sender,
+/// Service, NodePort node or None for the ClusterIP) over TCP and over UDP (a
+/// DNS-like request/response), the test's `more` checks, then the flows no
+/// NAT touches and the traces check.
+fn service_test(
+    tag: &str,
+    mode: &str,
+    requests: &[(Sender, &str, Option<usize>)],
+    more: impl FnOnce(&Cluster),
+) {
+    let (c, _servers) = cluster_with_services(tag, mode);
+    for (from, name, node_port_on) in requests {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            check_service_flow(&c, &service_flow(&c, *from, name, proto, *node_port_on));
+        }
+    }
+    more(&c);
+    assert_fast_path_untouched(&c);
+    c.remove_pods_and_assert_clean();
+}
+
+/// A pod reaches a ClusterIP whose endpoint is another pod of its node.
+fn services_pod_to_cluster_ip_backend_on_same_node(mode: &str) {
+    service_test("sps", mode, &[(Sender::Pod(0, 0), "web-n1", None)], |_| {});
+}
+
+in_both_modes!(
+    #[ignore = "needs the Services datapath (issue 8)"]
+    services_pod_to_cluster_ip_backend_on_same_node
+);
+
+/// A pod reaches a ClusterIP whose endpoint runs on another node.
+fn services_pod_to_cluster_ip_backend_on_other_node(mode: &str) {
+    service_test("spo", mode, &[(Sender::Pod(0, 0), "web-n2", None)], |_| {});
+}
+
+in_both_modes!(
+    #[ignore = "needs the Services datapath (issue 8)"]
+    services_pod_to_cluster_ip_backend_on_other_node
+);
+
+/// The node reaches ClusterIPs (its OUTPUT chain DNATs, the replies come
+/// back to its own stack): endpoint on the node and on another node.
+fn services_node_to_cluster_ip(mode: &str) {
+    let requests = [
+        (Sender::Node(0), "web-n1", None),
+        (Sender::Node(0), "web-n2", None),
+    ];
+    service_test("snc", mode, &requests, |_| {});
+}
+
+in_both_modes!(services_node_to_cluster_ip);
+
+/// A client on the wire reaches NodePorts with externalTrafficPolicy
+/// Cluster on node1: endpoint on node1 and on node2, the client's
+/// address masqueraded to node1's.
+fn services_wire_to_node_port_cluster_policy(mode: &str) {
+    let requests = [
+        (Sender::Client, "np-n1", Some(0)),
+        (Sender::Client, "np-n2", Some(0)),
+    ];
+    service_test("snp", mode, &requests, |_| {});
+}
+
+in_both_modes!(services_wire_to_node_port_cluster_policy);
+
+/// externalTrafficPolicy Local: the node with the endpoint (node2)
+/// answers, with the client's own address preserved (no masquerade, so
+/// the reply must go back through node2's conntrack); nodes without an
+/// endpoint do not.
+fn services_wire_to_node_port_local_policy(mode: &str) {
+    service_test("snl", mode, &[(Sender::Client, "np-local", Some(1))], |c| {
+        let node_port = service("np-local").node_port.unwrap();
+        for n in [&c.nodes[0], &c.nodes[2]] {
+            let got = ask(&c.client, Proto::Tcp, &n.ip, node_port, 1.0);
+            assert!(
+                got.is_err(),
+                "{} has no local endpoint of np-local, yet answered: {got:?}",
+                n.name
+            );
+        }
+    });
+}
+
+in_both_modes!(
+    #[ignore = "needs the Services datapath (issue 8)"]
+    services_wire_to_node_port_local_policy
+);

@@ -97,7 +97,7 @@ impl<'a> Watch<'a> {
         let d = self.deltas();
         assert!(
             d.iter().all(|(_, v)| *v >= n),
-            "{flow}: not carried by the redirects ({n} packets expected on each): {d:?}"
+            "{flow}: a counter grew by less than the {n} packets sent: {d:?}"
         );
     }
 }

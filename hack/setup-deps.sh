@@ -4,8 +4,10 @@
 # only when something is missing.
 set -euo pipefail
 
+# iptables and python3: the multi-node tests install kube-proxy's rules (plugin/tests/support/
+# kube_proxy_rules.py, echo.py); they read conntrack from /proc/net/nf_conntrack, no conntrack tool.
 PKGS=(clang llvm libbpf-dev bpftool ethtool iproute2 jq iperf3 procps util-linux iputils-ping netcat-openbsd time fonts-dejavu-core
-      containernetworking-plugins pkg-config libfontconfig1-dev)
+      containernetworking-plugins pkg-config libfontconfig1-dev iptables python3)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -10,41 +10,9 @@ use support::cmd::{must, xdp_pass_object};
 use support::cni::*;
 use support::ns::Netns;
 use support::traces;
+use support::traffic::{iperf, ping};
 use veth_xdp::bpf::{self, BpfPaths};
 use veth_xdp::record::Store;
-
-fn ping(ns: &Netns, dst: &str) -> bool {
-    ns.sh(&format!("ping -c 2 -i 0.2 -W 2 {dst}")).0
-}
-
-/// Runs a short iperf3 test from `client_ns` to a server in `server_ns`; returns bytes received.
-fn iperf(server_ns: &Netns, client_ns: &Netns, server_ip: &str, udp: bool, port: u16) -> u64 {
-    let server = server_ns.spawn(&["iperf3", "-s", "-1", "-p", &port.to_string()]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let flags = if udp { "-u -b 20M" } else { "" };
-    let (ok, out) = client_ns.sh(&format!(
-        "timeout 20 iperf3 -c {server_ip} -p {port} -t 1 {flags} -J"
-    ));
-    let mut server = server;
-    let _ = server.kill();
-    let _ = server.wait();
-    assert!(
-        ok,
-        "iperf3 {client_ns} -> {server_ip} ({}) failed: {out}",
-        if udp { "udp" } else { "tcp" }
-    );
-    let v: Value = serde_json::from_str(&out).expect("iperf3 JSON");
-    let end = &v["end"];
-    if udp {
-        let s = &end["sum"];
-        let lost = s["lost_packets"].as_u64().unwrap_or(0);
-        let total = s["packets"].as_u64().unwrap_or(0);
-        assert!(total > 0 && lost * 2 < total, "udp lost {lost} of {total}");
-        s["bytes"].as_u64().unwrap_or(0)
-    } else {
-        end["sum_received"]["bytes"].as_u64().unwrap_or(0)
-    }
-}
 
 /// The XDP attach mode `ip -j -d link` reports (1 = driver, 2 = generic), None without XDP.
 fn xdp_mode(ns: &Netns, dev: &str) -> Option<u64> {

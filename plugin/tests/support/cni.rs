@@ -3,14 +3,19 @@
 //! exactly as a runtime does (CNI env + stdin), inside the node namespace with
 //! `nsenter --net=` (not `ip netns exec`, which remounts /sys and hides bpffs).
 //!
-//! Topology (namespaces, state and pin root unique to the test, removed on drop):
+//! Topology of `Node::new` (namespaces, state and pin root unique to the
+//! test, removed on drop):
 //!
 //!   [wire ns]  wire0 10.77.0.1/24 (gateway) ── veth ── uplink0 10.77.0.2/24 [node ns]
 //!                                                       └── vx… host veths ══ eth0 [pod ns]
+//!
+//! `Node::wired` builds the same node on a wire namespace it shares with
+//! others (`support::cluster`: several nodes on one bridge).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -101,9 +106,26 @@ pub fn with_prev(conf: &Value, prev: &Value) -> Value {
 pub struct Node {
     tag: String,
     pub ns: Netns,
-    pub wire: Netns,
+    /// The namespace at the other end of the uplink, holding the gateway:
+    /// the node's own, or one shared by the nodes of a cluster.
+    pub wire: Arc<Netns>,
     pub dir: PathBuf,
     pub bpf_root: PathBuf,
+    /// The host-local range `conf` hands out (one element of `ipam.ranges`).
+    ipam_range: Value,
+}
+
+/// How a node meets its wire (see `Node::wired`).
+pub struct Wiring<'a> {
+    /// The uplink's peer, created in the wire namespace.
+    pub wire_if: &'a str,
+    /// The node's address on the uplink, with its prefix length.
+    pub node_cidr: &'a str,
+    /// The default route's next hop.
+    pub gateway: &'a str,
+    pub mtu: u32,
+    /// The node's host-local range: `{"subnet", "rangeStart", "rangeEnd", "gateway"}`.
+    pub ipam_range: Value,
 }
 
 impl Node {
@@ -113,25 +135,51 @@ impl Node {
     }
 
     pub fn with_mtu(tag: &str, mtu: u32) -> Self {
+        let wire = Arc::new(Netns::new(&format!("{tag}w")).lo_up());
+        let node = Self::wired(
+            tag,
+            Arc::clone(&wire),
+            &Wiring {
+                wire_if: WIRE_IF,
+                node_cidr: &format!("{NODE_IP}/24"),
+                gateway: GATEWAY,
+                mtu,
+                ipam_range: json!({
+                    "subnet": SUBNET, "rangeStart": "10.77.0.10", "rangeEnd": "10.77.0.250",
+                    "gateway": GATEWAY,
+                }),
+            },
+        );
+        wire.ip(&format!("addr add {GATEWAY}/24 dev {WIRE_IF}"));
+        node
+    }
+
+    /// A node whose uplink (`UPLINK`, `w.node_cidr`, default route via
+    /// `w.gateway`) is a veth with its peer `w.wire_if` in `wire`, up, with GRO
+    /// on and tx checksum offload off: the peer stands for a physical wire,
+    /// which takes redirected frames (GRO gives the uplink `ndo-xmit`) and
+    /// delivers full checksums (see DESIGN.md).
+    pub fn wired(tag: &str, wire: Arc<Netns>, w: &Wiring) -> Self {
         let ns = Netns::new(&format!("{tag}n")).lo_up();
-        let wire = Netns::new(&format!("{tag}w")).lo_up();
         let node = Self {
             tag: tag.to_string(),
             dir: PathBuf::from(format!("/tmp/veth-xdp-test/{ns}")),
             bpf_root: PathBuf::from(veth_xdp::bpf::BPFFS_MOUNT).join(ns.name()),
             ns,
             wire,
+            ipam_range: w.ipam_range.clone(),
         };
         node.remove_dirs();
-        let (n, w) = (&node.ns, &node.wire);
+        let (n, wn, wif, mtu) = (&node.ns, &node.wire, w.wire_if, w.mtu);
         must(&format!(
             "set -e; \
-             ip link add {UPLINK} mtu {mtu} netns {n} type veth peer name {WIRE_IF} mtu {mtu} netns {w}; \
-             ip -n {n} addr add {NODE_IP}/24 dev {UPLINK}; ip -n {w} addr add {GATEWAY}/24 dev {WIRE_IF}; \
-             ip -n {n} link set {UPLINK} up; ip -n {w} link set {WIRE_IF} up; \
-             ip -n {n} route add default via {GATEWAY}"
+             ip link add {UPLINK} mtu {mtu} netns {n} type veth peer name {wif} mtu {mtu} netns {wn}; \
+             ip -n {n} addr add {} dev {UPLINK}; \
+             ip -n {n} link set {UPLINK} up; ip -n {wn} link set {wif} up; \
+             ip -n {n} route add default via {}",
+            w.node_cidr, w.gateway
         ));
-        w.exec(&["ethtool", "-K", WIRE_IF, "gro", "on", "tx", "off"]);
+        wn.exec(&["ethtool", "-K", wif, "gro", "on", "tx", "off"]);
         std::fs::create_dir_all(&node.dir).unwrap();
         node
     }
@@ -149,7 +197,7 @@ impl Node {
         Netns::new(&format!("{}p{i}", self.tag)).lo_up()
     }
 
-    /// A network config with host-local in the wire's subnet; `extra` keys are merged in.
+    /// A network config with host-local handing out the node's range; `extra` keys are merged in.
     pub fn conf(&self, version: &str, extra: Value) -> Value {
         let mut c = json!({
             "cniVersion": version,
@@ -162,7 +210,7 @@ impl Node {
             "bpfRoot": self.bpf_root,
             "ipam": {
                 "type": "host-local",
-                "ranges": [[{"subnet": SUBNET, "rangeStart": "10.77.0.10", "rangeEnd": "10.77.0.250", "gateway": GATEWAY}]],
+                "ranges": [[self.ipam_range]],
                 "routes": [{"dst": "0.0.0.0/0"}],
                 "dataDir": self.ipam_dir(),
             },

@@ -15,6 +15,9 @@
 //! - `frames`: Ethernet frame builders for BPF_PROG_TEST_RUN.
 //! - `lab`: the datapath pinned in a namespace of its own, for the BPF
 //!   program tests (BPF_PROG_TEST_RUN wrappers, a standard two-pod lab).
+//! - `traffic`: ping, iperf3, TCP/UDP request/response (`echo.py`).
+//! - `cluster`: three nodes on one bridge with two pods each, a client on
+//!   the wire, and kube-proxy's nat rules (`kube_proxy_rules.py`).
 //!
 //! Set `VETH_XDP_KEEP_TEST_STATE=1` to keep namespaces, directories and pins
 //! of a failing test for inspection.
@@ -22,12 +25,14 @@
 // Each test binary uses only part of the support module.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod cmd;
 pub mod cni;
 pub mod frames;
 pub mod lab;
 pub mod ns;
 pub mod traces;
+pub mod traffic;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * veth-xdp datapath: one object, five thin entry points sharing the maps of
+ * veth-xdp datapath: one object, six thin entry points sharing the maps of
  * vx_maps.h. All logic is in the lib/ headers (steer.h decides, hook_xdp.h / hook_tc.h apply).
  *
  * One translation unit on purpose: the programs share map definitions, and
@@ -63,6 +63,18 @@ int vx_host_egress(struct __sk_buff *skb)
 
 	vx_pkt_from_skb(&pkt, skb);
 	return vx_tc_egress_apply(skb, &pkt);
+}
+
+/* tcx ingress of a veth whose XDP program readdresses frames to the stack
+ * (the uplink when it is a veth, host veths in egress mode xdp), on networks
+ * with service ranges: restores PACKET_HOST (see hook_tc.h). */
+SEC("classifier")
+int vx_readdressed(struct __sk_buff *skb)
+{
+	struct vx_pkt pkt;
+
+	vx_pkt_from_skb(&pkt, skb);
+	return vx_tc_readdressed_apply(skb, &pkt);
 }
 
 /* Pod-side eth0 (optional): a pass program that gives the pod veth a NAPI

@@ -58,6 +58,42 @@ static __always_inline int vx_tc_host_apply(struct __sk_buff *skb, const struct 
 	}
 }
 
+/* linux/if_packet.h */
+#define VX_PACKET_OTHERHOST 3
+
+/*
+ * tcx ingress after an XDP program that readdressed a frame to this device
+ * (veth in the skb path: the uplink when it is a veth, host veths in egress
+ * mode xdp). veth_xdp_rcv_skb re-runs eth_type_trans after XDP_PASS, but
+ * eth_type_trans only ever lowers pkt_type: the PACKET_OTHERHOST of the first
+ * pass (__dev_forward_skb, when the frame was for another MAC) survives the
+ * new destination MAC, and ip_rcv drops the frame (seen on 6.18; generic
+ * XDP, netif_receive_generic_xdp, resets pkt_type itself, and a native
+ * driver builds the skb after XDP). So: a frame for this device's own MAC
+ * that the skb calls someone else's becomes PACKET_HOST. Nothing else.
+ */
+static __always_inline int vx_tc_readdressed_apply(struct __sk_buff *skb, const struct vx_pkt *pkt)
+{
+	struct vx_config cfg = vx_config_get();
+	__u32 ifindex = pkt->ifindex;
+	struct ethhdr *eth = vx_eth(pkt);
+	const __u8 *own = NULL;
+	struct vx_pod *me;
+
+	if (!eth || skb->pkt_type != VX_PACKET_OTHERHOST)
+		return TC_ACT_OK;
+	if (ifindex == cfg.uplink_ifindex) {
+		own = cfg.uplink_mac;
+	} else {
+		me = bpf_map_lookup_elem(&vx_pod_if, &ifindex);
+		if (me)
+			own = me->host_mac;
+	}
+	if (own && vx_mac_eq(eth->h_dest, own))
+		bpf_skb_change_type(skb, VX_PACKET_HOST);
+	return TC_ACT_OK;
+}
+
 /* Host veth tc egress (stack -> pod): remember the flows the stack delivers. */
 static __always_inline int vx_tc_egress_apply(struct __sk_buff *skb, const struct vx_pkt *pkt)
 {

@@ -759,20 +759,14 @@ fn services_pod_to_cluster_ip_backend_on_same_node(mode: &str) {
     service_test("sps", mode, &[(Sender::Pod(0, 0), "web-n1", None)], |_| {});
 }
 
-in_both_modes!(
-    #[ignore = "needs the Services datapath (issue 8)"]
-    services_pod_to_cluster_ip_backend_on_same_node
-);
+in_both_modes!(services_pod_to_cluster_ip_backend_on_same_node);
 
 /// A pod reaches a ClusterIP whose endpoint runs on another node.
 fn services_pod_to_cluster_ip_backend_on_other_node(mode: &str) {
     service_test("spo", mode, &[(Sender::Pod(0, 0), "web-n2", None)], |_| {});
 }
 
-in_both_modes!(
-    #[ignore = "needs the Services datapath (issue 8)"]
-    services_pod_to_cluster_ip_backend_on_other_node
-);
+in_both_modes!(services_pod_to_cluster_ip_backend_on_other_node);
 
 /// The node reaches ClusterIPs (its OUTPUT chain DNATs, the replies come
 /// back to its own stack): endpoint on the node and on another node.
@@ -817,7 +811,4 @@ fn services_wire_to_node_port_local_policy(mode: &str) {
     });
 }
 
-in_both_modes!(
-    #[ignore = "needs the Services datapath (issue 8)"]
-    services_wire_to_node_port_local_policy
-);
+in_both_modes!(services_wire_to_node_port_local_policy);

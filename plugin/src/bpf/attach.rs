@@ -11,7 +11,7 @@ use aya_obj::programs::XdpAttachType;
 use super::error::{Error, Result};
 use super::links::{attach_tcx, attach_xdp, detach_and_unpin, pinned_link_info};
 use super::paths::{check_key, BpfPaths};
-use super::{PROG_HOST_EGRESS, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS};
+use super::{PROG_HOST_EGRESS, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS, PROG_READDRESSED};
 
 /// What is attached on a host veth, with the device each link is on (0 once
 /// the device is gone: the link is defunct).
@@ -43,6 +43,28 @@ fn tc_pin(paths: &BpfPaths, key: &str) -> Result<PathBuf> {
 fn egress_pin(paths: &BpfPaths, key: &str) -> Result<PathBuf> {
     check_key(key)?;
     Ok(paths.link(&format!("{key}_egress")))
+}
+
+fn readdressed_pin(paths: &BpfPaths, key: &str) -> Result<PathBuf> {
+    check_key(key)?;
+    Ok(paths.link(&format!("{key}_readdressed")))
+}
+
+/// Attaches the PACKET_HOST fix-up (`vx_readdressed`) at the host veth's tcx
+/// ingress, behind its XDP program (egress mode xdp with service ranges);
+/// pinned link `links/<key>_readdressed`. Idempotent.
+pub fn attach_host_readdressed(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<()> {
+    let pin = readdressed_pin(paths, key)?;
+    if already_attached(&pin, host_ifindex)? {
+        return Ok(());
+    }
+    attach_tcx(
+        paths,
+        PROG_READDRESSED,
+        host_ifindex,
+        TcAttachType::Ingress,
+        &pin,
+    )
 }
 
 /// True if the link pinned at `pin` already serves `ifindex`; a pin for
@@ -114,6 +136,7 @@ pub fn detach_host(paths: &BpfPaths, key: &str) -> Result<()> {
     detach_and_unpin(&xdp_pin(paths, key)?)?;
     detach_and_unpin(&tc_pin(paths, key)?)?;
     detach_and_unpin(&egress_pin(paths, key)?)?;
+    detach_and_unpin(&readdressed_pin(paths, key)?)?;
     Ok(())
 }
 

@@ -65,8 +65,8 @@ mod sys;
 pub mod types;
 
 pub use attach::{
-    attach_host_egress, attach_host_tc, attach_host_xdp, detach_host, host_attachment,
-    host_egress_attachment, pod_pass_program, Hook,
+    attach_host_egress, attach_host_readdressed, attach_host_tc, attach_host_xdp, detach_host,
+    host_attachment, host_egress_attachment, pod_pass_program, Hook,
 };
 pub use counters::PodCounters;
 pub use error::Error;
@@ -74,6 +74,7 @@ pub use links::pinned_link_info;
 pub use maps::{open_map, Maps};
 pub use node::{
     ensure_node, lock_node, teardown_node, NodeSpec, NodeStatus, UplinkMode, LINK_UPLINK,
+    LINK_UPLINK_READDRESSED,
 };
 pub use paths::{ensure_bpffs, BpfPaths, BPFFS_MOUNT, DEFAULT_PIN_ROOT};
 pub use pods::PodDatapath;
@@ -90,7 +91,10 @@ pub const PROG_HOST_TC: &str = "vx_host_tc";
 pub const PROG_POD_PASS: &str = "vx_pod_pass";
 /// The host veth's tcx egress program (stack -> pod flow tracking).
 pub const PROG_HOST_EGRESS: &str = "vx_host_egress";
+/// The tcx ingress program that restores PACKET_HOST on frames an XDP
+/// program readdressed to the stack (veth skb path, see bpf/lib/hook_tc.h).
+pub const PROG_READDRESSED: &str = "vx_readdressed";
 /// The tc programs of the object.
-pub const TC_PROGRAMS: [&str; 2] = [PROG_HOST_TC, PROG_HOST_EGRESS];
+pub const TC_PROGRAMS: [&str; 3] = [PROG_HOST_TC, PROG_HOST_EGRESS, PROG_READDRESSED];
 /// The XDP programs of the object.
 pub const XDP_PROGRAMS: [&str; 3] = [PROG_UPLINK, PROG_HOST_XDP, PROG_POD_PASS];

@@ -6,24 +6,27 @@
 use std::path::{Path, PathBuf};
 
 use aya::pin::PinError;
+use aya::programs::tc::TcAttachType;
 use aya::programs::{Program, ProgramError, Xdp};
 use aya::programs::{SchedClassifier, XdpMode};
 use aya::EbpfLoader;
 
 use super::error::{Error, Result};
-use super::links::{attach_xdp, detach_and_unpin, pinned_link_info};
+use super::links::{attach_tcx, attach_xdp, detach_and_unpin, pinned_link_info};
 use super::maps::Maps;
 use super::paths::{ensure_bpffs, BpfPaths};
 use super::spec::{check_pinned, max_entries, MAP_SPECS};
 use super::types::{VxConfig, VxServices, CFG_SERVICES, CFG_UPLINK_CAN_XMIT, CFG_UPLINK_GENERIC};
 use super::{
-    OBJECT, PROG_HOST_EGRESS, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS, PROG_UPLINK, TC_PROGRAMS,
-    XDP_PROGRAMS,
+    OBJECT, PROG_HOST_EGRESS, PROG_HOST_TC, PROG_HOST_XDP, PROG_POD_PASS, PROG_READDRESSED,
+    PROG_UPLINK, TC_PROGRAMS, XDP_PROGRAMS,
 };
 use crate::lock::{self, DirLock};
 
 /// Link pin name of the uplink attachment.
 pub const LINK_UPLINK: &str = "uplink";
+/// Link pin name of the uplink's PACKET_HOST fix-up (a veth uplink with service ranges).
+pub const LINK_UPLINK_READDRESSED: &str = "uplink_readdressed";
 
 /// What the node needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +44,10 @@ pub struct NodeSpec {
     /// The cluster's service ranges ([`VxServices::from_cidrs`]); none: no
     /// service steering, no flow tracking.
     pub services: VxServices,
+    /// The uplink is a veth (frames reach its XDP as skbs): with service
+    /// ranges, NAT returns the uplink program readdresses need the
+    /// PACKET_HOST fix-up at its tcx ingress (bpf/lib/hook_tc.h).
+    pub uplink_is_veth: bool,
 }
 
 /// How the uplink program runs.
@@ -104,6 +111,7 @@ pub fn ensure_node(paths: &BpfPaths, spec: &NodeSpec) -> Result<NodeStatus> {
     if previous.uplink_ifindex != 0 && previous.uplink_ifindex != spec.uplink_ifindex {
         maps.remove_redirect_target(previous.uplink_ifindex)?;
     }
+    ensure_uplink_readdressed(paths, spec)?;
     Ok(NodeStatus {
         uplink_mode,
         loaded_now,
@@ -198,6 +206,29 @@ fn pin_replacing(
 }
 
 /// Attaches the uplink program unless the pinned link already serves `ifindex`.
+/// The uplink's PACKET_HOST fix-up: attached where it is needed (a veth
+/// uplink on a network with service ranges), detached elsewhere.
+fn ensure_uplink_readdressed(paths: &BpfPaths, spec: &NodeSpec) -> Result<()> {
+    let pin = paths.link(LINK_UPLINK_READDRESSED);
+    let wanted = spec.uplink_is_veth && !spec.services.is_empty();
+    if pin.exists() {
+        if wanted && pinned_link_info(&pin)?.ifindex == spec.uplink_ifindex {
+            return Ok(());
+        }
+        detach_and_unpin(&pin)?;
+    }
+    if wanted {
+        attach_tcx(
+            paths,
+            PROG_READDRESSED,
+            spec.uplink_ifindex,
+            TcAttachType::Ingress,
+            &pin,
+        )?;
+    }
+    Ok(())
+}
+
 fn ensure_uplink_link(paths: &BpfPaths, ifindex: u32, previous: VxConfig) -> Result<UplinkMode> {
     let pin = paths.link(LINK_UPLINK);
     if pin.exists() {

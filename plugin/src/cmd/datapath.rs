@@ -91,6 +91,7 @@ pub async fn setup_node(
         uplink_can_xmit: features.ndo_xmit,
         max_pods,
         services: VxServices::from_cidrs(service_cidrs),
+        uplink_is_veth: uplink.kind.as_deref() == Some("veth"),
     };
     let services = !service_cidrs.is_empty();
     if services {
@@ -255,6 +256,13 @@ fn attach_host_programs(
         kernel::require_tcx()?;
         bpf::attach_host_egress(paths, key, host.index)
             .context("attach the flow-tracking program to the host veth's egress")?;
+        // Frames vx_host_xdp readdresses to the stack keep PACKET_OTHERHOST
+        // without it (veth skb path, bpf/lib/hook_tc.h); vx_host_tc, where
+        // attached, fixes pkt_type itself.
+        if xdp && !tc {
+            bpf::attach_host_readdressed(paths, key, host.index)
+                .context("attach the PACKET_HOST fix-up to the host veth")?;
+        }
     }
     if xdp {
         bpf::attach_host_xdp(paths, key, host.index).context("attach XDP to the host veth")?;

@@ -233,6 +233,7 @@ impl Lab {
             uplink_can_xmit: true,
             max_pods: 16,
             services: bpf::types::VxServices::from_cidrs(&cidrs),
+            uplink_is_veth: false,
         });
     }
 

@@ -11,6 +11,7 @@
 //! slot 0, the node-address maps, the config map and the program pins.
 
 use std::path::{Path, PathBuf};
+use veth_xdp::bpf;
 
 use serde_json::Value;
 
@@ -74,7 +75,11 @@ pub fn datapath(bpf_root: &Path, uplink_ifindex: u32) -> Vec<String> {
         }
         for pin in entries(&version.join("links")) {
             let prog = linked_program(&pin);
-            if prog != UPLINK_PROG {
+            let node_link = prog == UPLINK_PROG
+                || pin
+                    .file_name()
+                    .is_some_and(|n| n == bpf::LINK_UPLINK_READDRESSED);
+            if !node_link {
                 t.push(format!("pin {}: link of {prog}", pin.display()));
             }
         }
@@ -82,7 +87,8 @@ pub fn datapath(bpf_root: &Path, uplink_ifindex: u32) -> Vec<String> {
     t
 }
 
-/// The uplink's program (a function name in bpf/veth_xdp.c).
+/// The uplink's program (a function name in bpf/veth_xdp.c); the uplink's
+/// PACKET_HOST fix-up (`LINK_UPLINK_READDRESSED`) is node state too.
 const UPLINK_PROG: &str = "vx_uplink";
 /// The per-CPU counters by slot, slot 0 being the uplink's (vx_shared.h).
 const COUNTERS: &str = "vx_counters";

@@ -4,8 +4,6 @@
 #define VX_COUNTERS_H
 
 #include "vx_maps.h"
-#include <linux/if_ether.h>
-#include "ctx.h"
 #include "verdict.h"
 
 /* Adds one frame of len bytes to counter idx of slot (a pod's vx_pod.slot or
@@ -55,18 +53,6 @@ static __always_inline void vx_count_local(const struct vx_verdict *v, __u64 len
 		break;
 	}
 	vx_count(v->src_slot, VX_CNT_PASS, len);
-}
-
-/* Readdresses a frame handed to the stack so the stack takes it as its own. */
-static __always_inline void vx_readdress(const struct vx_pkt *pkt, const struct vx_verdict *v)
-{
-	struct ethhdr *eth;
-
-	if (!vx_is_to_stack(v->kind))
-		return;
-	eth = vx_hdr(pkt, 0, sizeof(struct ethhdr));
-	if (eth)
-		__builtin_memcpy(eth->h_dest, v->to_mac, 6);
 }
 
 #endif /* VX_COUNTERS_H */

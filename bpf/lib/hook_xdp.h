@@ -8,6 +8,7 @@
 #ifndef VX_HOOK_XDP_H
 #define VX_HOOK_XDP_H
 
+#include <linux/if_ether.h>
 #include "config.h"
 #include "counters.h"
 #include "verdict.h"
@@ -31,6 +32,18 @@ static __always_inline int vx_xdp_to_pod(const struct vx_verdict *v, __u64 len)
 		vx_count(v->slot, VX_CNT_RX_REDIRECT, len);
 	}
 	return rc;
+}
+
+/* Readdresses a frame handed to the stack so the stack takes it as its own. */
+static __always_inline void vx_readdress(const struct vx_pkt *pkt, const struct vx_verdict *v)
+{
+	struct ethhdr *eth;
+
+	if (!vx_is_to_stack(v->kind))
+		return;
+	eth = vx_hdr(pkt, 0, sizeof(struct ethhdr));
+	if (eth)
+		__builtin_memcpy(eth->h_dest, v->to_mac, 6);
 }
 
 /* Uplink: to a pod, or to the node (readdressed when it is a NAT return). */

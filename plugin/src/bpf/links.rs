@@ -86,11 +86,6 @@ pub(super) fn attach_xdp(
     let link = xdp
         .take_link(id)
         .map_err(|e| program_err("take the link of", e))?;
-    let link = FdLink::try_from(link).map_err(|error| Error::Link {
-        op: "take as a bpf_link (attached over netlink instead?)",
-        path: link_pin.to_path_buf(),
-        error,
-    })?;
     pin_link(link, "XDP link", link_pin)
 }
 
@@ -130,15 +125,20 @@ pub(super) fn attach_tcx(
     let link = tc
         .take_link(id)
         .map_err(|e| program_err("take the link of", e))?;
-    let link = FdLink::try_from(link).map_err(|error| Error::Link {
-        op: "take as a bpf_link (attached over netlink instead?)",
-        path: link_pin.to_path_buf(),
-        error,
-    })?;
     pin_link(link, "tc link", link_pin)
 }
 
-fn pin_link(link: FdLink, what: &'static str, path: &Path) -> Result<()> {
+/// Pins a link taken from its program (a bpf_link, or the attach fell back
+/// to netlink, which cannot be pinned) at `path`, so it outlives this process.
+fn pin_link<L>(link: L, what: &'static str, path: &Path) -> Result<()>
+where
+    FdLink: TryFrom<L, Error = LinkError>,
+{
+    let link = FdLink::try_from(link).map_err(|error| Error::Link {
+        op: "take as a bpf_link (attached over netlink instead?)",
+        path: path.to_path_buf(),
+        error,
+    })?;
     link.pin(path).map_err(|error| Error::Pin {
         what,
         path: path.to_path_buf(),

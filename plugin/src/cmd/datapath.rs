@@ -145,30 +145,28 @@ fn strict_rp_filter() -> Option<String> {
 /// every ClusterIP on kube-ipvs0) nor with the pods (every host veth has a
 /// link-local address).
 async fn refresh_node_addrs(paths: &BpfPaths, uplink: &Link) -> CniResult<Vec<IpAddr>> {
-    let mut addrs: Vec<IpAddr> = Netlink::current_strict()?
+    let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = Netlink::current_strict()?
         .addr_list(uplink.index)
         .await?
         .into_iter()
         .map(|a| a.ip())
         .filter(|ip| !ip.is_loopback())
-        .collect();
-    for v4 in [true, false] {
-        let family = addrs.iter().filter(|a| a.is_ipv4() == v4).count();
-        if family > MAX_NODE_ADDRS as usize {
+        .partition(IpAddr::is_ipv4);
+    let max = MAX_NODE_ADDRS as usize;
+    for (family, list) in [("IPv4", &v4), ("IPv6", &v6)] {
+        if list.len() > max {
             log::warn!(
-                "uplink {} has {family} {} addresses; pods' ARP/ND is answered for the first {MAX_NODE_ADDRS}",
+                "uplink {} has {} {family} addresses; pods' ARP/ND is answered for the first {max}",
                 uplink.name,
-                if v4 { "IPv4" } else { "IPv6" }
+                list.len()
             );
-            let mut kept = 0;
-            addrs.retain(|a| {
-                a.is_ipv4() != v4 || {
-                    kept += 1;
-                    kept <= MAX_NODE_ADDRS as usize
-                }
-            });
         }
     }
+    let addrs: Vec<IpAddr> = v4
+        .into_iter()
+        .take(max)
+        .chain(v6.into_iter().take(max))
+        .collect();
     Maps::open(paths)
         .and_then(|mut maps| maps.set_node_addrs(&addrs))
         .context("update node addresses")?;

@@ -233,3 +233,41 @@ impl From<crate::bpf::Error> for CniError {
         CniError::new(code, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn teardown_reports_the_first_failures_code_and_every_message() {
+        let mut errors = ErrorList::default();
+        assert_eq!(errors.note(Ok::<u32, CniError>(7)), Some(7));
+        assert!(errors.is_empty());
+        // IPAM's own code (here 11, try again) is kept, not replaced by ours.
+        errors.note(Err::<(), _>(CniError::delegated(11, "IPAM busy", "")));
+        errors.note(Err::<(), _>(CniError::new(
+            Code::Netlink,
+            "delete link vx1: EBUSY",
+        )));
+        let e = errors.into_result("DEL incomplete").unwrap_err();
+        assert_eq!(e.code, 11);
+        assert_eq!(e.msg, "DEL incomplete: IPAM busy; delete link vx1: EBUSY");
+        assert!(ErrorList::default().into_result("x").is_ok());
+    }
+
+    #[test]
+    fn context_keeps_the_code_the_error_type_chose() {
+        let r: Result<(), crate::kernel::KernelTooOld> = Err(crate::kernel::KernelTooOld {
+            feature: "tcx",
+            need: (6, 6),
+            have: (6, 5),
+        });
+        let e = r.context("attach tc").unwrap_err();
+        assert_eq!(e.code, Code::KernelFeature.value());
+        assert!(
+            e.msg.starts_with("attach tc: kernel 6.5 lacks tcx"),
+            "{}",
+            e.msg
+        );
+    }
+}

@@ -690,6 +690,7 @@ fn twenty_parallel_adds_then_twenty_parallel_dels() {
 /// A failed ADD left nothing on the node (the shared traces check: links,
 /// routes, fdb, records, leases and the datapath) nor in the pod; and the same
 /// ADD without the fault then works: nothing stale blocks it.
+#[cfg(feature = "fault-injection")]
 fn assert_rolled_back(node: &Node, pod: &Netns, cid: &str, conf: &Value, what: &str) {
     node.assert_clean();
     assert_eq!(

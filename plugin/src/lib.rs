@@ -17,7 +17,7 @@
 //! - `naming`   host veth names and pod MACs
 //! - `netns`    namespace paths and entering them
 //! - `logging`  the file logger
-//! - `cli`      operator commands (setup, stats, teardown, version)
+//! - `cli`      operator commands (setup, stats, teardown, install, version; clap)
 //! - `mac`, `egress`, `defaults`  small shared types and the config defaults
 
 pub mod bpf;

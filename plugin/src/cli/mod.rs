@@ -1,35 +1,99 @@
 //! The binary's entry: a CNI plugin when CNI_COMMAND is set, an operator tool otherwise.
 
+pub mod install;
 pub mod stats;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use ipnetwork::IpNetwork;
 
 use crate::defaults::{
     BPF_ROOT as DEFAULT_BPF_ROOT, MAX_PODS as DEFAULT_MAX_PODS, STATE_DIR as DEFAULT_STATE_DIR,
 };
 
-const USAGE: &str = "veth-xdp: a CNI plugin (run by the container runtime with CNI_COMMAND set)
+/// veth-xdp: a CNI plugin (run by the container runtime with CNI_COMMAND set)
+/// and the operator commands below.
+#[derive(Debug, Parser)]
+#[command(name = "veth-xdp", disable_version_flag = true)]
+struct Cli {
+    /// print the version and the CNI versions supported (as `veth-xdp version`)
+    #[arg(long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-operator commands:
-  veth-xdp setup [--uplink DEV] [--bpf-root DIR] [--max-pods N]
-        load and pin the datapath, attach the uplink program (what the first ADD does)
-  veth-xdp stats [--json] [--watch SECS [--count N]] [--state-dir DIR]
-        attachments with per-pod datapath counters and hidden veth drops
-  veth-xdp teardown [--bpf-root DIR]
-        detach the uplink program and remove every pin (pods lose the fast path)
-  veth-xdp version
-";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load and pin the datapath, attach the uplink program (what the first ADD does)
+    Setup {
+        /// the uplink (default: the device of the default route)
+        #[arg(long, value_name = "DEV")]
+        uplink: Option<String>,
+        /// where programs and maps are pinned
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_BPF_ROOT)]
+        bpf_root: PathBuf,
+        /// datapath map capacity in pods
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PODS)]
+        max_pods: u32,
+        /// the cluster's Service ranges (comma-separated)
+        #[arg(long, value_name = "CIDR[,CIDR...]", value_delimiter = ',')]
+        service_cidrs: Vec<IpNetwork>,
+        /// accepted and ignored (it held the node lock, now on the pin root)
+        #[arg(long, value_name = "DIR", hide = true)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Attachments with per-pod datapath counters and hidden veth drops
+    Stats {
+        /// machine-readable output
+        #[arg(long)]
+        json: bool,
+        /// show rates over intervals of SECS seconds
+        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        watch: Option<Duration>,
+        /// with --watch: stop after N intervals
+        #[arg(long, value_name = "N")]
+        count: Option<u32>,
+        /// where the attachment records are
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Detach the uplink program and remove every pin (pods lose the fast path)
+    Teardown {
+        /// where programs and maps are pinned
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_BPF_ROOT)]
+        bpf_root: PathBuf,
+    },
+    /// Install the plugin on a node: binary, datapath, conflist (the DaemonSet's entry point)
+    Install(install::InstallArgs),
+    /// Print the version and the CNI versions supported
+    Version,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
 
 pub fn main() -> i32 {
     if std::env::var_os("CNI_COMMAND").is_some() {
         return crate::cni::main(&crate::cmd::VERBS);
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(()) => 0,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help goes to stdout and succeeds; a usage error exits 2.
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("veth-xdp: {e:#}");
             1
@@ -37,124 +101,61 @@ pub fn main() -> i32 {
     }
 }
 
-/// Parsed `--key value` flags and `--switch`es.
-struct Flags(Vec<String>);
-
-impl Flags {
-    fn value(&self, name: &str) -> Result<Option<String>> {
-        match self.0.iter().position(|a| a == name) {
-            None => Ok(None),
-            Some(i) => self
-                .0
-                .get(i + 1)
-                .cloned()
-                .map(Some)
-                .with_context(|| format!("{name} needs a value")),
-        }
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|a| a == name)
-    }
-
-    fn path(&self, name: &str, default: &str) -> Result<PathBuf> {
-        Ok(PathBuf::from(
-            self.value(name)?.unwrap_or_else(|| default.to_string()),
-        ))
-    }
-
-    fn check_known(&self, known: &[&str]) -> Result<()> {
-        for a in self.0.iter().filter(|a| a.starts_with("--")) {
-            if !known.contains(&a.as_str()) {
-                bail!("unknown option {a}\n{USAGE}");
-            }
-        }
-        Ok(())
-    }
+fn print_version() {
+    println!(
+        "veth-xdp {} (CNI {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::cni::version::SUPPORTED.join(", ")
+    );
 }
 
-fn run(args: &[String]) -> Result<()> {
-    let flags = Flags(args.iter().skip(1).cloned().collect());
-    match args.first().map(String::as_str) {
-        Some("version") | Some("--version") => {
-            println!(
-                "veth-xdp {} (CNI {})",
-                env!("CARGO_PKG_VERSION"),
-                crate::cni::version::SUPPORTED.join(", ")
-            );
-            Ok(())
+/// Runs one operator command; Ok(exit code).
+fn run(cli: Cli) -> Result<i32> {
+    let command = match (cli.version, cli.command) {
+        (true, _) | (false, Some(Command::Version)) => {
+            print_version();
+            return Ok(0);
         }
-        Some("stats") => {
-            flags.check_known(&["--json", "--watch", "--count", "--state-dir"])?;
-            let watch = flags
-                .value("--watch")?
-                .map(|s| s.parse::<f64>().map(Duration::from_secs_f64))
-                .transpose()
-                .context("--watch SECS")?;
-            let count = flags
-                .value("--count")?
-                .map(|s| s.parse::<u32>())
-                .transpose()
-                .context("--count N")?;
-            stats::run(&stats::StatsArgs {
-                state_dir: flags.path("--state-dir", DEFAULT_STATE_DIR)?,
-                json: flags.has("--json"),
-                watch,
-                count,
-            })
+        (false, None) => {
+            use clap::CommandFactory;
+            eprint!("{}", Cli::command().render_help());
+            anyhow::bail!("no command given");
         }
-        Some("setup") => {
-            // --state-dir is still accepted (it held the node lock, now on the pin root).
-            flags.check_known(&[
-                "--uplink",
-                "--bpf-root",
-                "--max-pods",
-                "--state-dir",
-                "--service-cidrs",
-            ])?;
-            let max_pods = flags
-                .value("--max-pods")?
-                .map(|s| s.parse::<u32>())
-                .transpose()
-                .context("--max-pods N")?
-                .unwrap_or(DEFAULT_MAX_PODS);
-            let services = flags
-                .value("--service-cidrs")?
-                .map(|list| {
-                    list.split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::parse)
-                        .collect::<Result<Vec<ipnetwork::IpNetwork>, _>>()
-                })
-                .transpose()
-                .context("--service-cidrs CIDR[,CIDR...]")?
-                .unwrap_or_default();
-            setup(
-                flags.value("--uplink")?,
-                flags.path("--bpf-root", DEFAULT_BPF_ROOT)?,
-                max_pods,
-                &services,
-            )
+        (false, Some(command)) => command,
+    };
+    match command {
+        Command::Stats {
+            json,
+            watch,
+            count,
+            state_dir,
+        } => stats::run(&stats::StatsArgs {
+            state_dir,
+            json,
+            watch,
+            count,
+        })?,
+        Command::Setup {
+            uplink,
+            bpf_root,
+            max_pods,
+            service_cidrs,
+            state_dir: _,
+        } => setup(uplink, bpf_root, max_pods, &service_cidrs)?,
+        Command::Teardown { bpf_root } => {
+            crate::bpf::teardown_node(&crate::bpf::BpfPaths::new(bpf_root))?
         }
-        Some("teardown") => {
-            flags.check_known(&["--bpf-root"])?;
-            crate::bpf::teardown_node(&crate::bpf::BpfPaths::new(
-                flags.path("--bpf-root", DEFAULT_BPF_ROOT)?,
-            ))?;
-            Ok(())
-        }
-        _ => {
-            eprint!("{USAGE}");
-            bail!("no command given")
-        }
+        Command::Install(args) => return install::run(&args),
+        Command::Version => unreachable!("answered above"),
     }
+    Ok(0)
 }
 
 fn setup(
     uplink: Option<String>,
     bpf_root: PathBuf,
     max_pods: u32,
-    services: &[ipnetwork::IpNetwork],
+    services: &[IpNetwork],
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

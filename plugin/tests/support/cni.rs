@@ -13,7 +13,7 @@
 //! others (`support::cluster`: several nodes on one bridge).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -225,9 +225,14 @@ impl Node {
 
     /// Invokes the plugin inside the node namespace with raw stdin bytes and full control of env.
     pub fn invoke_raw(&self, env: &[(&str, &str)], stdin: &[u8]) -> Outcome {
+        self.invoke_bin(Path::new(plugin_bin()), env, stdin)
+    }
+
+    /// `invoke_raw` of another copy of the plugin (an installed one).
+    pub fn invoke_bin(&self, bin: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Outcome {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", self.ns.path().display()))
-            .arg(plugin_bin())
+            .arg(bin)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdin(Stdio::piped())

@@ -1,0 +1,582 @@
+//! `veth-xdp install --once`: what the DaemonSet's pod does on its node, in
+//! this order: render and check the conflist (nothing is touched if the
+//! template is wrong), copy the running binary into the host's CNI bin dir,
+//! prepare the node datapath (as `veth-xdp setup`), and only then write the
+//! conflist (until a config exists the node reports NetworkReady=false, which
+//! is the truth). Every file is written atomically and only when its content
+//! changes: a second run with the same inputs rewrites nothing.
+//!
+//! L2 mode only: pods live on the uplink's segment, so the pod CIDR (the IPAM
+//! range) must lie inside the uplink's IPv4 subnet; pods get that subnet's
+//! prefix and the default route's gateway.
+//!
+//! Template placeholders (`{{name}}`, substituted as text, so a string value
+//! goes between quotes in the template and a JSON value does not):
+//!
+//! | placeholder | value |
+//! |---|---|
+//! | `{{uplink}}` | the uplink's name (`--uplink`, or the default route's device) |
+//! | `{{podCIDR}}` | `--pod-cidr`, e.g. `10.0.0.128/25` |
+//! | `{{podRangeStart}}`, `{{podRangeEnd}}` | the first and last address of the pod CIDR a pod may get (the subnet's network and broadcast addresses left out) |
+//! | `{{subnet}}` | the uplink's IPv4 subnet, e.g. `10.0.0.0/24` |
+//! | `{{subnetPrefixLen}}` | its prefix length, e.g. `24` |
+//! | `{{gateway}}` | the IPv4 default route's gateway (inside the subnet) |
+//! | `{{serviceCIDRs}}` | `--service-cidr`s as a JSON list (`[]` without any) |
+//! | `{{mtu}}`, `{{queues}}` | `--mtu`, `--queues` as JSON numbers, `null` when not given (the plugin's defaults) |
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ipnetwork::{IpNetwork, Ipv4Network};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::bpf::{self, BpfPaths};
+use crate::cmd::{datapath, node};
+use crate::cni::config::{self, NetConf};
+use crate::netlink::{Netlink, Route};
+
+/// The plugin's file name in the CNI bin dir: the conflist's `"type"`.
+pub const BINARY_NAME: &str = "veth-xdp";
+const BINARY_MODE: u32 = 0o755;
+const CONFLIST_MODE: u32 = 0o644;
+
+/// The conflist written when no `--template` is given.
+pub const DEFAULT_TEMPLATE: &str = r#"{
+  "cniVersion": "1.0.0",
+  "name": "veth-xdp",
+  "plugins": [
+    {
+      "type": "veth-xdp",
+      "uplink": "{{uplink}}",
+      "mtu": {{mtu}},
+      "queues": {{queues}},
+      "serviceCIDRs": {{serviceCIDRs}},
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "{{subnet}}", "rangeStart": "{{podRangeStart}}",
+                      "rangeEnd": "{{podRangeEnd}}", "gateway": "{{gateway}}" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    }
+  ]
+}
+"#;
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// where the host's root filesystem is mounted
+    #[arg(long, value_name = "DIR", default_value = "/host")]
+    pub host_root: PathBuf,
+    /// the host's CNI binary directory (a host path, taken under --host-root)
+    #[arg(long, value_name = "DIR", default_value = "/opt/cni/bin")]
+    pub cni_bin_dir: PathBuf,
+    /// the host's CNI config directory (a host path, taken under --host-root)
+    #[arg(long, value_name = "DIR", default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+    /// the conflist's file name (containerd loads only the alphabetically first config)
+    #[arg(long, value_name = "NAME", default_value = "05-veth-xdp.conflist")]
+    pub conf_name: String,
+    /// the conflist template (as the ConfigMap mounts it); a built-in one when absent
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// the uplink (default: the device of the default route)
+    #[arg(long, value_name = "DEV")]
+    pub uplink: Option<String>,
+    /// the node's pod range (the IPAM range), inside the uplink's IPv4 subnet
+    #[arg(long, value_name = "CIDR")]
+    pub pod_cidr: Ipv4Network,
+    /// a Service range of the cluster (repeatable, or comma-separated)
+    #[arg(long = "service-cidr", value_name = "CIDR", value_delimiter = ',')]
+    pub service_cidrs: Vec<IpNetwork>,
+    /// pod MTU (default: the uplink's)
+    #[arg(long, value_name = "BYTES")]
+    pub mtu: Option<u32>,
+    /// rx and tx queues per veth end (default: online CPUs)
+    #[arg(long, value_name = "N")]
+    pub queues: Option<u32>,
+    /// install once and exit (required: the node agent is not built yet)
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// A failed install step: what was done to what.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// "read", "create", "fsync", ...
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("template {name}: {why}")]
+    Template { name: String, why: String },
+    #[error("installed binary {} is not the running one after the copy: {why}", path.display())]
+    Verify { path: PathBuf, why: String },
+    #[error("pod CIDR {pod}: {why}")]
+    PodCidr { pod: Ipv4Network, why: String },
+}
+
+type InstallResult<T> = std::result::Result<T, InstallError>;
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InstallError {
+    let path = path.to_path_buf();
+    move |source| InstallError::Io { op, path, source }
+}
+
+/// The per-node values the template's placeholders take.
+#[derive(Debug, Clone)]
+pub struct NodeValues {
+    pub uplink: String,
+    pub pod_cidr: Ipv4Network,
+    pub subnet: Ipv4Network,
+    pub gateway: Ipv4Addr,
+    pub service_cidrs: Vec<IpNetwork>,
+    pub mtu: Option<u32>,
+    pub queues: Option<u32>,
+}
+
+impl NodeValues {
+    /// Every placeholder with its text.
+    pub fn placeholders(&self) -> InstallResult<Vec<(&'static str, String)>> {
+        let (start, end) = pod_range(self.pod_cidr, self.subnet)?;
+        let number = |n: Option<u32>| n.map_or_else(|| "null".to_string(), |n| n.to_string());
+        let services: Vec<String> = self.service_cidrs.iter().map(|c| c.to_string()).collect();
+        Ok(vec![
+            ("uplink", self.uplink.clone()),
+            ("podCIDR", self.pod_cidr.to_string()),
+            ("podRangeStart", start.to_string()),
+            ("podRangeEnd", end.to_string()),
+            ("subnet", self.subnet.to_string()),
+            ("subnetPrefixLen", self.subnet.prefix().to_string()),
+            ("gateway", self.gateway.to_string()),
+            (
+                "serviceCIDRs",
+                serde_json::to_string(&services).expect("strings serialise"),
+            ),
+            ("mtu", number(self.mtu)),
+            ("queues", number(self.queues)),
+        ])
+    }
+}
+
+/// The addresses of `pod` a pod may get on `subnet`: all of them but the
+/// subnet's network and broadcast addresses.
+fn pod_range(pod: Ipv4Network, subnet: Ipv4Network) -> InstallResult<(Ipv4Addr, Ipv4Addr)> {
+    let mut start = u32::from(pod.network());
+    let mut end = u32::from(pod.broadcast());
+    if start == u32::from(subnet.network()) {
+        start += 1;
+    }
+    if end == u32::from(subnet.broadcast()) {
+        end -= 1;
+    }
+    if start > end {
+        return Err(InstallError::PodCidr {
+            pod,
+            why: format!("holds no address a pod may have on {subnet}"),
+        });
+    }
+    Ok((start.into(), end.into()))
+}
+
+/// L2 mode: the uplink's IPv4 subnet that holds the pod CIDR, and the
+/// default route's gateway on it. Refuses a pod CIDR outside the subnet or
+/// holding the node's own address or the gateway.
+pub fn l2_subnet(
+    pod: Ipv4Network,
+    uplink: &str,
+    uplink_addrs: &[IpNetwork],
+    routes: &[Route],
+) -> InstallResult<(Ipv4Network, Ipv4Addr)> {
+    let refuse = |why: String| InstallError::PodCidr { pod, why };
+    if pod.ip() != pod.network() {
+        return Err(refuse(format!(
+            "has host bits set (did you mean {}/{}?)",
+            pod.network(),
+            pod.prefix()
+        )));
+    }
+    let v4: Vec<Ipv4Network> = uplink_addrs
+        .iter()
+        .filter_map(|a| match a {
+            IpNetwork::V4(n) => Some(*n),
+            IpNetwork::V6(_) => None,
+        })
+        .collect();
+    if v4.is_empty() {
+        return Err(refuse(format!(
+            "the uplink {uplink} has no IPv4 address: in L2 mode pods live on the uplink's subnet"
+        )));
+    }
+    let Some(addr) = v4
+        .iter()
+        .find(|a| a.prefix() <= pod.prefix() && a.contains(pod.network()))
+    else {
+        let subnets: Vec<String> = v4
+            .iter()
+            .map(|a| format!("{}/{}", a.network(), a.prefix()))
+            .collect();
+        return Err(refuse(format!(
+            "is outside the uplink {uplink}'s subnet ({}): in L2 mode pods live on the uplink's \
+             segment and the pod CIDR must lie inside its subnet (a routed mode is not built yet)",
+            subnets.join(", ")
+        )));
+    };
+    let subnet = Ipv4Network::new(addr.network(), addr.prefix()).expect("a valid prefix");
+    let gateway = routes
+        .iter()
+        .filter(|r| r.dst.prefix() == 0 && r.dst.is_ipv4())
+        .find_map(|r| match r.gateway {
+            Some(IpAddr::V4(gw)) if subnet.contains(gw) => Some(gw),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            refuse(format!(
+                "no IPv4 default route via a gateway on {subnet}: pods on the uplink's segment \
+                 need the segment's router"
+            ))
+        })?;
+    for (what, ip) in [
+        ("the node's own address", addr.ip()),
+        ("the gateway", gateway),
+    ] {
+        if pod.contains(ip) {
+            return Err(refuse(format!("holds {what} {ip}")));
+        }
+    }
+    Ok((subnet, gateway))
+}
+
+/// Substitutes every `{{name}}` of `template`; an unknown or unclosed
+/// placeholder is an error naming its line.
+pub fn render(template: &str, values: &[(&str, String)]) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let line = 1 + template[..template.len() - rest.len() + open]
+            .matches('\n')
+            .count();
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .filter(|c| !after[..*c].contains('\n'))
+            .ok_or_else(|| format!("line {line}: \"{{{{\" without \"}}}}\""))?;
+        let name = after[..close].trim();
+        let value = values
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| {
+                let known: Vec<String> =
+                    values.iter().map(|(k, _)| format!("{{{{{k}}}}}")).collect();
+                format!(
+                    "line {line}: unknown placeholder {{{{{name}}}}} (known: {})",
+                    known.join(", ")
+                )
+            })?;
+        out.push_str(value);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Checks a rendered conflist: valid JSON with `cniVersion`, `name` and
+/// `plugins`, and every `veth-xdp` entry a network config the plugin accepts
+/// (as the runtime hands it over: with the list's `cniVersion` and `name`).
+/// Returns the config to write (pretty JSON) and the first veth-xdp entry.
+pub fn check_conflist(rendered: &str) -> std::result::Result<(String, NetConf), String> {
+    let value: Value = serde_json::from_str(rendered)
+        .map_err(|e| format!("not valid JSON after rendering: {e}"))?;
+    let list = value.as_object().ok_or("must be a JSON object")?;
+    let version = list
+        .get("cniVersion")
+        .and_then(Value::as_str)
+        .ok_or("needs a \"cniVersion\" string")?;
+    let name = list
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("needs a \"name\" string")?;
+    let plugins = list
+        .get("plugins")
+        .and_then(Value::as_array)
+        .ok_or("needs a \"plugins\" list")?;
+    let mut ours = None;
+    for (i, plugin) in plugins.iter().enumerate() {
+        let mut entry = plugin
+            .as_object()
+            .ok_or_else(|| format!("plugins[{i}] is not an object"))?
+            .clone();
+        if entry.get("type").and_then(Value::as_str) != Some(BINARY_NAME) {
+            continue;
+        }
+        entry.insert("cniVersion".into(), version.into());
+        entry.insert("name".into(), name.into());
+        let bytes = serde_json::to_vec(&entry).expect("JSON serialises");
+        let conf = config::parse(&bytes, "").map_err(|e| format!("plugins[{i}]: {e}"))?;
+        ours.get_or_insert(conf);
+    }
+    let conf = ours.ok_or_else(|| format!("no plugin of \"type\": \"{BINARY_NAME}\""))?;
+    let text = serde_json::to_string_pretty(&value).expect("JSON serialises") + "\n";
+    Ok((text, conf))
+}
+
+/// `path` (a host path) under the host root.
+fn under_host(host_root: &Path, path: &Path) -> PathBuf {
+    host_root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Whether `path` holds exactly `bytes` with mode `mode`.
+fn holds(path: &Path, bytes: &[u8], mode: u32) -> InstallResult<bool> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io("stat", path)(e)),
+    };
+    if meta.len() != bytes.len() as u64 || meta.permissions().mode() & 0o7777 != mode {
+        return Ok(false);
+    }
+    Ok(fs::read(path).map_err(io("read", path))? == bytes)
+}
+
+/// Writes `dir/name` atomically: a temp file in the same directory, write,
+/// fsync, rename, fsync the directory. A reader (or a kubelet executing the
+/// old binary) sees the old file or the new one, never a partial one.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> InstallResult<()> {
+    fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let dest = dir.join(name);
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        // The umask may have narrowed the mode of `open`.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io("chmod", &tmp))?;
+        f.write_all(bytes).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("fsync", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, &dest).map_err(io("rename into place", &dest))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync", dir))
+}
+
+/// Writes `dir/name` unless it already holds `bytes` with `mode`; Ok(true)
+/// when written.
+fn write_if_changed(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> InstallResult<bool> {
+    if holds(&dir.join(name), bytes, mode)? {
+        return Ok(false);
+    }
+    write_atomic(dir, name, bytes, mode)?;
+    Ok(true)
+}
+
+/// Copies the binary `src` into `dir` (unless already there) and verifies
+/// the copy: same length and SHA-256. Ok(true) when copied.
+fn install_binary(src: &Path, dir: &Path) -> InstallResult<bool> {
+    let bytes = fs::read(src).map_err(io("read", src))?;
+    if !write_if_changed(dir, BINARY_NAME, &bytes, BINARY_MODE)? {
+        return Ok(false);
+    }
+    let dest = dir.join(BINARY_NAME);
+    let copy = fs::read(&dest).map_err(io("read back", &dest))?;
+    let verify = |why: String| InstallError::Verify {
+        path: dest.clone(),
+        why,
+    };
+    if copy.len() != bytes.len() {
+        return Err(verify(format!("{} bytes, not {}", copy.len(), bytes.len())));
+    }
+    if Sha256::digest(&copy) != Sha256::digest(&bytes) {
+        return Err(verify("SHA-256 differs".into()));
+    }
+    Ok(true)
+}
+
+fn changed(yes: bool) -> &'static str {
+    if yes {
+        "written"
+    } else {
+        "unchanged"
+    }
+}
+
+/// `veth-xdp install`; Ok(exit code).
+pub fn run(args: &InstallArgs) -> Result<i32> {
+    if !args.once {
+        eprintln!(
+            "veth-xdp install: the node agent (watching the node and keeping the conflist \
+             current) is not built yet; only `install --once` exists"
+        );
+        return Ok(2);
+    }
+    if args.conf_name.is_empty() || args.conf_name.contains('/') || args.conf_name.starts_with('.')
+    {
+        anyhow::bail!("--conf-name {:?} must be a plain file name", args.conf_name);
+    }
+    let bin_dir = under_host(&args.host_root, &args.cni_bin_dir);
+    let conf_dir = under_host(&args.host_root, &args.cni_conf_dir);
+    let (template_name, template) = match &args.template {
+        Some(path) => (
+            path.display().to_string(),
+            fs::read_to_string(path).map_err(io("read template", path))?,
+        ),
+        None => ("(built-in)".to_string(), DEFAULT_TEMPLATE.to_string()),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let nl = Netlink::current()?;
+        let link = node::resolve_uplink(&nl, args.uplink.as_deref()).await?;
+        let addrs = nl.addr_list(link.index).await?;
+        let routes = nl.route_list().await?;
+        let (subnet, gateway) = l2_subnet(args.pod_cidr, &link.name, &addrs, &routes)?;
+        let values = NodeValues {
+            uplink: link.name.clone(),
+            pod_cidr: args.pod_cidr,
+            subnet,
+            gateway,
+            service_cidrs: args.service_cidrs.clone(),
+            mtu: args.mtu,
+            queues: args.queues,
+        };
+        let template_error = |why: String| InstallError::Template {
+            name: template_name.clone(),
+            why,
+        };
+        let rendered = render(&template, &values.placeholders()?).map_err(template_error)?;
+        let (conflist, conf) = check_conflist(&rendered).map_err(template_error)?;
+
+        let exe = std::env::current_exe().context("find the running binary")?;
+        let copied = install_binary(&exe, &bin_dir)?;
+        println!(
+            "binary {}: {}",
+            bin_dir.join(BINARY_NAME).display(),
+            changed(copied)
+        );
+
+        let uplink = match conf.uplink.as_deref() {
+            Some(name) if name != link.name => node::resolve_uplink(&nl, Some(name)).await?,
+            _ => link,
+        };
+        {
+            let _lock = bpf::lock_node(&BpfPaths::new(&conf.bpf_root))?;
+            let dp =
+                datapath::setup_node(&conf.bpf_root, conf.max_pods, &uplink, &conf.service_cidrs)
+                    .await?;
+            println!(
+                "datapath ready under {}: uplink {} in {:?} mode",
+                conf.bpf_root.display(),
+                uplink.name,
+                dp.uplink_mode
+            );
+        }
+
+        let written = write_if_changed(
+            &conf_dir,
+            &args.conf_name,
+            conflist.as_bytes(),
+            CONFLIST_MODE,
+        )?;
+        println!(
+            "conflist {}: {} (pods on {subnet} from {}, gateway {gateway})",
+            conf_dir.join(&args.conf_name).display(),
+            changed(written),
+            args.pod_cidr
+        );
+        Ok(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> NodeValues {
+        NodeValues {
+            uplink: "eth1".into(),
+            pod_cidr: "10.0.0.128/25".parse().unwrap(),
+            subnet: "10.0.0.0/24".parse().unwrap(),
+            gateway: "10.0.0.1".parse().unwrap(),
+            service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
+            mtu: None,
+            queues: Some(2),
+        }
+    }
+
+    #[test]
+    fn default_template_renders_to_a_valid_conflist() {
+        let rendered = render(DEFAULT_TEMPLATE, &values().placeholders().unwrap()).unwrap();
+        let (text, conf) = check_conflist(&rendered).unwrap();
+        assert_eq!(conf.uplink.as_deref(), Some("eth1"));
+        assert_eq!(conf.queues, Some(2));
+        assert_eq!(conf.mtu, None);
+        assert_eq!(conf.service_cidrs.len(), 1);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let range = &v["plugins"][0]["ipam"]["ranges"][0][0];
+        assert_eq!(range["subnet"], "10.0.0.0/24");
+        assert_eq!(range["rangeStart"], "10.0.0.128");
+        assert_eq!(range["rangeEnd"], "10.0.0.254");
+        assert_eq!(range["gateway"], "10.0.0.1");
+    }
+
+    #[test]
+    fn unknown_and_unclosed_placeholders_name_the_line() {
+        let p = values().placeholders().unwrap();
+        let e = render("{\n \"a\": \"{{nope}}\"}", &p).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("{{nope}}"), "{e}");
+        let e = render("{ \"a\": \"{{uplink\" }", &p).unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn conflist_needs_our_plugin_and_a_valid_entry() {
+        let e = check_conflist(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"x"}]}"#)
+            .unwrap_err();
+        assert!(e.contains("no plugin"), "{e}");
+        let e = check_conflist(
+            r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"veth-xdp","mtu":"x"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("plugins[0]") && e.contains("mtu"), "{e}");
+        assert!(check_conflist("{").unwrap_err().contains("not valid JSON"));
+    }
+
+    #[test]
+    fn pod_cidr_must_lie_in_the_uplink_subnet() {
+        let addrs: Vec<IpNetwork> = vec!["10.0.0.2/24".parse().unwrap()];
+        let routes = vec![Route::default_via("10.0.0.1".parse().unwrap(), Some(2))];
+        let ok = l2_subnet("10.0.0.128/25".parse().unwrap(), "eth1", &addrs, &routes).unwrap();
+        assert_eq!(
+            ok,
+            ("10.0.0.0/24".parse().unwrap(), "10.0.0.1".parse().unwrap())
+        );
+        let e = l2_subnet("10.1.0.0/24".parse().unwrap(), "eth1", &addrs, &routes).unwrap_err();
+        assert!(
+            e.to_string().contains("outside the uplink eth1's subnet"),
+            "{e}"
+        );
+        let e = l2_subnet("10.0.0.0/25".parse().unwrap(), "eth1", &addrs, &routes).unwrap_err();
+        assert!(e.to_string().contains("node's own address"), "{e}");
+        let e = l2_subnet("10.0.0.0/23".parse().unwrap(), "eth1", &addrs, &routes).unwrap_err();
+        assert!(e.to_string().contains("outside"), "{e}");
+    }
+}

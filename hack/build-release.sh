@@ -5,11 +5,23 @@
 #   target/dist/veth-xdp        the binary the image and the DaemonSet ship
 #   target/dist/veth-xdp.debug  its debug info (gdb finds it through the debuglink)
 # --target is explicit so that +crt-static applies to the plugin only, not to build scripts.
-# Usage: hack/build-release.sh [--no-deps]   (--no-deps: skip hack/setup-deps.sh)
+# Usage: hack/build-release.sh [--no-deps] [--no-datapath-check]
+#   --no-deps            skip hack/setup-deps.sh (the packages are there already)
+#   --no-datapath-check  skip the setup/teardown run in a throwaway netns (needs root and BPF;
+#                        an unprivileged build, e.g. `docker build`, cannot do it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ "${1:-}" = --no-deps ] || bash hack/setup-deps.sh
+deps=true
+datapath_check=true
+for arg in "$@"; do
+  case "$arg" in
+    --no-deps) deps=false ;;
+    --no-datapath-check) datapath_check=false ;;
+    *) echo "build-release: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+! $deps || bash hack/setup-deps.sh
 
 TARGET=x86_64-unknown-linux-gnu
 [ "$(uname -m)" = x86_64 ] || { echo "build-release: only $TARGET is set up (this is $(uname -m))" >&2; exit 1; }
@@ -44,6 +56,7 @@ file "$bin" | grep -q 'static' || { echo "build-release: file(1) does not call $
 # A real datapath command from the static binary (libbpf-free BPF loading, netlink, ethtool
 # genetlink; nothing here may need NSS or getaddrinfo, which a static glibc cannot dlopen):
 # setup on a veth "uplink" in a throwaway namespace, then teardown.
+if $datapath_check; then
 ns=vxrel-$$
 root=/sys/fs/bpf/$ns
 cleanup() { "$bin" teardown --bpf-root "$root" >/dev/null 2>&1 || true; rm -rf "$root"; ip netns del "$ns" 2>/dev/null || true; }
@@ -60,6 +73,7 @@ in_ns "$bin" teardown --bpf-root "$root" >/dev/null || { echo "build-release: $b
 ! ip -n "$ns" link show wire0 | grep -q xdp || { echo "build-release: teardown left the uplink program" >&2; exit 1; }
 cleanup
 trap - EXIT
+fi
 
 size=$(stat -c %s "$bin")
 debug_size=$(stat -c %s "$dist/veth-xdp.debug")

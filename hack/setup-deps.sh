@@ -4,10 +4,13 @@
 # only when something is missing.
 set -euo pipefail
 
+# libc6-dev (libc.a), binutils (objcopy, strip, readelf) and file: hack/build-release.sh's static,
+# stripped binary; containerd (ctr, runc): hack/image.sh --import and its test.
 # iptables and python3: the multi-node tests install kube-proxy's rules (plugin/tests/support/
 # kube_proxy_rules.py, echo.py); they read conntrack from /proc/net/nf_conntrack, no conntrack tool.
 PKGS=(clang llvm libbpf-dev bpftool ethtool iproute2 jq iperf3 procps util-linux iputils-ping netcat-openbsd time fonts-dejavu-core
-      containernetworking-plugins pkg-config libfontconfig1-dev iptables python3)
+      containernetworking-plugins pkg-config libfontconfig1-dev iptables python3
+      libc6-dev binutils file containerd)
 
 missing=()
 for p in "${PKGS[@]}"; do

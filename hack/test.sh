@@ -18,6 +18,9 @@ rm -f /tmp/vx-module-graph.$$
 cargo clippy --workspace --all-targets --features veth-xdp/fault-injection -- -D warnings
 cargo rustc -p veth-xdp --lib --features fault-injection -- -D unused-crate-dependencies
 cargo build --workspace --all-targets --features veth-xdp/fault-injection
+# The static release binary (built once here: a few minutes cold) and its OCI image in a
+# containerd of the test's own; hack/test-release.sh says why it is not a cargo test.
+bash hack/test-release.sh --no-deps
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Doc tests are left out (there are none): --all-targets keeps the runner's

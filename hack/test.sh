@@ -26,8 +26,13 @@ trap 'rm -f "$log"' EXIT
 # Doc tests are left out (there are none): --all-targets keeps the runner's
 # closing line about real tests.
 set +e
-cargo test --workspace --all-targets --features veth-xdp/fault-injection -- --test-threads="$RUST_TEST_THREADS" 2>&1 | tee "$log"
+cargo test --workspace --all-targets --features veth-xdp/fault-injection -- --test-threads="$RUST_TEST_THREADS" --skip linerate_test 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The line-rate checks (every one of 1,000,000 live frames delivered) run
+# alone: a test busy on the other core makes the receiving veth's ring
+# overflow, which is a loaded machine, not a datapath fault.
+cargo test -p vx-bench linerate_test -- --test-threads=1 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
 set -e
 # One closing line for the whole suite.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }

@@ -12,6 +12,7 @@
 //! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
 //! - `ipam`     delegation to the IPAM plugin on CNI_PATH
 //! - `record`   per-attachment records on disk
+//! - `atomic`   files replaced atomically (records, the installed binary and conflist)
 //! - `rollback` the undo stack of a failing ADD
 //! - `lock`     exclusive flocks on directories (node lock, pod slots, GC)
 //! - `naming`   host veth names and pod MACs
@@ -20,6 +21,7 @@
 //! - `cli`      operator commands (setup, stats, teardown, install, version; clap)
 //! - `mac`, `egress`, `defaults`  small shared types and the config defaults
 
+pub mod atomic;
 pub mod bpf;
 pub mod cli;
 pub mod cmd;

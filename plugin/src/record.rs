@@ -3,9 +3,8 @@
 //! under `<stateDir>/<network>/`, written atomically (write, fsync, rename,
 //! fsync dir), 0600 in a 0700 directory.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ipnetwork::IpNetwork;
@@ -31,6 +30,16 @@ pub enum RecordError {
 }
 
 type Result<T> = std::result::Result<T, RecordError>;
+
+impl From<crate::atomic::FileError> for RecordError {
+    fn from(e: crate::atomic::FileError) -> Self {
+        Self::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
 
 /// `map_err` for an io::Result: names the operation and the file.
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecordError {
@@ -119,31 +128,14 @@ impl Store {
         }
     }
 
-    /// Writes atomically: a crash leaves either the old record or the new one.
+    /// Writes atomically (`crate::atomic`): a crash leaves either the old
+    /// record or the new one.
     pub fn save(&self, rec: &Record) -> Result<()> {
         ensure_private_dir(&self.dir)?;
-        let final_path = self.path(&rec.container_id, &rec.ifname);
-        let tmp = self.dir.join(format!(
-            ".{}_{}.{}.tmp",
-            rec.container_id,
-            rec.ifname,
-            std::process::id()
-        ));
         let bytes = serde_json::to_vec_pretty(rec).expect("a record serialises");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        f.write_all(&bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("fsync", &tmp))?;
-        drop(f);
-        fs::rename(&tmp, &final_path).map_err(io("rename into place", &final_path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync", &self.dir))
+        let name = format!("{}_{}.json", rec.container_id, rec.ifname);
+        crate::atomic::write(&self.dir, &name, &bytes, 0o600)?;
+        Ok(())
     }
 
     /// Removes the record; a missing one is fine.

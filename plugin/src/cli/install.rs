@@ -24,10 +24,9 @@
 //! | `{{serviceCIDRs}}` | `--service-cidr`s as a JSON list (`[]` without any) |
 //! | `{{mtu}}`, `{{queues}}` | `--mtu`, `--queues` as JSON numbers, `null` when not given (the plugin's defaults) |
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -123,6 +122,16 @@ pub enum InstallError {
 }
 
 type InstallResult<T> = std::result::Result<T, InstallError>;
+
+impl From<crate::atomic::FileError> for InstallError {
+    fn from(e: crate::atomic::FileError) -> Self {
+        Self::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InstallError {
     let path = path.to_path_buf();
@@ -346,45 +355,14 @@ fn holds(path: &Path, bytes: &[u8], mode: u32) -> InstallResult<bool> {
     Ok(fs::read(path).map_err(io("read", path))? == bytes)
 }
 
-/// Writes `dir/name` atomically: a temp file in the same directory, write,
-/// fsync, rename, fsync the directory. A reader (or a kubelet executing the
-/// old binary) sees the old file or the new one, never a partial one.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> InstallResult<()> {
-    fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let dest = dir.join(name);
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        // The umask may have narrowed the mode of `open`.
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io("chmod", &tmp))?;
-        f.write_all(bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("fsync", &tmp))?;
-        drop(f);
-        fs::rename(&tmp, &dest).map_err(io("rename into place", &dest))
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync", dir))
-}
-
 /// Writes `dir/name` unless it already holds `bytes` with `mode`; Ok(true)
 /// when written.
 fn write_if_changed(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> InstallResult<bool> {
     if holds(&dir.join(name), bytes, mode)? {
         return Ok(false);
     }
-    write_atomic(dir, name, bytes, mode)?;
+    fs::create_dir_all(dir).map_err(io("create", dir))?;
+    crate::atomic::write(dir, name, bytes, mode)?;
     Ok(true)
 }
 

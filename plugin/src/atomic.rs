@@ -19,7 +19,8 @@ pub struct FileError {
     pub source: std::io::Error,
 }
 
-fn fail(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileError {
+/// `map_err` for an io::Result: names the operation and the file.
+pub fn fail(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileError {
     let path = path.to_path_buf();
     move |source| FileError { op, path, source }
 }

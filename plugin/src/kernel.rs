@@ -34,18 +34,9 @@ pub const REQUIREMENTS: &[(&str, (u32, u32))] = &[
     ("netdev genetlink xdp-features (ndo-xmit readback)", (6, 3)),
 ];
 
-/// tcx (BPF_LINK_TYPE_TCX, e420bed02507) for the tc egress program: egress
-/// mode `tc`, and the fallback where the uplink lacks ndo-xmit.
-pub const TCX: (&str, (u32, u32)) = ("tcx links (egress mode tc, the tc fallback)", (6, 6));
-
 /// Fails with the first requirement the running kernel misses.
 pub fn require_datapath() -> Result<(), KernelTooOld> {
     check_requirements(version(), REQUIREMENTS)
-}
-
-/// Fails when the running kernel lacks tcx.
-pub fn require_tcx() -> Result<(), KernelTooOld> {
-    check_requirements(version(), &[TCX])
 }
 
 fn check_requirements(
@@ -71,7 +62,7 @@ mod tests {
         assert_eq!(super::parse_release(""), (0, 0));
     }
 
-    use super::{check_requirements, REQUIREMENTS, TCX};
+    use super::{check_requirements, REQUIREMENTS};
     use crate::cni::CniError;
 
     #[test]
@@ -90,15 +81,5 @@ mod tests {
             e.msg
         );
         assert!(check_requirements((6, 18), REQUIREMENTS).is_ok());
-    }
-
-    #[test]
-    fn tc_egress_needs_tcx() {
-        let e = check_requirements((6, 5), &[TCX]).unwrap_err();
-        assert!(
-            e.to_string().contains("tcx") && e.to_string().contains("6.6"),
-            "{e}"
-        );
-        assert!(check_requirements((6, 6), &[TCX]).is_ok());
     }
 }

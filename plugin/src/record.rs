@@ -15,13 +15,8 @@ use crate::egress::EgressMode;
 /// A failed record operation: what was done to which file.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        /// "read record", "create", "fsync", ...
-        op: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::atomic::FileError),
     #[error("parse record {}: {source}", path.display())]
     Parse {
         path: PathBuf,
@@ -31,20 +26,10 @@ pub enum RecordError {
 
 type Result<T> = std::result::Result<T, RecordError>;
 
-impl From<crate::atomic::FileError> for RecordError {
-    fn from(e: crate::atomic::FileError) -> Self {
-        Self::Io {
-            op: e.op,
-            path: e.path,
-            source: e.source,
-        }
-    }
-}
-
 /// `map_err` for an io::Result: names the operation and the file.
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecordError {
-    let path = path.to_path_buf();
-    move |source| RecordError::Io { op, path, source }
+    let fail = crate::atomic::fail(op, path);
+    move |source| RecordError::Io(fail(source))
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<Record> {

@@ -106,13 +106,8 @@ pub struct InstallArgs {
 /// A failed install step: what was done to what.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        /// "read", "create", "fsync", ...
-        op: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::atomic::FileError),
     #[error("template {name}: {why}")]
     Template { name: String, why: String },
     #[error("installed binary {} is not the running one after the copy: {why}", path.display())]
@@ -123,19 +118,9 @@ pub enum InstallError {
 
 type InstallResult<T> = std::result::Result<T, InstallError>;
 
-impl From<crate::atomic::FileError> for InstallError {
-    fn from(e: crate::atomic::FileError) -> Self {
-        Self::Io {
-            op: e.op,
-            path: e.path,
-            source: e.source,
-        }
-    }
-}
-
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InstallError {
-    let path = path.to_path_buf();
-    move |source| InstallError::Io { op, path, source }
+    let fail = crate::atomic::fail(op, path);
+    move |source| InstallError::Io(fail(source))
 }
 
 /// The per-node values the template's placeholders take.

@@ -250,8 +250,8 @@ fn attach_host_programs(
     // The uplink cannot take XDP-redirected frames (no ndo_xdp_xmit): the XDP
     // program passes uplink-bound frames up, and tc redirects the skb.
     let tc = mode == EgressMode::Tc || !node_dp.uplink_can_xmit;
+    // tcx (6.6) is checked by the bpf layer before each attach (107).
     if node_dp.services {
-        kernel::require_tcx()?;
         bpf::attach_host_egress(paths, key, host.index)
             .context("attach the flow-tracking program to the host veth's egress")?;
         // Frames vx_host_xdp readdresses to the stack keep PACKET_OTHERHOST
@@ -266,7 +266,6 @@ fn attach_host_programs(
         bpf::attach_host_xdp(paths, key, host.index).context("attach XDP to the host veth")?;
     }
     if tc {
-        kernel::require_tcx()?;
         bpf::attach_host_tc(paths, key, host.index).context("attach tc to the host veth")?;
     }
     Ok(())

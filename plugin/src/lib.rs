@@ -12,15 +12,20 @@
 //! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
 //! - `ipam`     delegation to the IPAM plugin on CNI_PATH
 //! - `record`   per-attachment records on disk
+//! - `events`   one JSON line per verb for the node agent's metrics (when it runs)
 //! - `atomic`   files replaced atomically (records, the installed binary and conflist)
 //! - `rollback` the undo stack of a failing ADD
 //! - `lock`     exclusive flocks on directories (node lock, pod slots, GC)
 //! - `naming`   host veth names and pod MACs
 //! - `netns`    namespace paths and entering them
 //! - `logging`  the file logger
+//! - `stats`    attachments with their counters, read once (for `veth-xdp stats` and /metrics)
+//! - `install`  the node installer: conflist template, binary copy, node datapath, host paths
+//! - `agent`    the node agent: reconcile loop, Prometheus metrics, health endpoints
 //! - `cli`      operator commands (setup, stats, teardown, install, version; clap)
 //! - `mac`, `egress`, `defaults`  small shared types and the config defaults
 
+pub mod agent;
 pub mod atomic;
 pub mod bpf;
 pub mod cli;
@@ -30,7 +35,9 @@ pub mod defaults;
 pub mod egress;
 pub mod ethtool;
 pub mod ethtool_stats;
+pub mod events;
 pub mod genl;
+pub mod install;
 pub mod ipam;
 pub mod kernel;
 pub mod lock;
@@ -42,4 +49,5 @@ pub mod netlink;
 pub mod netns;
 pub mod record;
 pub mod rollback;
+pub mod stats;
 pub mod sysctl;

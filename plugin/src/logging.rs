@@ -1,12 +1,13 @@
-//! A file logger: CNI stdout belongs to the protocol, so logs never go there.
+//! The logger: a file for the plugin (CNI stdout belongs to the protocol, so
+//! logs never go there), stderr for the node agent (`kubectl logs`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
 struct FileLogger {
-    file: Mutex<File>,
+    file: Mutex<Box<dyn Write + Send>>,
     level: log::LevelFilter,
     /// false: only records whose target is this crate (the netlink and aya
     /// crates log every message they parse at trace level)
@@ -54,8 +55,17 @@ pub fn init(path: &Path, level: log::LevelFilter, dependencies: bool) {
     let Ok(file) = OpenOptions::new().create(true).append(true).open(path) else {
         return;
     };
+    install(Box::new(file), level, dependencies);
+}
+
+/// Logs to stderr (the node agent: its lines reach `kubectl logs`).
+pub fn init_stderr(level: log::LevelFilter) {
+    install(Box::new(std::io::stderr()), level, false);
+}
+
+fn install(out: Box<dyn Write + Send>, level: log::LevelFilter, dependencies: bool) {
     let logger = Box::new(FileLogger {
-        file: Mutex::new(file),
+        file: Mutex::new(out),
         level,
         dependencies,
     });

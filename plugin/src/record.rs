@@ -64,6 +64,15 @@ pub struct Record {
     /// the bpffs root the datapath is pinned under
     #[serde(default)]
     pub bpf_root: String,
+    /// the Kubernetes pod (CNI_ARGS K8S_POD_NAMESPACE / K8S_POD_NAME), if known
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k8s_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k8s_pod: Option<String>,
+    /// what the pod may send beyond IPv4/IPv6/ARP (`bpf::types::POD_ALLOW_*`),
+    /// for re-creating its map entry
+    #[serde(default)]
+    pub allow: u32,
     /// the result ADD returned (in 1.1.0 form), for CHECK without prevResult
     pub result: serde_json::Value,
 }
@@ -196,6 +205,9 @@ mod tests {
             egress: EgressMode::Xdp,
             pod_program: false,
             bpf_root: String::new(),
+            k8s_namespace: Some("default".into()),
+            k8s_pod: Some("web-0".into()),
+            allow: 0,
             result: serde_json::json!({}),
         };
         store.save(&rec).unwrap();

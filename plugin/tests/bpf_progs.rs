@@ -1190,6 +1190,7 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     let status = sb.ensure_node(&spec);
     assert_eq!(status.uplink_mode, UplinkMode::Driver);
     assert!(status.loaded_now);
+    assert!(status.uplink_attached_now);
     // Nothing of this process holds the program or link now: the pins do.
     let up = sb.ns.link_json("up0");
     assert_eq!(
@@ -1208,7 +1209,8 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
         again,
         bpf::NodeStatus {
             uplink_mode: UplinkMode::Driver,
-            loaded_now: false
+            loaded_now: false,
+            uplink_attached_now: false,
         }
     );
     assert_eq!(
@@ -1219,9 +1221,10 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
 
     // Host veth: XDP (driver) + tcx fallback, from the pins.
     sb.ns.enter(|| {
-        bpf::attach_host_xdp(&sb.paths, "pod1", h1).unwrap();
-        bpf::attach_host_xdp(&sb.paths, "pod1", h1).unwrap(); // idempotent
-        bpf::attach_host_tc(&sb.paths, "pod1", h1).unwrap();
+        assert!(bpf::attach_host_xdp(&sb.paths, "pod1", h1).unwrap());
+        // idempotent: nothing attached the second time
+        assert!(!bpf::attach_host_xdp(&sb.paths, "pod1", h1).unwrap());
+        assert!(bpf::attach_host_tc(&sb.paths, "pod1", h1).unwrap());
     });
     assert_eq!(
         sb.ns.link_json("h1")["xdp"]["mode"],
@@ -1259,6 +1262,10 @@ fn node_setup_attaches_pinned_links_and_teardown_removes_them() {
     std::fs::remove_file(sb.paths.prog(bpf::PROG_POD_PASS)).unwrap();
     let reloaded = sb.ensure_node(&spec);
     assert!(reloaded.loaded_now, "missing program pin -> reload");
+    assert!(
+        !reloaded.uplink_attached_now,
+        "the uplink's link survives a reload"
+    );
     assert!(
         bpf::Maps::open(&sb.paths)
             .and_then(|maps| maps.pod_present(h1))
@@ -1361,7 +1368,7 @@ fn live_frames(abbr: &str, egress: Egress) {
             Egress::Xdp => bpf::attach_host_xdp(&node.paths, "live", h1),
             Egress::Tc => bpf::attach_host_tc(&node.paths, "live", h1),
             Egress::XdpTcFallback => bpf::attach_host_xdp(&node.paths, "live", h1)
-                .and_then(|()| bpf::attach_host_tc(&node.paths, "live", h1)),
+                .and_then(|_| bpf::attach_host_tc(&node.paths, "live", h1)),
         })
         .unwrap();
 

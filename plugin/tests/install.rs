@@ -1,14 +1,17 @@
-//! `veth-xdp install --once` against a temporary host root, run inside a
-//! throwaway node namespace (uplink0 10.77.0.2/24, default route via
-//! 10.77.0.1): the files it places, idempotency, template errors, the L2
-//! check of the pod CIDR, and a real ADD/DEL through the conflist it wrote,
-//! run by the binary it installed. Run as root: `cargo test --test install`.
+//! `veth-xdp install` against a temporary host root, run inside a throwaway
+//! node namespace (uplink0 10.77.0.2/24, default route via 10.77.0.1):
+//! `--once` — the files it places, idempotency, template errors, the L2 check
+//! of the pod CIDR, a real ADD/DEL through the conflist it wrote, run by the
+//! binary it installed; the agent (staying on) — health, repairs of what an
+//! operator removes by hand, metrics equal to `veth-xdp stats` during
+//! traffic, SIGTERM with --cleanup-on-exit. Run as root: `cargo test --test install`.
 
 mod support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cni::{plugin_bin, Node, CNI_PATH, GATEWAY, UPLINK};
@@ -141,17 +144,6 @@ fn stamp(path: &Path) -> (u64, i128, u32) {
         i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
         m.mode() & 0o7777,
     )
-}
-
-#[test]
-fn without_once_it_says_the_agent_is_not_built() {
-    let out = Command::new(plugin_bin())
-        .args(["install", "--pod-cidr", POD_CIDR])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not built yet"), "{err}");
 }
 
 #[test]
@@ -307,4 +299,365 @@ fn the_written_conflist_adds_and_deletes_a_pod_with_the_installed_binary() {
     let del = node.invoke_bin(&host.binary(), &env("DEL"), stdin.as_bytes());
     assert_eq!(del.exit, 0, "DEL failed: {}", del.stdout);
     node.assert_clean();
+}
+
+// ---- the node agent ----
+
+/// Where the agent serves, inside the node namespace (its own loopback).
+const AGENT_ADDR: &str = "127.0.0.1:9765";
+/// Short, so repairs show quickly; the waits below allow many intervals.
+const INTERVAL: &str = "0.5";
+
+/// A running `veth-xdp install` (no --once) in the node namespace; killed on
+/// drop if still running. Its stderr (the agent's log) goes to a file.
+struct Agent {
+    child: Option<std::process::Child>,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(host: &Host, extra: &[&str]) -> Self {
+        let log = host.node.dir.join("agent.log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", host.node.ns.path().display()))
+            .arg(plugin_bin())
+            .args(["install", "--uplink", UPLINK, "--queues", "2"])
+            .args(["--pod-cidr", POD_CIDR, "--interval", INTERVAL])
+            .args(["--listen", AGENT_ADDR])
+            .arg("--host-root")
+            .arg(host.root())
+            .arg("--template")
+            .arg(host.template_path())
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            // the agent logs to stderr
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start the agent");
+        Self {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM; the exit code.
+    fn terminate(&mut self) -> i32 {
+        let child = self.child.as_mut().unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = child.wait().unwrap();
+        self.child = None;
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// GET `path` from the agent inside the node namespace: (HTTP status, body).
+fn get(host: &Host, path: &str) -> (u32, String) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", host.node.ns.path().display()))
+        .args(["curl", "-s", "-m", "5", "-w", "\\n%{http_code}"])
+        .arg(format!("http://{AGENT_ADDR}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Polls `cond` every 100 ms for up to `secs` seconds; how long it took.
+fn wait_for(secs: u64, what: &str, agent: &Agent, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs} s; agent log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+/// The conflist's veth-xdp entry as the runtime hands it to the plugin.
+fn runtime_conf(host: &Host) -> String {
+    let list: Value = serde_json::from_slice(&std::fs::read(host.conflist()).unwrap()).unwrap();
+    let mut conf = list["plugins"][0].clone();
+    conf["cniVersion"] = list["cniVersion"].clone();
+    conf["name"] = list["name"].clone();
+    conf.to_string()
+}
+
+/// ADD or DEL of a Kubernetes pod `default/<name>` through the installed binary.
+fn pod_verb(
+    host: &Host,
+    verb: &str,
+    name: &str,
+    pod: &support::ns::Netns,
+) -> support::cni::Outcome {
+    let netns = pod.path().display().to_string();
+    let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name}");
+    host.node.invoke_bin(
+        &host.binary(),
+        &[
+            ("CNI_COMMAND", verb),
+            ("CNI_CONTAINERID", name),
+            ("CNI_NETNS", netns.as_str()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", CNI_PATH),
+            ("CNI_ARGS", args.as_str()),
+        ],
+        runtime_conf(host).as_bytes(),
+    )
+}
+
+fn uplink_has_xdp(host: &Host) -> bool {
+    host.node.ns.link_json(UPLINK).get("xdp").is_some()
+}
+
+/// The value of the metric line starting with `series` (name and labels).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn start_ready(host: &Host, extra: &[&str]) -> Agent {
+    let agent = Agent::start(host, extra);
+    wait_for(60, "agent ready", &agent, || get(host, "/readyz").0 == 200);
+    agent
+}
+
+#[test]
+fn agent_repairs_what_is_removed_by_hand_and_cleans_up_on_sigterm() {
+    let host = Host::new("agr");
+    let mut agent = start_ready(&host, &["--cleanup-on-exit"]);
+    assert_eq!(get(&host, "/healthz"), (200, "ok\n".to_string()));
+    assert!(host.binary().exists() && host.conflist().exists());
+    assert!(uplink_has_xdp(&host), "uplink program attached");
+
+    let pod = host.node.pod(0);
+    pod_verb(&host, "ADD", "web-0", &pod).ok();
+
+    // 1. conflist deleted
+    std::fs::remove_file(host.conflist()).unwrap();
+    let took = wait_for(10, "conflist rewritten", &agent, || {
+        host.conflist().exists()
+    });
+    eprintln!("conflist back after {took:?}");
+    // 2. binary deleted
+    std::fs::remove_file(host.binary()).unwrap();
+    wait_for(10, "binary reinstalled", &agent, || host.binary().exists());
+    assert_eq!(
+        std::fs::read(host.binary()).unwrap(),
+        std::fs::read(plugin_bin()).unwrap()
+    );
+    // 3. uplink program removed: its pinned link is its only holder
+    let links = host.node.bpf_root.join("v2/links");
+    std::fs::remove_file(links.join("uplink")).unwrap();
+    let gone = Instant::now();
+    wait_for(10, "uplink program re-attached", &agent, || {
+        links.join("uplink").exists() && uplink_has_xdp(&host)
+    });
+    eprintln!("uplink program back after {:?}", gone.elapsed());
+    // 4. a pod's host-veth program removed
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(
+            host.node
+                .state_dir()
+                .join("networks/testnet/web-0_eth0.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let veth = rec["hostIfname"].as_str().unwrap().to_string();
+    let pin = links.join(format!("{veth}_xdp"));
+    assert!(pin.exists(), "{} pinned", pin.display());
+    std::fs::remove_file(&pin).unwrap();
+    wait_for(10, "pod program re-attached", &agent, || {
+        pin.exists() && host.node.ns.link_json(&veth).get("xdp").is_some()
+    });
+    assert!(
+        pod.try_exec(&["ping", "-c", "1", "-W", "2", GATEWAY]),
+        "the pod reaches the gateway after the repairs"
+    );
+
+    let log = agent.log();
+    for line in [
+        "repaired: conflist",
+        "repaired: binary",
+        "repaired: the uplink program was not attached to uplink0",
+        &format!("repaired: pod default/web-0 host veth {veth}: re-attached xdp"),
+    ] {
+        assert!(log.contains(line), "log lacks {line:?}:\n{log}");
+    }
+    let (code, text) = get(&host, "/metrics");
+    assert_eq!(code, 200, "{text}");
+    for (series, want) in [
+        (r#"vethxdp_agent_repairs_total{what="conflist"}"#, 1.0),
+        (r#"vethxdp_agent_repairs_total{what="binary"}"#, 1.0),
+        (r#"vethxdp_agent_repairs_total{what="uplink_program"}"#, 1.0),
+        (r#"vethxdp_agent_repairs_total{what="pod_program"}"#, 1.0),
+        (
+            r#"vethxdp_cni_operations_total{verb="ADD",result="success"}"#,
+            1.0,
+        ),
+        (
+            r#"vethxdp_cni_operation_duration_seconds_count{verb="ADD"}"#,
+            1.0,
+        ),
+        (r#"vethxdp_attachments{egress_mode="xdp"}"#, 1.0),
+    ] {
+        assert_eq!(metric(&text, series), Some(want), "{series} in\n{text}");
+    }
+    assert!(
+        text.contains(&format!(
+            r#"vethxdp_pod_info{{namespace="default",pod="web-0",interface="eth0",host_interface="{veth}",container_id="web-0",network="testnet",egress_mode="xdp",in_datapath="true"}} 1"#
+        )),
+        "{text}"
+    );
+
+    // A failed ADD is counted with its code and logged by the agent.
+    let bad = pod_verb(&host, "ADD", "web-0", &pod);
+    assert_ne!(bad.exit, 0, "duplicate ADD accepted");
+    wait_for(10, "error counted", &agent, || {
+        metric(
+            &get(&host, "/metrics").1,
+            r#"vethxdp_cni_errors_total{verb="ADD",code="103"}"#,
+        ) == Some(1.0)
+    });
+    assert!(
+        agent
+            .log()
+            .contains("plugin ADD failed for pod default/web-0"),
+        "{}",
+        agent.log()
+    );
+
+    assert_eq!(pod_verb(&host, "DEL", "web-0", &pod).exit, 0);
+    assert_eq!(agent.terminate(), 0, "clean stop on SIGTERM");
+    assert!(
+        !host.conflist().exists(),
+        "--cleanup-on-exit removed the conflist"
+    );
+    assert!(
+        host.binary().exists(),
+        "the binary stays (running pods' DEL needs it)"
+    );
+}
+
+#[test]
+fn agent_without_cleanup_keeps_the_conflist_and_a_broken_template_keeps_the_previous_one() {
+    let host = Host::new("agk");
+    let mut agent = start_ready(&host, &[]);
+    let before = std::fs::read_to_string(host.conflist()).unwrap();
+    host.set_template(&host.template("\n    \"x\": \"{{nope}}\","));
+    wait_for(10, "not ready on a broken template", &agent, || {
+        let (code, body) = get(&host, "/readyz");
+        code == 503
+            && body.contains("unknown placeholder {{nope}}")
+            && body.contains("keeping the previous conflist")
+    });
+    assert_eq!(std::fs::read_to_string(host.conflist()).unwrap(), before);
+    assert_eq!(get(&host, "/healthz").0, 200, "alive while not ready");
+    host.set_template(&host.template("\n    \"egress\": \"tc\","));
+    wait_for(10, "changed template re-rendered", &agent, || {
+        std::fs::read_to_string(host.conflist())
+            .unwrap()
+            .contains("\"egress\": \"tc\"")
+            && get(&host, "/readyz").0 == 200
+    });
+    assert_eq!(agent.terminate(), 0);
+    assert!(host.conflist().exists(), "kept without --cleanup-on-exit");
+}
+
+#[test]
+fn agent_metrics_match_stats_during_traffic() {
+    let host = Host::new("agm");
+    let agent = start_ready(&host, &[]);
+    let (a, b) = (host.node.pod(1), host.node.pod(2));
+    pod_verb(&host, "ADD", "pod-a", &a).ok();
+    let res_b = pod_verb(&host, "ADD", "pod-b", &b).ok().clone();
+    let ip_b = support::cni::pod_ip(&res_b);
+    // pod a -> pod b (redirected pod to pod) and a -> gateway (to the wire)
+    let mut flood = a.spawn(&["ping", "-q", "-i", "0.002", "-c", "5000", &ip_b]);
+    let mut wire = a.spawn(&["ping", "-q", "-i", "0.005", "-c", "2000", GATEWAY]);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let before = host.node.stats();
+    let (code, text) = get(&host, "/metrics");
+    let after = host.node.stats();
+    let _ = (flood.kill(), wire.kill(), flood.wait(), wire.wait());
+    assert_eq!(code, 200, "{text}");
+
+    let find = |s: &Value, cid: &str| -> Value {
+        s["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["containerID"] == cid)
+            .cloned()
+            .unwrap()
+    };
+    let mut checked = 0;
+    for pod in ["pod-a", "pod-b"] {
+        let labels = format!(r#"namespace="default",pod="{pod}",interface="eth0""#);
+        for (stem, key) in [
+            ("pod_redirected_in", "redirectedIn"),
+            ("pod_redirected_to_wire", "redirectedToUplink"),
+            ("pod_redirected_to_pod", "redirectedToPod"),
+        ] {
+            for unit in ["packets", "bytes"] {
+                let series = format!("vethxdp_{stem}_{unit}_total{{{labels}}}");
+                let got =
+                    metric(&text, &series).unwrap_or_else(|| panic!("{series} missing:\n{text}"));
+                let lo = find(&before, pod)["counters"][key][unit].as_u64().unwrap() as f64;
+                let hi = find(&after, pod)["counters"][key][unit].as_u64().unwrap() as f64;
+                assert!(
+                    lo <= got && got <= hi,
+                    "{series} = {got}, stats said {lo} before and {hi} after"
+                );
+                if got > 0.0 {
+                    checked += 1;
+                }
+            }
+        }
+        for (reason, key) in [("spoof", "spoofDrops"), ("malformed", "malformedDrops")] {
+            let series =
+                format!("vethxdp_pod_dropped_packets_total{{{labels},reason=\"{reason}\"}}");
+            let got = metric(&text, &series).unwrap_or_else(|| panic!("{series} missing"));
+            let hi = find(&after, pod)["counters"][key]["packets"]
+                .as_u64()
+                .unwrap() as f64;
+            assert!(got <= hi, "{series}");
+        }
+    }
+    // a: to pod and to the wire; b: redirected in (and its replies to a)
+    assert!(
+        checked >= 6,
+        "traffic moved counters: {checked} non-zero series\n{text}"
+    );
+    let up = format!(r#"vethxdp_uplink_redirected_to_pods_packets_total{{interface="{UPLINK}"}}"#);
+    let got = metric(&text, &up).unwrap();
+    let lo = before["uplinks"][0]["redirectedToPods"].as_u64().unwrap() as f64;
+    let hi = after["uplinks"][0]["redirectedToPods"].as_u64().unwrap() as f64;
+    assert!(
+        lo <= got && got <= hi && got > 0.0,
+        "{up} = {got}, stats {lo}..{hi}"
+    );
+    drop(agent);
+    for (name, ns) in [("pod-a", &a), ("pod-b", &b)] {
+        assert_eq!(pod_verb(&host, "DEL", name, ns).exit, 0);
+    }
 }

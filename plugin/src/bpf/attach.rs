@@ -52,11 +52,11 @@ fn readdressed_pin(paths: &BpfPaths, key: &str) -> Result<PathBuf> {
 
 /// Attaches the PACKET_HOST fix-up (`vx_readdressed`) at the host veth's tcx
 /// ingress, behind its XDP program (egress mode xdp with service ranges);
-/// pinned link `links/<key>_readdressed`. Idempotent.
-pub fn attach_host_readdressed(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<()> {
+/// pinned link `links/<key>_readdressed`. Idempotent; Ok(true) when attached now.
+pub fn attach_host_readdressed(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<bool> {
     let pin = readdressed_pin(paths, key)?;
     if already_attached(&pin, host_ifindex)? {
-        return Ok(());
+        return Ok(false);
     }
     attach_tcx(
         paths,
@@ -64,7 +64,8 @@ pub fn attach_host_readdressed(paths: &BpfPaths, key: &str, host_ifindex: u32) -
         host_ifindex,
         TcAttachType::Ingress,
         &pin,
-    )
+    )?;
+    Ok(true)
 }
 
 /// True if the link pinned at `pin` already serves `ifindex`; a pin for
@@ -81,21 +82,22 @@ fn already_attached(pin: &Path, ifindex: u32) -> Result<bool> {
 }
 
 /// Attaches the host-veth XDP program in driver mode; pinned link `links/<key>_xdp`.
-/// Idempotent for the same key and ifindex.
-pub fn attach_host_xdp(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<()> {
+/// Idempotent for the same key and ifindex; Ok(true) when attached now.
+pub fn attach_host_xdp(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<bool> {
     let pin = xdp_pin(paths, key)?;
     if already_attached(&pin, host_ifindex)? {
-        return Ok(());
+        return Ok(false);
     }
-    attach_xdp(paths, PROG_HOST_XDP, host_ifindex, XdpMode::Driver, &pin)
+    attach_xdp(paths, PROG_HOST_XDP, host_ifindex, XdpMode::Driver, &pin)?;
+    Ok(true)
 }
 
 /// Attaches the tc program at the host veth's tcx ingress (pod egress);
 /// pinned link `links/<key>_tc`. Idempotent for the same key and ifindex.
-pub fn attach_host_tc(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<()> {
+pub fn attach_host_tc(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<bool> {
     let pin = tc_pin(paths, key)?;
     if already_attached(&pin, host_ifindex)? {
-        return Ok(());
+        return Ok(false);
     }
     attach_tcx(
         paths,
@@ -103,15 +105,16 @@ pub fn attach_host_tc(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<
         host_ifindex,
         TcAttachType::Ingress,
         &pin,
-    )
+    )?;
+    Ok(true)
 }
 
 /// Attaches the flow-tracking program at the host veth's tcx egress (stack ->
 /// pod); pinned link `links/<key>_egress`. Idempotent for the same key and ifindex.
-pub fn attach_host_egress(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<()> {
+pub fn attach_host_egress(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Result<bool> {
     let pin = egress_pin(paths, key)?;
     if already_attached(&pin, host_ifindex)? {
-        return Ok(());
+        return Ok(false);
     }
     attach_tcx(
         paths,
@@ -119,7 +122,8 @@ pub fn attach_host_egress(paths: &BpfPaths, key: &str, host_ifindex: u32) -> Res
         host_ifindex,
         TcAttachType::Egress,
         &pin,
-    )
+    )?;
+    Ok(true)
 }
 
 /// The device the egress program of `key` is attached to, if it is (for CHECK).

@@ -64,6 +64,9 @@ pub struct NodeStatus {
     pub uplink_mode: UplinkMode,
     /// The object was loaded (verifier ran) by this call; false = pins reused.
     pub loaded_now: bool,
+    /// The uplink program was attached by this call (first setup, a new
+    /// uplink, or its link was gone).
+    pub uplink_attached_now: bool,
 }
 
 /// The node lock: held while the node's datapath is set up (and the uplink
@@ -89,7 +92,8 @@ pub fn ensure_node(paths: &BpfPaths, spec: &NodeSpec) -> Result<NodeStatus> {
     let previous = maps.config()?;
 
     maps.add_redirect_target(spec.uplink_ifindex)?;
-    let uplink_mode = ensure_uplink_link(paths, spec.uplink_ifindex, previous)?;
+    let (uplink_mode, uplink_attached_now) =
+        ensure_uplink_link(paths, spec.uplink_ifindex, previous)?;
     let mut flags = 0;
     if spec.uplink_can_xmit {
         flags |= CFG_UPLINK_CAN_XMIT;
@@ -115,6 +119,7 @@ pub fn ensure_node(paths: &BpfPaths, spec: &NodeSpec) -> Result<NodeStatus> {
     Ok(NodeStatus {
         uplink_mode,
         loaded_now,
+        uplink_attached_now,
     })
 }
 
@@ -229,21 +234,27 @@ fn ensure_uplink_readdressed(paths: &BpfPaths, spec: &NodeSpec) -> Result<()> {
     Ok(())
 }
 
-fn ensure_uplink_link(paths: &BpfPaths, ifindex: u32, previous: VxConfig) -> Result<UplinkMode> {
+/// The uplink's mode, and whether its program was attached by this call.
+fn ensure_uplink_link(
+    paths: &BpfPaths,
+    ifindex: u32,
+    previous: VxConfig,
+) -> Result<(UplinkMode, bool)> {
     let pin = paths.link(LINK_UPLINK);
     if pin.exists() {
         let info = pinned_link_info(&pin)?;
         if info.ifindex == ifindex {
-            return Ok(if previous.flags & CFG_UPLINK_GENERIC != 0 {
+            let mode = if previous.flags & CFG_UPLINK_GENERIC != 0 {
                 UplinkMode::Generic
             } else {
                 UplinkMode::Driver
-            });
+            };
+            return Ok((mode, false));
         }
         // Another (or a vanished) uplink: replace the attachment.
         detach_and_unpin(&pin)?;
     }
-    attach_uplink(paths, ifindex)
+    Ok((attach_uplink(paths, ifindex)?, true))
 }
 
 fn attach_uplink(paths: &BpfPaths, ifindex: u32) -> Result<UplinkMode> {

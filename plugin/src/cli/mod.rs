@@ -1,6 +1,5 @@
 //! The binary's entry: a CNI plugin when CNI_COMMAND is set, an operator tool otherwise.
 
-pub mod install;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -52,7 +51,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// show rates over intervals of SECS seconds
-        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        #[arg(long, value_name = "SECS", value_parser = crate::install::parse_secs)]
         watch: Option<Duration>,
         /// with --watch: stop after N intervals
         #[arg(long, value_name = "N")]
@@ -68,22 +67,16 @@ enum Command {
         bpf_root: PathBuf,
     },
     /// Install the plugin on a node: binary, datapath, conflist (the DaemonSet's entry point)
-    Install(install::InstallArgs),
+    Install(crate::install::InstallArgs),
     /// Print the version and the CNI versions supported
     Version,
-}
-
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a number: {e}"))?;
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
 pub fn main() -> i32 {
     if std::env::var_os("CNI_COMMAND").is_some() {
         return crate::cni::main(&crate::cmd::VERBS);
     }
+    drop_empty_settings();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -107,6 +100,22 @@ fn print_version() {
         env!("CARGO_PKG_VERSION"),
         crate::cni::version::SUPPORTED.join(", ")
     );
+}
+
+/// The settings operators pass as environment (the DaemonSet's ConfigMap):
+/// an empty value means "not given" (clap would try to parse it).
+fn drop_empty_settings() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(k, v)| {
+            let k = k.to_string_lossy();
+            v.is_empty() && (k.starts_with("VETH_XDP_") || k == "NODE_NAME" || k == "KUBECONFIG")
+        })
+        .map(|(k, _)| k)
+        .collect();
+    for k in empty {
+        // Single-threaded here: nothing else reads the environment yet.
+        std::env::remove_var(k);
+    }
 }
 
 /// Runs one operator command; Ok(exit code).
@@ -145,10 +154,22 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Teardown { bpf_root } => {
             crate::bpf::teardown_node(&crate::bpf::BpfPaths::new(bpf_root))?
         }
-        Command::Install(args) => return install::run(&args),
+        Command::Install(args) => return install(&args),
         Command::Version => unreachable!("answered above"),
     }
     Ok(0)
+}
+
+/// `veth-xdp install`: print the host paths, install once, or run the agent.
+fn install(args: &crate::install::InstallArgs) -> Result<i32> {
+    if args.print_host_paths {
+        return crate::install::print_host_paths(args);
+    }
+    if args.once {
+        let ranges = crate::agent::given_ranges(args)?;
+        return crate::install::run_once(args, &ranges);
+    }
+    crate::agent::run(args)
 }
 
 fn setup(

@@ -3,17 +3,14 @@
 //! `tx_queue_N_xdp_xmit_errors`, rx ring drops), and with
 //! `--watch` packet rates over the interval.
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::bpf::types::CounterIdx;
-use crate::bpf::{self, BpfPaths, Maps, PodCounters};
-use crate::ethtool_stats::{driver_stats, veth_hidden_drops, HiddenDrops};
-use crate::record::{self, Record, Store};
+use crate::stats::{bytes, collect, packets, passed_other, Row, Snapshot};
 
 pub struct StatsArgs {
     pub state_dir: PathBuf,
@@ -40,83 +37,8 @@ const COLUMNS: &[(&str, &str, CounterIdx)] = &[
     ("ROUTER", "routerFrameDrops", CounterIdx::DropRouter),
 ];
 
-/// PASS minus the frames passed for a known reason.
-fn passed_other(c: &Option<PodCounters>) -> u64 {
-    let reasons = [
-        CounterIdx::PassNode,
-        CounterIdx::PassService,
-        CounterIdx::PassNatReturn,
-    ];
-    let known: u64 = reasons.iter().map(|i| packets(c, *i)).sum();
-    packets(c, CounterIdx::Pass).saturating_sub(known)
-}
-
-struct Row {
-    rec: Record,
-    counters: Option<PodCounters>,
-    hidden: Option<HiddenDrops>,
-}
-
-struct Snapshot {
-    rows: Vec<Row>,
-    uplinks: Vec<(String, String, Option<PodCounters>)>,
-    at: Instant,
-}
-
-fn records(state_dir: &std::path::Path) -> Result<Vec<Record>> {
-    let mut out = Vec::new();
-    for net in record::all_networks(state_dir) {
-        out.extend(Store::new(state_dir, &net).list()?);
-    }
-    Ok(out)
-}
-
-/// Every counter under one pin root, read once and keyed by host ifindex
-/// (0 = the uplink); empty where the datapath is not (or no longer) set up.
-fn counters_by_ifindex(bpf_root: &str) -> HashMap<u32, PodCounters> {
-    Maps::open(&BpfPaths::new(bpf_root))
-        .and_then(|maps| maps.read_counters())
-        .map(|all| all.into_iter().map(|c| (c.ifindex, c)).collect())
-        .unwrap_or_default()
-}
-
 fn snapshot(args: &StatsArgs) -> Result<Snapshot> {
-    let recs = records(&args.state_dir)?;
-    let mut counters: HashMap<String, HashMap<u32, PodCounters>> = HashMap::new();
-    let mut uplink_seen = BTreeSet::new();
-    let mut uplinks = Vec::new();
-    let mut rows = Vec::new();
-    for rec in recs {
-        let by_ifindex = counters
-            .entry(rec.bpf_root.clone())
-            .or_insert_with(|| counters_by_ifindex(&rec.bpf_root));
-        let pod = by_ifindex.get(&rec.host_ifindex).copied();
-        if uplink_seen.insert((rec.bpf_root.clone(), rec.uplink.clone())) {
-            let up = by_ifindex.get(&bpf::types::UPLINK_KEY).copied();
-            uplinks.push((rec.uplink.clone(), rec.bpf_root.clone(), up));
-        }
-        let hidden = driver_stats(&rec.host_ifname)
-            .ok()
-            .map(|s| veth_hidden_drops(&s));
-        rows.push(Row {
-            rec,
-            counters: pod,
-            hidden,
-        });
-    }
-    Ok(Snapshot {
-        rows,
-        uplinks,
-        at: Instant::now(),
-    })
-}
-
-fn packets(c: &Option<PodCounters>, idx: CounterIdx) -> u64 {
-    c.map_or(0, |c| c.packets(idx))
-}
-
-fn bytes(c: &Option<PodCounters>, idx: CounterIdx) -> u64 {
-    c.map_or(0, |c| c.get(idx).bytes)
+    collect(&args.state_dir)
 }
 
 /// Packets per second of each column between two snapshots of the same attachment.

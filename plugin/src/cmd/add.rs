@@ -256,6 +256,7 @@ async fn build<'a>(
     fault_point("datapath")?;
 
     let output = result(req, plan, &host, &ipam_out);
+    let pod_ref = req.env.k8s_pod();
     let record = Record {
         version: RECORD_VERSION,
         network: req.conf.name.clone(),
@@ -273,6 +274,9 @@ async fn build<'a>(
         egress: plan.egress,
         pod_program,
         bpf_root: req.conf.bpf_root.display().to_string(),
+        k8s_namespace: pod_ref.as_ref().map(|p| p.0.clone()),
+        k8s_pod: pod_ref.map(|p| p.1),
+        allow: allowed_frames(&req.conf),
         result: output.to_json("1.1.0"),
     };
     store.save(&record).context("write attachment record")?;

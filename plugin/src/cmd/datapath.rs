@@ -31,6 +31,9 @@ pub struct NodeDatapath {
     pub node_addrs: Vec<IpAddr>,
     /// The network has service ranges: pods get the flow-tracking egress program.
     pub services: bool,
+    /// What this setup had to do: load the object, attach the uplink program.
+    pub loaded_now: bool,
+    pub uplink_attached_now: bool,
 }
 
 impl NodeDatapath {
@@ -110,6 +113,8 @@ pub async fn setup_node(
         uplink_mode: status.uplink_mode,
         node_addrs,
         services,
+        loaded_now: status.loaded_now,
+        uplink_attached_now: status.uplink_attached_now,
     })
 }
 
@@ -193,7 +198,7 @@ pub async fn attach_pod<'a>(
     rb.push("host veth programs", move || async move {
         Ok(bpf::detach_host(&undo_paths, &key)?)
     });
-    attach_host_programs(&paths, pod.host, pod.egress, node_dp)?;
+    ensure_host_programs(&paths, pod.host, pod.egress, node_dp)?;
     if let Some((nl, link)) = pod_end {
         let prog = bpf::pod_pass_program(&paths).context("open pod program")?;
         nl.xdp_attach(link.index, prog.as_fd(), XdpMode::Driver)
@@ -239,36 +244,67 @@ fn map_entry(pod: &PodDatapathSpec<'_>) -> PodDatapath {
     }
 }
 
-fn attach_host_programs(
+/// Attaches the host veth's programs the egress mode and the node want, each
+/// unless already attached (idempotent: ADD, and the agent's repair); returns
+/// the hooks attached by this call.
+pub fn ensure_host_programs(
     paths: &BpfPaths,
     host: &Link,
     mode: EgressMode,
     node_dp: &NodeDatapath,
-) -> CniResult<()> {
+) -> CniResult<Vec<&'static str>> {
     let key = link_key(&host.name);
+    let mut attached = Vec::new();
+    let mut note = |hook: &'static str, now: bool| {
+        if now {
+            attached.push(hook);
+        }
+    };
     let xdp = mode == EgressMode::Xdp;
     // The uplink cannot take XDP-redirected frames (no ndo_xdp_xmit): the XDP
     // program passes uplink-bound frames up, and tc redirects the skb.
     let tc = mode == EgressMode::Tc || !node_dp.uplink_can_xmit;
     // tcx (6.6) is checked by the bpf layer before each attach (107).
     if node_dp.services {
-        bpf::attach_host_egress(paths, key, host.index)
+        let now = bpf::attach_host_egress(paths, key, host.index)
             .context("attach the flow-tracking program to the host veth's egress")?;
+        note("flow-tracking egress", now);
         // Frames vx_host_xdp readdresses to the stack keep PACKET_OTHERHOST
         // without it (veth skb path, bpf/lib/hook_tc.h); vx_host_tc, where
         // attached, fixes pkt_type itself.
         if xdp && !tc {
-            bpf::attach_host_readdressed(paths, key, host.index)
+            let now = bpf::attach_host_readdressed(paths, key, host.index)
                 .context("attach the PACKET_HOST fix-up to the host veth")?;
+            note("PACKET_HOST fix-up", now);
         }
     }
     if xdp {
-        bpf::attach_host_xdp(paths, key, host.index).context("attach XDP to the host veth")?;
+        let now =
+            bpf::attach_host_xdp(paths, key, host.index).context("attach XDP to the host veth")?;
+        note("xdp", now);
     }
     if tc {
-        bpf::attach_host_tc(paths, key, host.index).context("attach tc to the host veth")?;
+        let now =
+            bpf::attach_host_tc(paths, key, host.index).context("attach tc to the host veth")?;
+        note("tc", now);
     }
-    Ok(())
+    Ok(attached)
+}
+
+/// Puts the pod back into the datapath maps if its entry is missing (the
+/// agent's repair); Ok(true) when it was missing.
+pub fn ensure_pod_entry(pod: &PodDatapathSpec<'_>) -> CniResult<bool> {
+    let paths = BpfPaths::new(pod.bpf_root);
+    let mut maps = Maps::open(&paths).context("open datapath maps")?;
+    if maps
+        .pod_present(pod.host.index)
+        .context("read datapath maps")?
+    {
+        return Ok(false);
+    }
+    maps.insert_pod(&map_entry(pod))
+        .context("insert pod into datapath maps")?;
+    Ok(true)
 }
 
 /// Whether the host veth advertises ndo-xmit (a veth does only while its peer

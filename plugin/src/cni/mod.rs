@@ -82,6 +82,16 @@ pub struct CniEnv {
     pub path: Vec<PathBuf>,
 }
 
+impl CniEnv {
+    /// The Kubernetes pod (namespace, name) from CNI_ARGS `K8S_POD_NAMESPACE`
+    /// and `K8S_POD_NAME`, when the runtime passed them (kubelet's runtimes do).
+    pub fn k8s_pod(&self) -> Option<(String, String)> {
+        let args = config::parse_cni_args(&self.args).ok()?;
+        let get = |k: &str| args.get(k).filter(|v| !v.is_empty()).cloned();
+        Some((get("K8S_POD_NAMESPACE")?, get("K8S_POD_NAME")?))
+    }
+}
+
 /// One parsed, validated invocation.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -277,7 +287,9 @@ pub fn run(verbs: &Verbs, vars: &HashMap<String, String>, stdin: &[u8]) -> Reply
         req.env.netns,
         req.conf.name
     );
+    let started = std::time::Instant::now();
     let outcome = verbs.call(&req);
+    record_event(&req, started.elapsed(), outcome.as_ref().err());
     match outcome {
         Ok(stdout) => {
             log::info!(
@@ -298,6 +310,33 @@ pub fn run(verbs: &Verbs, vars: &HashMap<String, String>, stdin: &[u8]) -> Reply
             Reply::error(&e, &req.conf.cni_version)
         }
     }
+}
+
+/// Tells the node agent (if one reads the events file) what this verb did.
+fn record_event(req: &Request, took: std::time::Duration, error: Option<&CniError>) {
+    let verb = match req.verb {
+        Verb::Add => "ADD",
+        Verb::Del => "DEL",
+        Verb::Check => "CHECK",
+        Verb::Gc => "GC",
+        Verb::Status => "STATUS",
+        Verb::Version => return,
+    };
+    let pod = req.env.k8s_pod();
+    crate::events::append(
+        &req.conf.state_dir,
+        &crate::events::Event {
+            verb: verb.into(),
+            network: req.conf.name.clone(),
+            container_id: req.env.container_id.clone(),
+            ifname: req.env.ifname.clone(),
+            namespace: pod.as_ref().map(|p| p.0.clone()),
+            pod: pod.map(|p| p.1),
+            seconds: took.as_secs_f64(),
+            code: error.map(|e| e.code),
+            msg: error.map(|e| e.msg.clone()).unwrap_or_default(),
+        },
+    );
 }
 
 /// Entry point when CNI_COMMAND is set: reads the process env and stdin, prints, returns the exit code.

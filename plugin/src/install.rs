@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::bpf::{self, BpfPaths};
 use crate::cmd::{datapath, node};
 use crate::cni::config::{self, NetConf};
-use crate::netlink::{Netlink, Route};
+use crate::netlink::{Link, Netlink, Route};
 
 /// The plugin's file name in the CNI bin dir: the conflist's `"type"`.
 pub const BINARY_NAME: &str = "veth-xdp";
@@ -66,7 +66,7 @@ pub const DEFAULT_TEMPLATE: &str = r#"{
 }
 "#;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct InstallArgs {
     /// where the host's root filesystem is mounted
     #[arg(long, value_name = "DIR", default_value = "/host")]
@@ -81,26 +81,68 @@ pub struct InstallArgs {
     #[arg(long, value_name = "NAME", default_value = "05-veth-xdp.conflist")]
     pub conf_name: String,
     /// the conflist template (as the ConfigMap mounts it); a built-in one when absent
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "VETH_XDP_TEMPLATE")]
     pub template: Option<PathBuf>,
     /// the uplink (default: the device of the default route)
-    #[arg(long, value_name = "DEV")]
+    #[arg(long, value_name = "DEV", env = "VETH_XDP_UPLINK")]
     pub uplink: Option<String>,
     /// the node's pod range (the IPAM range), inside the uplink's IPv4 subnet
-    #[arg(long, value_name = "CIDR")]
-    pub pod_cidr: Ipv4Network,
-    /// a Service range of the cluster (repeatable, or comma-separated)
-    #[arg(long = "service-cidr", value_name = "CIDR", value_delimiter = ',')]
+    /// (default: the Node object's spec.podCIDRs, through the Kubernetes API)
+    #[arg(long, value_name = "CIDR", env = "VETH_XDP_POD_CIDR")]
+    pub pod_cidr: Option<Ipv4Network>,
+    /// the cluster's Service ranges, comma-separated or repeated (default: the
+    /// ServiceCIDR objects of networking.k8s.io/v1, through the Kubernetes API)
+    #[arg(
+        long = "service-cidr",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        env = "VETH_XDP_SERVICE_CIDRS"
+    )]
     pub service_cidrs: Vec<IpNetwork>,
     /// pod MTU (default: the uplink's)
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", env = "VETH_XDP_MTU")]
     pub mtu: Option<u32>,
     /// rx and tx queues per veth end (default: online CPUs)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "VETH_XDP_QUEUES")]
     pub queues: Option<u32>,
-    /// install once and exit (required: the node agent is not built yet)
+    /// this node's name, for its Node object (the DaemonSet passes spec.nodeName)
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// kubeconfig for the API (default: the pod's service account)
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// install once and exit, instead of staying on as the node agent
     #[arg(long)]
     pub once: bool,
+    /// agent: seconds between reconciliations
+    #[arg(long, value_name = "SECS", default_value = "10", env = "VETH_XDP_INTERVAL",
+          value_parser = parse_secs)]
+    pub interval: std::time::Duration,
+    /// agent: where /metrics, /healthz and /readyz are served
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:9765",
+        env = "VETH_XDP_LISTEN"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// agent: remove the conflist on SIGTERM, so the node stops taking pods
+    #[arg(long, value_name = "BOOL", env = "VETH_XDP_CLEANUP_ON_EXIT", num_args = 0..=1,
+          default_missing_value = "true", default_value = "false",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub cleanup_on_exit: bool,
+    /// print, as JSON, the host paths this configuration needs mounted (for
+    /// the DaemonSet) and exit
+    #[arg(long)]
+    pub print_host_paths: bool,
+}
+
+/// A duration given in (fractional) seconds, as the operator commands take it.
+pub fn parse_secs(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// A failed install step: what was done to what.
@@ -351,14 +393,48 @@ fn write_if_changed(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> InstallR
     Ok(true)
 }
 
+/// A file as `stat` sees it: unchanged stamps mean unchanged content (for
+/// files only we write, atomically: a rename gives a new inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    mode: u32,
+}
+
+fn stamp_of(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some(FileStamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        len: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        mode: m.mode(),
+    })
+}
+
+/// What [`apply`] remembers between the agent's passes: the installed binary
+/// as last verified, so an unchanged one is not read again every interval.
+#[derive(Debug, Default)]
+pub struct Seen {
+    binary: Option<FileStamp>,
+}
+
 /// Copies the binary `src` into `dir` (unless already there) and verifies
 /// the copy: same length and SHA-256. Ok(true) when copied.
-fn install_binary(src: &Path, dir: &Path) -> InstallResult<bool> {
-    let bytes = fs::read(src).map_err(io("read", src))?;
-    if !write_if_changed(dir, BINARY_NAME, &bytes, BINARY_MODE)? {
+fn install_binary(src: &Path, dir: &Path, seen: &mut Seen) -> InstallResult<bool> {
+    let dest = dir.join(BINARY_NAME);
+    if seen.binary.is_some() && seen.binary == stamp_of(&dest) {
         return Ok(false);
     }
-    let dest = dir.join(BINARY_NAME);
+    let bytes = fs::read(src).map_err(io("read", src))?;
+    if !write_if_changed(dir, BINARY_NAME, &bytes, BINARY_MODE)? {
+        seen.binary = stamp_of(&dest);
+        return Ok(false);
+    }
     let copy = fs::read(&dest).map_err(io("read back", &dest))?;
     let verify = |why: String| InstallError::Verify {
         path: dest.clone(),
@@ -370,10 +446,215 @@ fn install_binary(src: &Path, dir: &Path) -> InstallResult<bool> {
     if Sha256::digest(&copy) != Sha256::digest(&bytes) {
         return Err(verify("SHA-256 differs".into()));
     }
+    seen.binary = stamp_of(&dest);
     Ok(true)
 }
 
-fn changed(yes: bool) -> &'static str {
+/// What the installer will write, rendered and checked, nothing touched yet.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub values: NodeValues,
+    /// the conflist text to write
+    pub conflist: String,
+    /// the conflist's veth-xdp entry, as the plugin will read it
+    pub conf: NetConf,
+    pub uplink: Link,
+    pub bin_dir: PathBuf,
+    pub conf_dir: PathBuf,
+    pub conf_name: String,
+}
+
+impl Plan {
+    pub fn conflist_path(&self) -> PathBuf {
+        self.conf_dir.join(&self.conf_name)
+    }
+}
+
+/// What [`apply`] changed.
+#[derive(Debug)]
+pub struct Applied {
+    pub binary_written: bool,
+    pub conflist_written: bool,
+    pub node: datapath::NodeDatapath,
+}
+
+/// The pod range and service ranges a plan is made for (given, or discovered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranges {
+    pub pod_cidr: Ipv4Network,
+    pub service_cidrs: Vec<IpNetwork>,
+}
+
+fn check_conf_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        anyhow::bail!("--conf-name {name:?} must be a plain file name");
+    }
+    Ok(())
+}
+
+/// The template's name (for messages) and text, read now (the ConfigMap's
+/// file changes under a running agent).
+fn read_template(args: &InstallArgs) -> InstallResult<(String, String)> {
+    Ok(match &args.template {
+        Some(path) => (
+            path.display().to_string(),
+            fs::read_to_string(path).map_err(io("read template", path))?,
+        ),
+        None => ("(built-in)".to_string(), DEFAULT_TEMPLATE.to_string()),
+    })
+}
+
+/// Renders and checks the conflist for this node; touches nothing.
+pub async fn plan(args: &InstallArgs, nl: &Netlink, ranges: &Ranges) -> Result<Plan> {
+    check_conf_name(&args.conf_name)?;
+    let (template_name, template) = read_template(args)?;
+    let link = node::resolve_uplink(nl, args.uplink.as_deref()).await?;
+    let addrs = nl.addr_list(link.index).await?;
+    let routes = nl.route_list().await?;
+    let (subnet, gateway) = l2_subnet(ranges.pod_cidr, &link.name, &addrs, &routes)?;
+    let values = NodeValues {
+        uplink: link.name.clone(),
+        pod_cidr: ranges.pod_cidr,
+        subnet,
+        gateway,
+        service_cidrs: ranges.service_cidrs.clone(),
+        mtu: args.mtu,
+        queues: args.queues,
+    };
+    let template_error = |why: String| InstallError::Template {
+        name: template_name.clone(),
+        why,
+    };
+    let rendered = render(&template, &values.placeholders()?).map_err(template_error)?;
+    let (conflist, conf) = check_conflist(&rendered).map_err(template_error)?;
+    // The template may name another uplink than the one the values came from.
+    let uplink = match conf.uplink.as_deref() {
+        Some(name) if name != link.name => node::resolve_uplink(nl, Some(name)).await?,
+        _ => link,
+    };
+    Ok(Plan {
+        values,
+        conflist,
+        conf,
+        uplink,
+        bin_dir: under_host(&args.host_root, &args.cni_bin_dir),
+        conf_dir: under_host(&args.host_root, &args.cni_conf_dir),
+        conf_name: args.conf_name.clone(),
+    })
+}
+
+/// Makes the node match `plan`, in order: the binary, the node datapath,
+/// and only then the conflist. Idempotent: unchanged files are not rewritten.
+pub async fn apply(plan: &Plan, seen: &mut Seen) -> Result<Applied> {
+    let exe = std::env::current_exe().context("find the running binary")?;
+    let binary_written = install_binary(&exe, &plan.bin_dir, seen)?;
+    let conf = &plan.conf;
+    let node = {
+        let _lock = bpf::lock_node(&BpfPaths::new(&conf.bpf_root))?;
+        datapath::setup_node(
+            &conf.bpf_root,
+            conf.max_pods,
+            &plan.uplink,
+            &conf.service_cidrs,
+        )
+        .await?
+    };
+    let conflist_written = write_if_changed(
+        &plan.conf_dir,
+        &plan.conf_name,
+        plan.conflist.as_bytes(),
+        CONFLIST_MODE,
+    )?;
+    Ok(Applied {
+        binary_written,
+        conflist_written,
+        node,
+    })
+}
+
+/// Where the conflist goes on the host (under --host-root).
+pub fn conflist_path(args: &InstallArgs) -> PathBuf {
+    under_host(&args.host_root, &args.cni_conf_dir).join(&args.conf_name)
+}
+
+/// A host path the agent needs mounted, and where (the DaemonSet's
+/// hostPath volumes are derived from this, and a test holds them equal).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPath {
+    pub name: &'static str,
+    pub host_path: PathBuf,
+    pub mount_path: PathBuf,
+    /// "None", "HostToContainer" or "Bidirectional" (Kubernetes' mountPropagation)
+    pub propagation: &'static str,
+}
+
+/// Where bpffs is mounted for a pin root: `/sys/fs/bpf` (the pins the
+/// agent makes must show on the host: Bidirectional), or the root itself.
+fn bpffs_mount(bpf_root: &Path) -> PathBuf {
+    let standard = Path::new("/sys/fs/bpf");
+    if bpf_root.starts_with(standard) {
+        standard.to_path_buf()
+    } else {
+        bpf_root.to_path_buf()
+    }
+}
+
+/// The host paths `args` and the conflist `conf` need: the CNI dirs under
+/// --host-root, and at their own paths bpffs and the plugin's state dir (the
+/// plugin, run by the runtime on the host, and the agent must see the same).
+pub fn host_paths(args: &InstallArgs, conf: &NetConf) -> Vec<HostPath> {
+    let same = |name, path: &Path, propagation| HostPath {
+        name,
+        host_path: path.to_path_buf(),
+        mount_path: path.to_path_buf(),
+        propagation,
+    };
+    vec![
+        HostPath {
+            name: "cni-bin",
+            host_path: args.cni_bin_dir.clone(),
+            mount_path: under_host(&args.host_root, &args.cni_bin_dir),
+            propagation: "None",
+        },
+        HostPath {
+            name: "cni-conf",
+            host_path: args.cni_conf_dir.clone(),
+            mount_path: under_host(&args.host_root, &args.cni_conf_dir),
+            propagation: "None",
+        },
+        same("bpffs", &bpffs_mount(&conf.bpf_root), "Bidirectional"),
+        same("state", &conf.state_dir, "None"),
+    ]
+}
+
+/// `veth-xdp install --print-host-paths`: the template rendered with
+/// placeholder values (no network is read), then its paths.
+pub fn print_host_paths(args: &InstallArgs) -> Result<i32> {
+    let (template_name, template) = read_template(args)?;
+    let values = NodeValues {
+        uplink: "eth0".into(),
+        pod_cidr: "192.0.2.128/25".parse().expect("a CIDR"),
+        subnet: "192.0.2.0/24".parse().expect("a CIDR"),
+        gateway: Ipv4Addr::new(192, 0, 2, 1),
+        service_cidrs: vec![],
+        mtu: None,
+        queues: None,
+    };
+    let template_error = |why: String| InstallError::Template {
+        name: template_name.clone(),
+        why,
+    };
+    let rendered = render(&template, &values.placeholders()?).map_err(template_error)?;
+    let (_, conf) = check_conflist(&rendered).map_err(template_error)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&host_paths(args, &conf))?
+    );
+    Ok(0)
+}
+
+pub fn changed(yes: bool) -> &'static str {
     if yes {
         "written"
     } else {
@@ -381,89 +662,33 @@ fn changed(yes: bool) -> &'static str {
     }
 }
 
-/// `veth-xdp install`; Ok(exit code).
-pub fn run(args: &InstallArgs) -> Result<i32> {
-    if !args.once {
-        eprintln!(
-            "veth-xdp install: the node agent (watching the node and keeping the conflist \
-             current) is not built yet; only `install --once` exists"
-        );
-        return Ok(2);
-    }
-    if args.conf_name.is_empty() || args.conf_name.contains('/') || args.conf_name.starts_with('.')
-    {
-        anyhow::bail!("--conf-name {:?} must be a plain file name", args.conf_name);
-    }
-    let bin_dir = under_host(&args.host_root, &args.cni_bin_dir);
-    let conf_dir = under_host(&args.host_root, &args.cni_conf_dir);
-    let (template_name, template) = match &args.template {
-        Some(path) => (
-            path.display().to_string(),
-            fs::read_to_string(path).map_err(io("read template", path))?,
-        ),
-        None => ("(built-in)".to_string(), DEFAULT_TEMPLATE.to_string()),
-    };
+/// `veth-xdp install --once`: install and exit; Ok(exit code).
+pub fn run_once(args: &InstallArgs, ranges: &Ranges) -> Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let nl = Netlink::current()?;
-        let link = node::resolve_uplink(&nl, args.uplink.as_deref()).await?;
-        let addrs = nl.addr_list(link.index).await?;
-        let routes = nl.route_list().await?;
-        let (subnet, gateway) = l2_subnet(args.pod_cidr, &link.name, &addrs, &routes)?;
-        let values = NodeValues {
-            uplink: link.name.clone(),
-            pod_cidr: args.pod_cidr,
-            subnet,
-            gateway,
-            service_cidrs: args.service_cidrs.clone(),
-            mtu: args.mtu,
-            queues: args.queues,
-        };
-        let template_error = |why: String| InstallError::Template {
-            name: template_name.clone(),
-            why,
-        };
-        let rendered = render(&template, &values.placeholders()?).map_err(template_error)?;
-        let (conflist, conf) = check_conflist(&rendered).map_err(template_error)?;
-
-        let exe = std::env::current_exe().context("find the running binary")?;
-        let copied = install_binary(&exe, &bin_dir)?;
+        let plan = plan(args, &nl, ranges).await?;
+        let applied = apply(&plan, &mut Seen::default()).await?;
         println!(
             "binary {}: {}",
-            bin_dir.join(BINARY_NAME).display(),
-            changed(copied)
+            plan.bin_dir.join(BINARY_NAME).display(),
+            changed(applied.binary_written)
         );
-
-        let uplink = match conf.uplink.as_deref() {
-            Some(name) if name != link.name => node::resolve_uplink(&nl, Some(name)).await?,
-            _ => link,
-        };
-        {
-            let _lock = bpf::lock_node(&BpfPaths::new(&conf.bpf_root))?;
-            let dp =
-                datapath::setup_node(&conf.bpf_root, conf.max_pods, &uplink, &conf.service_cidrs)
-                    .await?;
-            println!(
-                "datapath ready under {}: uplink {} in {:?} mode",
-                conf.bpf_root.display(),
-                uplink.name,
-                dp.uplink_mode
-            );
-        }
-
-        let written = write_if_changed(
-            &conf_dir,
-            &args.conf_name,
-            conflist.as_bytes(),
-            CONFLIST_MODE,
-        )?;
         println!(
-            "conflist {}: {} (pods on {subnet} from {}, gateway {gateway})",
-            conf_dir.join(&args.conf_name).display(),
-            changed(written),
-            args.pod_cidr
+            "datapath ready under {}: uplink {} in {:?} mode",
+            plan.conf.bpf_root.display(),
+            plan.uplink.name,
+            applied.node.uplink_mode
+        );
+        println!(
+            "conflist {}: {} (pods on {} from {}, gateway {})",
+            plan.conflist_path().display(),
+            changed(applied.conflist_written),
+            plan.values.subnet,
+            plan.values.pod_cidr,
+            plan.values.gateway
         );
         Ok(0)
     })

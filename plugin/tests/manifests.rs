@@ -358,7 +358,7 @@ fn check_bundle(text: &str, dir: &Path, resources: &[String]) -> Result<(), Stri
         .lines()
         .zip(want.lines())
         .position(|(a, b)| a != b)
-        .map_or_else(|| text.lines().count().min(want.lines().count()), |i| i);
+        .unwrap_or_else(|| text.lines().count().min(want.lines().count()));
     Err(format!(
         "{BUNDLE} is not the concatenation of {resources:?} (first difference at line {}): \
          run hack/manifests.sh",
@@ -789,11 +789,11 @@ fn env_keys_are_the_ones_the_binary_reads() {
     let (code, help, err) = run_binary(&["install", "--help"], &BTreeMap::new());
     assert_eq!(code, 0, "veth-xdp install --help: {err}");
     if !help.contains("VETH_XDP_") {
-        skip(&format!(
+        skip(
             "env_keys_are_the_ones_the_binary_reads against the binary: \
              `veth-xdp install --help` documents no VETH_XDP_* variable yet (the node agent's \
-             CLI is being built on another branch; this runs once it is merged)"
-        ));
+             CLI is being built on another branch; this runs once it is merged)",
+        );
         return;
     }
     check_env_against_help(&configmap_keys, &ds_env, &help).unwrap();

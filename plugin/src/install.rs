@@ -81,7 +81,7 @@ pub struct InstallArgs {
     #[arg(long, value_name = "NAME", default_value = "05-veth-xdp.conflist")]
     pub conf_name: String,
     /// the conflist template (as the ConfigMap mounts it); a built-in one when absent
-    #[arg(long, value_name = "FILE", env = "VETH_XDP_TEMPLATE")]
+    #[arg(long, value_name = "FILE")]
     pub template: Option<PathBuf>,
     /// the uplink (default: the device of the default route)
     #[arg(long, value_name = "DEV", env = "VETH_XDP_UPLINK")]

@@ -1,10 +1,14 @@
-//! Exclusive advisory locks: one `flock(LOCK_EX)` on a directory (or file),
-//! held while the returned [`DirLock`] lives, released on drop or when the
-//! process dies. Every lock of the plugin is one of these:
+//! Advisory locks: one `flock` on a directory (or file), held while the
+//! returned [`DirLock`] lives, released on drop or when the process dies.
+//! Every lock of the plugin is one of these:
 //! - the node lock, on the bpf pin root ([`crate::bpf::lock_node`]): datapath
 //!   setup and teardown, uplink settings;
 //! - the pod-slot lock, on the pinned maps' directory (inside `crate::bpf`);
-//! - GC's lock, on its state directory.
+//! - GC's lock, on its state directory;
+//! - the attachments lock, on a network's record directory
+//!   ([`crate::record::Store`]): ADD and DEL hold it shared for their whole
+//!   run, the node agent exclusive (never waiting) while it repairs pods, so it
+//!   never sees, or re-attaches programs of, a half-done ADD or DEL.
 //!
 //! A directory is locked rather than a lock file because bpffs takes no
 //! regular files; an fd of the directory itself flocks fine.
@@ -15,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-/// An exclusive flock, released on drop.
+/// A flock, released on drop.
 #[derive(Debug)]
 pub struct DirLock {
     _flock: Flock<File>,
@@ -32,15 +36,35 @@ pub struct LockError {
 
 /// Blocks until the exclusive lock on `path` (an existing directory or file) is ours.
 pub fn exclusive(path: &Path) -> Result<DirLock, LockError> {
+    take(path, FlockArg::LockExclusive, "flock(LOCK_EX)").map(|l| l.expect("blocking"))
+}
+
+/// Blocks until a shared lock on `path` is ours (others may share it).
+pub fn shared(path: &Path) -> Result<DirLock, LockError> {
+    take(path, FlockArg::LockShared, "flock(LOCK_SH)").map(|l| l.expect("blocking"))
+}
+
+/// The exclusive lock on `path` if nobody holds any lock on it; None if busy.
+pub fn try_exclusive(path: &Path) -> Result<Option<DirLock>, LockError> {
+    take(
+        path,
+        FlockArg::LockExclusiveNonblock,
+        "flock(LOCK_EX|LOCK_NB)",
+    )
+}
+
+fn take(path: &Path, arg: FlockArg, op: &'static str) -> Result<Option<DirLock>, LockError> {
     let fail = |op, error| LockError {
         op,
         path: path.to_path_buf(),
         error,
     };
     let file = File::open(path).map_err(|e| fail("open (to lock)", e))?;
-    let flock = Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| fail("flock(LOCK_EX)", io::Error::from(errno)))?;
-    Ok(DirLock { _flock: flock })
+    match Flock::lock(file, arg) {
+        Ok(flock) => Ok(Some(DirLock { _flock: flock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(fail(op, io::Error::from(errno))),
+    }
 }
 
 #[cfg(test)]
@@ -67,6 +91,19 @@ mod tests {
         rx.recv_timeout(std::time::Duration::from_secs(5))
             .expect("second lock after the first is released");
         waiter.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shared_locks_share_and_keep_the_exclusive_out() {
+        let dir = std::env::temp_dir().join(format!("vx-lock-sh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = shared(&dir).unwrap();
+        let b = shared(&dir).unwrap();
+        assert!(try_exclusive(&dir).unwrap().is_none(), "busy while shared");
+        drop((a, b));
+        let ex = try_exclusive(&dir).unwrap().expect("free once released");
+        drop(ex);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

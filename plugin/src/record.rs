@@ -17,6 +17,8 @@ use crate::egress::EgressMode;
 pub enum RecordError {
     #[error(transparent)]
     Io(#[from] crate::atomic::FileError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error("parse record {}: {source}", path.display())]
     Parse {
         path: PathBuf,
@@ -98,6 +100,27 @@ impl Store {
         Self {
             dir: state_dir.join("networks").join(network),
         }
+    }
+
+    /// ADD's and DEL's hold on this network's attachments (shared: verbs
+    /// run in parallel). `create`: make the directory (0700) if missing (ADD);
+    /// else a missing directory means no attachment to protect (None).
+    pub fn lock_for_verb(&self, create: bool) -> Result<Option<crate::lock::DirLock>> {
+        if create {
+            ensure_private_dir(&self.dir)?;
+        } else if !self.dir.exists() {
+            return Ok(None);
+        }
+        Ok(Some(crate::lock::shared(&self.dir)?))
+    }
+
+    /// The node agent's hold while it repairs attachments: None while any
+    /// ADD or DEL runs (or before the first ADD made the directory).
+    pub fn try_lock_all(&self) -> Result<Option<crate::lock::DirLock>> {
+        if !self.dir.exists() {
+            return Ok(None);
+        }
+        Ok(crate::lock::try_exclusive(&self.dir)?)
     }
 
     pub fn dir(&self) -> &Path {

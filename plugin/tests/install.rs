@@ -322,7 +322,12 @@ impl Agent {
             .arg(format!("--net={}", host.node.ns.path().display()))
             .arg(plugin_bin())
             .args(["install", "--uplink", UPLINK, "--queues", "2"])
-            .args(["--pod-cidr", POD_CIDR, "--interval", INTERVAL])
+            .args(["--pod-cidr", POD_CIDR])
+            .args(if extra.contains(&"--interval") {
+                &[][..]
+            } else {
+                &["--interval", INTERVAL][..]
+            })
             .args(["--listen", AGENT_ADDR])
             .arg("--host-root")
             .arg(host.root())
@@ -660,4 +665,22 @@ fn agent_metrics_match_stats_during_traffic() {
     for (name, ns) in [("pod-a", &a), ("pod-b", &b)] {
         assert_eq!(pod_verb(&host, "DEL", name, ns).exit, 0);
     }
+}
+
+/// ADD and DEL hold the network's attachments lock shared, the agent's pod
+/// repair exclusive: a pass running during DEL cannot put back the programs
+/// DEL just removed (which would leave pins of a deleted veth behind).
+#[test]
+fn agent_passes_during_add_and_del_leave_no_traces() {
+    let host = Host::new("agd");
+    let agent = start_ready(&host, &["--interval", "0.05"]);
+    let pod = host.node.pod(0);
+    for i in 0..15 {
+        let name = format!("churn-{i}");
+        pod_verb(&host, "ADD", &name, &pod).ok();
+        assert_eq!(pod_verb(&host, "DEL", &name, &pod).exit, 0);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(agent);
+    host.node.assert_clean();
 }

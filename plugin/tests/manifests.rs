@@ -782,7 +782,10 @@ fn env_keys_are_the_ones_the_binary_reads() {
 
     let (code, help, err) = run_binary(&["install", "--help"], &BTreeMap::new());
     assert_eq!(code, 0, "veth-xdp install --help: {err}");
-    assert!(help.contains("VETH_XDP_"), "install --help names its env variables: {help}");
+    assert!(
+        help.contains("VETH_XDP_"),
+        "install --help names its env variables: {help}"
+    );
     check_env_against_help(&configmap_keys, &ds_env, &help).unwrap();
 }
 

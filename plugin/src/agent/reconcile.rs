@@ -154,6 +154,10 @@ impl Reconciler {
     async fn repair_pods(&self, nl: &Netlink, plan: &Plan, node: &NodeDatapath) -> Result<()> {
         let conf = &plan.conf;
         let store = Store::new(&conf.state_dir, &conf.name);
+        // Never in the middle of an ADD or DEL: busy now, next pass.
+        let Some(_all) = store.try_lock_all()? else {
+            return Ok(());
+        };
         let bpf_root = conf.bpf_root.display().to_string();
         let mut failures = Vec::new();
         for rec in store.list()? {

@@ -42,6 +42,9 @@ pub async fn run(req: &Request) -> CniResult<String> {
         .expect("ADD has CNI_NETNS (checked in cni::parse_env)");
     validate_netns_path(&netns)?;
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
+    let _attachments = store
+        .lock_for_verb(true)
+        .context("lock the network's attachments")?;
     if store.exists(&req.env.container_id, &req.env.ifname) {
         return Err(CniError::new(
             Code::AttachmentExists,

@@ -29,6 +29,9 @@ pub struct Target {
 
 pub async fn run(req: &Request) -> CniResult<()> {
     let store = Store::new(&req.conf.state_dir, &req.conf.name);
+    let _attachments = store
+        .lock_for_verb(false)
+        .context("lock the network's attachments")?;
     let record = match store.load(&req.env.container_id, &req.env.ifname) {
         Ok(r) => r,
         Err(e) => {

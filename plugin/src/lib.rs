@@ -11,6 +11,7 @@
 //! - `netdev`   xdp-features (netdev genetlink)
 //! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
 //! - `ipam`     delegation to the IPAM plugin on CNI_PATH
+//! - `k8s`      the node agent's API client: the node's pod CIDRs, the cluster's ServiceCIDRs
 //! - `record`   per-attachment records on disk
 //! - `atomic`   files replaced atomically (records, the installed binary and conflist)
 //! - `rollback` the undo stack of a failing ADD
@@ -32,6 +33,7 @@ pub mod ethtool;
 pub mod ethtool_stats;
 pub mod genl;
 pub mod ipam;
+pub mod k8s;
 pub mod kernel;
 pub mod lock;
 pub mod logging;

@@ -11,6 +11,7 @@
 //! - `netdev`   xdp-features (netdev genetlink)
 //! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
 //! - `ipam`     delegation to the IPAM plugin on CNI_PATH
+//! - `k8s`      the node agent's API client: the node's pod CIDRs, the cluster's ServiceCIDRs
 //! - `record`   per-attachment records on disk
 //! - `events`   one JSON line per verb for the node agent's metrics (when it runs)
 //! - `atomic`   files replaced atomically (records, the installed binary and conflist)
@@ -39,6 +40,7 @@ pub mod events;
 pub mod genl;
 pub mod install;
 pub mod ipam;
+pub mod k8s;
 pub mod kernel;
 pub mod lock;
 pub mod logging;

@@ -485,6 +485,90 @@ pub struct Ranges {
     pub service_cidrs: Vec<IpNetwork>,
 }
 
+/// Where the node's ranges come from: the command line, or the API for what
+/// it does not give (the client is made once and kept).
+#[derive(Debug, Default)]
+pub struct Discovery {
+    client: Option<crate::k8s::ApiClient>,
+}
+
+impl Discovery {
+    /// Whether the API is asked at all: for a pod CIDR not given, or for
+    /// service ranges not given where an API is configured (in a pod with a
+    /// service account, or `--kubeconfig`). Without an API and with
+    /// `--pod-cidr`, a node without Services is what was asked for.
+    fn wants_api(args: &InstallArgs) -> bool {
+        args.pod_cidr.is_none()
+            || (args.service_cidrs.is_empty()
+                && (args.kubeconfig.is_some()
+                    || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty())))
+    }
+
+    /// The ranges to plan for: given values first, the API's for the rest.
+    pub async fn ranges(&mut self, args: &InstallArgs) -> Result<Ranges> {
+        if !Self::wants_api(args) {
+            return Ok(Ranges {
+                pod_cidr: args.pod_cidr.expect("given (wants_api)"),
+                service_cidrs: args.service_cidrs.clone(),
+            });
+        }
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => {
+                let c = crate::k8s::ApiClient::connect(args.kubeconfig.as_deref()).await?;
+                self.client.insert(c).clone()
+            }
+        };
+        let pod_cidr = match args.pod_cidr {
+            Some(c) => c,
+            None => node_pod_cidr(&client, args.node_name.as_deref()).await?,
+        };
+        let service_cidrs = if args.service_cidrs.is_empty() {
+            client.service_cidrs().await?
+        } else {
+            args.service_cidrs.clone()
+        };
+        Ok(Ranges {
+            pod_cidr,
+            service_cidrs,
+        })
+    }
+}
+
+/// The node's IPv4 pod range from its Node object (L2 mode is IPv4).
+async fn node_pod_cidr(client: &crate::k8s::ApiClient, node: Option<&str>) -> Result<Ipv4Network> {
+    let node = node.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no --pod-cidr and no --node-name (NODE_NAME): the node's pod range is read from \
+             its Node object, so the agent needs the node's name (the DaemonSet passes \
+             spec.nodeName)"
+        )
+    })?;
+    let cidrs = client.node_pod_cidrs(node).await?;
+    if cidrs.is_empty() {
+        anyhow::bail!(
+            "node {node} has no spec.podCIDRs yet (does kube-controller-manager run with \
+             --allocate-node-cidrs?); no conflist until it has one"
+        );
+    }
+    cidrs
+        .iter()
+        .find_map(|c| match c {
+            IpNetwork::V4(v4) => Some(*v4),
+            IpNetwork::V6(_) => None,
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "node {node}'s pod CIDRs ({}) hold no IPv4 range: L2 mode needs one",
+                cidrs
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
 fn check_conf_name(name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         anyhow::bail!("--conf-name {name:?} must be a plain file name");
@@ -663,13 +747,14 @@ pub fn changed(yes: bool) -> &'static str {
 }
 
 /// `veth-xdp install --once`: install and exit; Ok(exit code).
-pub fn run_once(args: &InstallArgs, ranges: &Ranges) -> Result<i32> {
+pub fn run_once(args: &InstallArgs) -> Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
+        let ranges = Discovery::default().ranges(args).await?;
         let nl = Netlink::current()?;
-        let plan = plan(args, &nl, ranges).await?;
+        let plan = plan(args, &nl, &ranges).await?;
         let applied = apply(&plan, &mut Seen::default()).await?;
         println!(
             "binary {}: {}",

@@ -322,7 +322,11 @@ impl Agent {
             .arg(format!("--net={}", host.node.ns.path().display()))
             .arg(plugin_bin())
             .args(["install", "--uplink", UPLINK, "--queues", "2"])
-            .args(["--pod-cidr", POD_CIDR])
+            .args(if extra.contains(&"--node-name") {
+                &[][..]
+            } else {
+                &["--pod-cidr", POD_CIDR][..]
+            })
             .args(if extra.contains(&"--interval") {
                 &[][..]
             } else {
@@ -683,4 +687,82 @@ fn agent_passes_during_add_and_del_leave_no_traces() {
     std::thread::sleep(Duration::from_millis(300));
     drop(agent);
     host.node.assert_clean();
+}
+
+/// Without --pod-cidr and --service-cidr the ranges come from the API (a fake
+/// apiserver answering in the real one's shape, reachable inside the node
+/// namespace): the Node's IPv4 spec.podCIDRs and every ServiceCIDR.
+#[test]
+fn agent_and_once_take_the_ranges_from_the_kubernetes_api() {
+    use support::apiserver::{FakeApi, NODE_PATH, SERVICECIDRS_PATH};
+    let host = Host::new("agapi");
+    let api = FakeApi::start_in(
+        Some(&host.node.ns),
+        "agent",
+        &[
+            ("/api/v1/nodes/node-l2", 200, "node-l2.json"),
+            ("/api/v1/nodes/node-c", 200, "node-no-pod-cidr.json"),
+            (SERVICECIDRS_PATH, 200, "servicecidrs.json"),
+        ],
+    );
+    let kubeconfig = api.kubeconfig().display().to_string();
+    let services = serde_json::json!(["10.96.0.0/16", "fd00:10:96::/112", "10.100.0.0/16"]);
+
+    let check_conflist = |host: &Host| {
+        let v: Value = serde_json::from_slice(&std::fs::read(host.conflist()).unwrap()).unwrap();
+        let plugin = &v["plugins"][0];
+        let range = &plugin["ipam"]["ranges"][0][0];
+        assert_eq!(range["rangeStart"], "10.77.0.128", "{v}");
+        assert_eq!(range["rangeEnd"], "10.77.0.254", "{v}");
+        let mut got: Vec<String> = serde_json::from_value(plugin["serviceCIDRs"].clone()).unwrap();
+        let mut want: Vec<String> = serde_json::from_value(services.clone()).unwrap();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{v}");
+    };
+
+    // --once, no --pod-cidr
+    let (code, out) = host.install(&["--node-name", "node-l2", "--kubeconfig", &kubeconfig]);
+    assert_eq!(code, 0, "{out}");
+    check_conflist(&host);
+    std::fs::remove_file(host.conflist()).unwrap();
+
+    // The agent
+    let mut agent = start_ready(
+        &host,
+        &["--node-name", "node-l2", "--kubeconfig", &kubeconfig],
+    );
+    check_conflist(&host);
+    assert!(
+        agent
+            .log()
+            .contains("pod CIDR 10.77.0.128/25, service ranges ["),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(agent.terminate(), 0);
+    let paths = api.paths();
+    assert!(paths.contains(&format!("{NODE_PATH}node-l2")), "{paths:?}");
+    assert!(paths.contains(&SERVICECIDRS_PATH.to_string()), "{paths:?}");
+
+    // A node without a pod range yet: not ready, and no conflist.
+    std::fs::remove_file(host.conflist()).unwrap();
+    let agent = Agent::start(
+        &host,
+        &["--node-name", "node-c", "--kubeconfig", &kubeconfig],
+    );
+    wait_for(30, "not ready without a pod CIDR", &agent, || {
+        let (code, body) = get(&host, "/readyz");
+        code == 503 && body.contains("node node-c has no spec.podCIDRs yet")
+    });
+    assert!(!host.conflist().exists(), "no conflist without a pod range");
+    drop(agent);
+
+    // No pod CIDR, no node name: said clearly.
+    let (code, out) = host.install(&["--kubeconfig", &kubeconfig]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("no --pod-cidr and no --node-name (NODE_NAME)"),
+        "{out}"
+    );
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::install::{InstallArgs, Ranges};
+use crate::install::InstallArgs;
 
 /// What the HTTP endpoints read; the reconcile loop writes it.
 #[derive(Debug)]
@@ -52,21 +52,6 @@ impl Shared {
     pub fn health(&self) -> Health {
         self.health.lock().expect("health lock").clone()
     }
-}
-
-/// The pod and service ranges as given on the command line (`--once`
-/// without the API).
-pub fn given_ranges(args: &InstallArgs) -> Result<Ranges> {
-    let pod_cidr = args.pod_cidr.ok_or_else(|| {
-        anyhow::anyhow!(
-            "--pod-cidr (VETH_XDP_POD_CIDR) is required: the node's pod range is not read from \
-             the Kubernetes API without a node agent"
-        )
-    })?;
-    Ok(Ranges {
-        pod_cidr,
-        service_cidrs: args.service_cidrs.clone(),
-    })
 }
 
 /// Runs the agent until SIGTERM/SIGINT; Ok(exit code).

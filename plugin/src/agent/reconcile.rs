@@ -26,6 +26,9 @@ pub struct Reconciler {
     applied: Option<Plan>,
     events: Option<events::Reader>,
     seen: install::Seen,
+    discovery: install::Discovery,
+    /// the ranges of the last pass, to say when they change
+    ranges: Option<Ranges>,
 }
 
 impl Reconciler {
@@ -36,6 +39,8 @@ impl Reconciler {
             applied: None,
             events: None,
             seen: install::Seen::default(),
+            discovery: install::Discovery::default(),
+            ranges: None,
         }
     }
 
@@ -93,9 +98,24 @@ impl Reconciler {
         self.repair_pods(&nl, &plan, &applied.node).await
     }
 
-    /// The ranges the plan is made for: the command line's, or the API's.
-    async fn ranges(&self) -> Result<Ranges> {
-        super::given_ranges(&self.args)
+    /// The ranges the plan is made for: the command line's, or the API's
+    /// (read every pass: a pod CIDR allocated late, a ServiceCIDR added).
+    async fn ranges(&mut self) -> Result<Ranges> {
+        let ranges = self.discovery.ranges(&self.args).await?;
+        if self.ranges.as_ref() != Some(&ranges) {
+            log::info!(
+                "pod CIDR {}, service ranges [{}]",
+                ranges.pod_cidr,
+                ranges
+                    .service_cidrs
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            self.ranges = Some(ranges.clone());
+        }
+        Ok(ranges)
     }
 
     fn report_node(&self, first: bool, plan: &Plan, applied: &install::Applied) {

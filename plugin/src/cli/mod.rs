@@ -166,8 +166,7 @@ fn install(args: &crate::install::InstallArgs) -> Result<i32> {
         return crate::install::print_host_paths(args);
     }
     if args.once {
-        let ranges = crate::agent::given_ranges(args)?;
-        return crate::install::run_once(args, &ranges);
+        return crate::install::run_once(args);
     }
     crate::agent::run(args)
 }

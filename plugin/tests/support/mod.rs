@@ -16,6 +16,7 @@
 //! - `lab`: the datapath pinned in a namespace of its own, for the BPF
 //!   program tests (BPF_PROG_TEST_RUN wrappers, a standard two-pod lab).
 //! - `traffic`: ping, iperf3, TCP/UDP request/response (`echo.py`).
+//! - `apiserver`: a fake Kubernetes API server (HTTPS, recorded-shape answers).
 //! - `cluster`: three nodes on one bridge with two pods each, a client on
 //!   the wire, and kube-proxy's nat rules (`kube_proxy_rules.py`).
 //!
@@ -25,6 +26,7 @@
 // Each test binary uses only part of the support module.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod cluster;
 pub mod cmd;
 pub mod cni;

@@ -448,39 +448,12 @@ fn start_ready(host: &Host, extra: &[&str]) -> Agent {
     agent
 }
 
-#[test]
-fn agent_repairs_what_is_removed_by_hand_and_cleans_up_on_sigterm() {
-    let host = Host::new("agr");
-    let mut agent = start_ready(&host, &["--cleanup-on-exit"]);
-    assert_eq!(get(&host, "/healthz"), (200, "ok\n".to_string()));
-    assert!(host.binary().exists() && host.conflist().exists());
-    assert!(uplink_has_xdp(&host), "uplink program attached");
-
+/// A ready agent and one Kubernetes pod `default/web-0` added through the
+/// conflist it wrote; (agent, pod netns, the pod's host veth).
+fn agent_with_a_pod(host: &Host, extra: &[&str]) -> (Agent, support::ns::Netns, String) {
+    let agent = start_ready(host, extra);
     let pod = host.node.pod(0);
-    pod_verb(&host, "ADD", "web-0", &pod).ok();
-
-    // 1. conflist deleted
-    std::fs::remove_file(host.conflist()).unwrap();
-    let took = wait_for(10, "conflist rewritten", &agent, || {
-        host.conflist().exists()
-    });
-    eprintln!("conflist back after {took:?}");
-    // 2. binary deleted
-    std::fs::remove_file(host.binary()).unwrap();
-    wait_for(10, "binary reinstalled", &agent, || host.binary().exists());
-    assert_eq!(
-        std::fs::read(host.binary()).unwrap(),
-        std::fs::read(plugin_bin()).unwrap()
-    );
-    // 3. uplink program removed: its pinned link is its only holder
-    let links = host.node.bpf_root.join("v2/links");
-    std::fs::remove_file(links.join("uplink")).unwrap();
-    let gone = Instant::now();
-    wait_for(10, "uplink program re-attached", &agent, || {
-        links.join("uplink").exists() && uplink_has_xdp(&host)
-    });
-    eprintln!("uplink program back after {:?}", gone.elapsed());
-    // 4. a pod's host-veth program removed
+    pod_verb(host, "ADD", "web-0", &pod).ok();
     let rec: Value = serde_json::from_slice(
         &std::fs::read(
             host.node
@@ -491,33 +464,138 @@ fn agent_repairs_what_is_removed_by_hand_and_cleans_up_on_sigterm() {
     )
     .unwrap();
     let veth = rec["hostIfname"].as_str().unwrap().to_string();
-    let pin = links.join(format!("{veth}_xdp"));
-    assert!(pin.exists(), "{} pinned", pin.display());
+    (agent, pod, veth)
+}
+
+fn links_dir(host: &Host) -> PathBuf {
+    host.node.bpf_root.join("v2/links")
+}
+
+/// The agent logged `line` and counts one repair of `what`.
+fn assert_repair_reported(host: &Host, agent: &Agent, line: &str, what: &str) {
+    let log = agent.log();
+    assert!(log.contains(line), "log lacks {line:?}:\n{log}");
+    let series = format!(r#"vethxdp_agent_repairs_total{{what="{what}"}}"#);
+    assert_eq!(
+        metric(&get(host, "/metrics").1, &series),
+        Some(1.0),
+        "{series}"
+    );
+}
+
+fn pod_reaches_gateway(pod: &support::ns::Netns) -> bool {
+    pod.try_exec(&["ping", "-c", "1", "-W", "2", GATEWAY])
+}
+
+#[test]
+fn agent_repairs_a_deleted_conflist() {
+    let host = Host::new("agc");
+    let agent = start_ready(&host, &[]);
+    let before = std::fs::read(host.conflist()).unwrap();
+    std::fs::remove_file(host.conflist()).unwrap();
+    let took = wait_for(10, "conflist rewritten", &agent, || {
+        host.conflist().exists()
+    });
+    eprintln!("conflist back after {took:?} (interval {INTERVAL} s)");
+    assert_eq!(std::fs::read(host.conflist()).unwrap(), before);
+    assert_repair_reported(&host, &agent, "repaired: conflist", "conflist");
+}
+
+#[test]
+fn agent_repairs_a_deleted_binary() {
+    let host = Host::new("agb");
+    let agent = start_ready(&host, &[]);
+    std::fs::remove_file(host.binary()).unwrap();
+    let took = wait_for(10, "binary reinstalled", &agent, || host.binary().exists());
+    eprintln!("binary back after {took:?} (interval {INTERVAL} s)");
+    assert_eq!(
+        std::fs::read(host.binary()).unwrap(),
+        std::fs::read(plugin_bin()).unwrap()
+    );
+    assert_eq!(stamp(&host.binary()).2, 0o755);
+    assert_repair_reported(&host, &agent, "repaired: binary", "binary");
+}
+
+#[test]
+fn agent_reattaches_a_removed_uplink_program() {
+    let host = Host::new("agu");
+    let (agent, pod, _) = agent_with_a_pod(&host, &[]);
+    // The pinned link is the program's only holder: removing it detaches.
+    let pin = links_dir(&host).join("uplink");
     std::fs::remove_file(&pin).unwrap();
-    wait_for(10, "pod program re-attached", &agent, || {
+    let took = wait_for(10, "uplink program re-attached", &agent, || {
+        pin.exists() && uplink_has_xdp(&host)
+    });
+    eprintln!("uplink program back after {took:?} (interval {INTERVAL} s)");
+    assert!(pod_reaches_gateway(&pod), "the fast path works again");
+    assert_repair_reported(
+        &host,
+        &agent,
+        "repaired: the uplink program was not attached to uplink0",
+        "uplink_program",
+    );
+}
+
+#[test]
+fn agent_reattaches_a_removed_pod_program() {
+    let host = Host::new("agp");
+    let (agent, pod, veth) = agent_with_a_pod(&host, &[]);
+    let pin = links_dir(&host).join(format!("{veth}_xdp"));
+    std::fs::remove_file(&pin).unwrap();
+    let took = wait_for(10, "pod program re-attached", &agent, || {
         pin.exists() && host.node.ns.link_json(&veth).get("xdp").is_some()
     });
-    assert!(
-        pod.try_exec(&["ping", "-c", "1", "-W", "2", GATEWAY]),
-        "the pod reaches the gateway after the repairs"
-    );
-
-    let log = agent.log();
-    for line in [
-        "repaired: conflist",
-        "repaired: binary",
-        "repaired: the uplink program was not attached to uplink0",
+    eprintln!("pod program back after {took:?} (interval {INTERVAL} s)");
+    assert!(pod_reaches_gateway(&pod));
+    assert_repair_reported(
+        &host,
+        &agent,
         &format!("repaired: pod default/web-0 host veth {veth}: re-attached xdp"),
-    ] {
-        assert!(log.contains(line), "log lacks {line:?}:\n{log}");
-    }
-    let (code, text) = get(&host, "/metrics");
-    assert_eq!(code, 200, "{text}");
+        "pod_program",
+    );
+}
+
+#[test]
+fn agent_reinserts_a_removed_pod_map_entry() {
+    let host = Host::new("age");
+    let (agent, pod, veth) = agent_with_a_pod(&host, &[]);
+    let ifindex = host.node.ns.ifindex(&veth);
+    let map = host.node.bpf_root.join("v2/maps/vx_pod_if");
+    let key: Vec<String> = ifindex
+        .to_le_bytes()
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    let (ok, out) = host.node.in_node(&format!(
+        "bpftool map delete pinned {} key {}",
+        map.display(),
+        key.join(" ")
+    ));
+    assert!(ok, "{out}");
+    wait_for(10, "pod map entry re-inserted", &agent, || {
+        host.node
+            .in_node(&format!(
+                "bpftool map lookup pinned {} key {}",
+                map.display(),
+                key.join(" ")
+            ))
+            .0
+    });
+    assert!(pod_reaches_gateway(&pod));
+    assert_repair_reported(
+        &host,
+        &agent,
+        "repaired: pod default/web-0 (",
+        "pod_map_entry",
+    );
+}
+
+#[test]
+fn agent_counts_plugin_operations_and_serves_pod_metrics() {
+    let host = Host::new("ago");
+    let (agent, pod, veth) = agent_with_a_pod(&host, &[]);
+    let text = get(&host, "/metrics").1;
     for (series, want) in [
-        (r#"vethxdp_agent_repairs_total{what="conflist"}"#, 1.0),
-        (r#"vethxdp_agent_repairs_total{what="binary"}"#, 1.0),
-        (r#"vethxdp_agent_repairs_total{what="uplink_program"}"#, 1.0),
-        (r#"vethxdp_agent_repairs_total{what="pod_program"}"#, 1.0),
         (
             r#"vethxdp_cni_operations_total{verb="ADD",result="success"}"#,
             1.0,
@@ -527,16 +605,18 @@ fn agent_repairs_what_is_removed_by_hand_and_cleans_up_on_sigterm() {
             1.0,
         ),
         (r#"vethxdp_attachments{egress_mode="xdp"}"#, 1.0),
+        ("vethxdp_datapath_configured", 1.0),
     ] {
-        assert_eq!(metric(&text, series), Some(want), "{series} in\n{text}");
+        wait_for(10, series, &agent, || {
+            metric(&get(&host, "/metrics").1, series) == Some(want)
+        });
     }
     assert!(
-        text.contains(&format!(
+        get(&host, "/metrics").1.contains(&format!(
             r#"vethxdp_pod_info{{namespace="default",pod="web-0",interface="eth0",host_interface="{veth}",container_id="web-0",network="testnet",egress_mode="xdp",in_datapath="true"}} 1"#
         )),
         "{text}"
     );
-
     // A failed ADD is counted with its code and logged by the agent.
     let bad = pod_verb(&host, "ADD", "web-0", &pod);
     assert_ne!(bad.exit, 0, "duplicate ADD accepted");
@@ -553,8 +633,20 @@ fn agent_repairs_what_is_removed_by_hand_and_cleans_up_on_sigterm() {
         "{}",
         agent.log()
     );
-
     assert_eq!(pod_verb(&host, "DEL", "web-0", &pod).exit, 0);
+    wait_for(10, "DEL counted", &agent, || {
+        metric(
+            &get(&host, "/metrics").1,
+            r#"vethxdp_cni_operations_total{verb="DEL",result="success"}"#,
+        ) == Some(1.0)
+    });
+}
+
+#[test]
+fn agent_removes_the_conflist_on_sigterm_with_cleanup_on_exit() {
+    let host = Host::new("ags");
+    let mut agent = start_ready(&host, &["--cleanup-on-exit"]);
+    assert_eq!(get(&host, "/healthz"), (200, "ok\n".to_string()));
     assert_eq!(agent.terminate(), 0, "clean stop on SIGTERM");
     assert!(
         !host.conflist().exists(),
@@ -564,6 +656,7 @@ fn agent_repairs_what_is_removed_by_hand_and_cleans_up_on_sigterm() {
         host.binary().exists(),
         "the binary stays (running pods' DEL needs it)"
     );
+    assert!(agent.log().contains("removed") && agent.log().contains("--cleanup-on-exit"));
 }
 
 #[test]

@@ -23,7 +23,7 @@
 //! can do only where glibc's NSS modules are present (the node's root, not an empty
 //! image).
 
-use std::error::Error as StdError;
+use crate::causes::Causes;
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -320,26 +320,6 @@ fn parse(field: String, object: &str, value: &str) -> Result<IpNetwork, K8sError
         value: value.to_string(),
         error,
     })
-}
-
-/// An error and its causes on one line, `a: b: c`, skipping a cause whose text the
-/// line already holds (kube's errors print their source).
-struct Causes<'a>(&'a dyn StdError);
-
-impl fmt::Display for Causes<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut line = self.0.to_string();
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            let text = c.to_string();
-            if !line.contains(&text) {
-                line.push_str(": ");
-                line.push_str(&text);
-            }
-            cause = c.source();
-        }
-        f.write_str(&line)
-    }
 }
 
 #[cfg(test)]

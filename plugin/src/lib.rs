@@ -24,11 +24,12 @@
 //! - `install`  the node installer: conflist template, binary copy, node datapath, host paths
 //! - `agent`    the node agent: reconcile loop, Prometheus metrics, health endpoints
 //! - `cli`      operator commands (setup, stats, teardown, install, version; clap)
-//! - `mac`, `egress`, `defaults`  small shared types and the config defaults
+//! - `mac`, `egress`, `defaults`, `causes`  small shared types, the config defaults, error chains on one line
 
 pub mod agent;
 pub mod atomic;
 pub mod bpf;
+pub mod causes;
 pub mod cli;
 pub mod cmd;
 pub mod cni;

@@ -8,8 +8,7 @@
 //! their `source()`). So that chain-walking reporters (anyhow's `{:#}`) do not
 //! print the causes twice, `source()` is left empty.
 
-use std::error::Error as StdError;
-use std::fmt;
+use crate::causes::Causes;
 use std::io;
 use std::path::PathBuf;
 
@@ -244,26 +243,6 @@ pub(crate) fn link_errno(e: &LinkError) -> Option<i32> {
     }
 }
 
-/// An error and its causes on one line, `a: b: c`, skipping a cause whose
-/// text the line already holds (several aya errors print their source).
-struct Causes<'a>(&'a dyn StdError);
-
-impl fmt::Display for Causes<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut line = self.0.to_string();
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            let text = c.to_string();
-            if !line.contains(&text) {
-                line.push_str(": ");
-                line.push_str(&text);
-            }
-            cause = c.source();
-        }
-        f.write_str(&line)
-    }
-}
-
 fn join(errors: &[Error]) -> String {
     errors
         .iter()
@@ -275,6 +254,7 @@ fn join(errors: &[Error]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
 
     fn syscall(call: &'static str, errno: i32) -> SyscallError {
         SyscallError {

@@ -413,6 +413,59 @@ fn bundle_is_exactly_the_concatenation_of_the_parts() {
     assert!(check_bundle(&text, &dir, &reordered).is_err());
 }
 
+/// kubectl's own kustomize (the one `kubectl apply -k` runs) renders the same objects as the
+/// bundle. kubectl is built from source by conformance/kubernetes/build.sh into its cache
+/// (`VETH_XDP_KUBECTL` overrides); without it the test says so and checks nothing.
+#[test]
+fn kubectl_kustomize_renders_the_bundle() {
+    let kubectl = std::env::var_os("VETH_XDP_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+            cache.join("veth-xdp/k8s/bin/kubectl")
+        });
+    if !kubectl.exists() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED kubectl_kustomize_renders_the_bundle: no {} (bash conformance/kubernetes/build.sh builds it)",
+            kubectl.display()
+        );
+        return;
+    }
+    let out = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(manifests_dir())
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = |d: &Value| {
+        (
+            kind_of(d),
+            d["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let index = |docs: Vec<Value>| -> BTreeMap<_, Value> {
+        docs.into_iter().map(|d| (key(&d), d)).collect()
+    };
+    let rendered = index(documents(&String::from_utf8_lossy(&out.stdout)).unwrap());
+    let bundle = index(documents_of(&manifests_dir().join(BUNDLE)));
+    assert_eq!(
+        rendered.keys().collect::<Vec<_>>(),
+        bundle.keys().collect::<Vec<_>>(),
+        "objects"
+    );
+    for (k, doc) in &bundle {
+        assert_eq!(&rendered[k], doc, "{k:?} as kustomize renders it");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // RBAC
 

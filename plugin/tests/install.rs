@@ -859,3 +859,69 @@ fn agent_and_once_take_the_ranges_from_the_kubernetes_api() {
         "{out}"
     );
 }
+
+/// `install` against a real kube-apiserver built from upstream sources (the
+/// conformance build's cache; skipped without it), with the manifests' own
+/// Namespace, ServiceAccount, ClusterRole and binding, a bound token as a pod
+/// gets, a Node carrying spec.podCIDRs, and the default ServiceCIDR the
+/// apiserver makes from --service-cluster-ip-range.
+#[test]
+fn install_against_a_real_apiserver_with_the_manifests_rbac() {
+    use support::kube::{RealApi, SERVICE_CIDR};
+    let host = Host::new("ak8s");
+    let Some(api) = RealApi::start(&host.node.ns, &host.node.dir) else {
+        return;
+    };
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+    for f in [
+        "namespace.yaml",
+        "serviceaccount.yaml",
+        "clusterrole.yaml",
+        "clusterrolebinding.yaml",
+    ] {
+        api.apply(&std::fs::read_to_string(manifests.join(f)).unwrap());
+    }
+    api.apply(&format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-l2\nspec:\n  podCIDR: {POD_CIDR}\n  podCIDRs: [{POD_CIDR}, \"fd00:10:77::/64\"]\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: nobody\n  namespace: veth-xdp\n"
+    ));
+    let start = Instant::now();
+    while api
+        .kubectl_try(&["get", "servicecidrs", "kubernetes"])
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no default ServiceCIDR"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let kc = api.service_account_kubeconfig("veth-xdp", "veth-xdp");
+    let kc = kc.display().to_string();
+    let (code, out) = host.install(&["--node-name", "node-l2", "--kubeconfig", &kc]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_slice(&std::fs::read(host.conflist()).unwrap()).unwrap();
+    let plugin = &v["plugins"][0];
+    assert_eq!(
+        plugin["serviceCIDRs"],
+        serde_json::json!([SERVICE_CIDR]),
+        "{v}"
+    );
+    assert_eq!(
+        plugin["ipam"]["ranges"][0][0]["rangeStart"], "10.77.0.128",
+        "{v}"
+    );
+
+    // Without the binding the same request is refused, and the error says what is missing.
+    let nobody = api.service_account_kubeconfig("veth-xdp", "nobody");
+    let (code, out) = host.install(&[
+        "--node-name",
+        "node-l2",
+        "--kubeconfig",
+        &nobody.display().to_string(),
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(r#"lacks verb "get" on resource "nodes""#),
+        "{out}"
+    );
+}

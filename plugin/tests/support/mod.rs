@@ -12,6 +12,7 @@
 //!   bpffs pins); result validation per spec version.
 //! - `traces`: everything an attachment can leave on a node, datapath
 //!   included; the "nothing left behind" check of ADD rollback, DEL and GC.
+//! - `kube`: a real kube-apiserver + etcd in a test namespace (from the conformance build's cache).
 //! - `frames`: Ethernet frame builders for BPF_PROG_TEST_RUN.
 //! - `lab`: the datapath pinned in a namespace of its own, for the BPF
 //!   program tests (BPF_PROG_TEST_RUN wrappers, a standard two-pod lab).
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod cni;
 pub mod frames;
+pub mod kube;
 pub mod lab;
 pub mod ns;
 pub mod traces;

@@ -115,9 +115,9 @@ build_cnitool() {
 
 build_etcd() {
   up_to_date etcd "$tools/etcd" bin/etcd bin/etcdctl && { log "etcd: up to date"; return; }
-  go_build etcd "$tools/etcd" "-s -w" go.etcd.io/etcd/v3 go.etcd.io/etcd/etcdctl/v3
-  # The root module's main package is named after its directory: v3.
-  mv -f "$cache/bin/v3" "$cache/bin/etcd"
+  go_build etcd "$tools/etcd" "-s -w" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/etcdctl/v3
+  # The server module's main package is named after its directory: server.
+  mv -f "$cache/bin/server" "$cache/bin/etcd"
   mark_built etcd "$tools/etcd"
 }
 

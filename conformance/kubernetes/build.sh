@@ -37,7 +37,7 @@ while (($#)); do
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-all=(cnitool etcd coredns kube ginkgo e2e pause)
+all=(cnitool etcd kube pause coredns ginkgo e2e)
 if [ -n "$only" ]; then
   IFS=, read -ra want <<<"$only"
   for w in "${want[@]}"; do

@@ -65,7 +65,10 @@ wait_for() {
   die "$what: not after ${secs}s (component $comp, log: $run/logs/$comp.log)"
 }
 
-kc() { "$bin/kubectl" --kubeconfig "$run/pki/admin.kubeconfig" "$@"; }
+# kubectl as admin, from the control-plane namespace (the apiserver is reachable only there and
+# from the nodes: nothing of the cluster is in the machine's own network namespace).
+kc() { nsenter --net="/var/run/netns/$ns_cp" "$bin/kubectl" --kubeconfig "$run/pki/admin.kubeconfig" "$@"; }
+kc_sh="nsenter --net=/var/run/netns/$ns_cp $bin/kubectl --kubeconfig $run/pki/admin.kubeconfig"
 
 # ---------------------------------------------------------------------------------------- PKI
 pki() {
@@ -251,6 +254,11 @@ EOF
   for h in /sys/fs/cgroup/*/; do
     [ -f "$h/cgroup.procs" ] && mkdir -p "$h$cgroup_root"
   done
+  # A new v1 cpuset cgroup has no CPUs and no memory nodes: no task could join it.
+  local c
+  for c in cpus mems; do
+    cat "/sys/fs/cgroup/cpuset/cpuset.$c" >"/sys/fs/cgroup/cpuset$cgroup_root/cpuset.$c"
+  done
   local d=$run/pki
   cp /etc/resolv.conf "$w/resolv.conf"
   cat >"$w/kubelet/config.yaml" <<EOF
@@ -325,7 +333,7 @@ EOF
   # The reference bridge plugin on the node's podCIDR (what the controller-manager allocated).
   local cidr=""
   wait_for "podCIDR of $node" kube-controller-manager 60 \
-    bash -c "[ -n \"\$('$bin/kubectl' --kubeconfig '$run/pki/admin.kubeconfig' get node $node -o jsonpath='{.spec.podCIDR}')\" ]"
+    bash -c "[ -n \"\$($kc_sh get node $node -o jsonpath='{.spec.podCIDR}')\" ]"
   cidr=$(kc get node "$node" -o jsonpath='{.spec.podCIDR}')
   local gw; gw=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[1])" "$cidr")
   cat >"$w/cni/net.d/.10-$cni_net.conflist" <<EOF
@@ -343,12 +351,15 @@ EOF
   mv "$w/cni/net.d/.10-$cni_net.conflist" "$w/cni/net.d/10-$cni_net.conflist"
   log "CNI: bridge on $cidr (gateway $gw)"
   wait_for "node $node Ready" kubelet 120 \
-    bash -c "'$bin/kubectl' --kubeconfig '$run/pki/admin.kubeconfig' get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+    bash -c "$kc_sh get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 }
 
 # ------------------------------------------------------------------------------- smoke pod
 smoke_pod() {
   local pause_tag; pause_tag=$(cat "$cache/images/pause.tag")
+  # The ServiceAccount admission plugin refuses pods until the controller-manager made the
+  # namespace's default ServiceAccount.
+  wait_for "ServiceAccount default/default" kube-controller-manager 60 kc get serviceaccount default
   kc apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
@@ -360,10 +371,13 @@ spec:
     imagePullPolicy: Never
 EOF
   wait_for "pod smoke Running" kubelet 120 \
-    bash -c "'$bin/kubectl' --kubeconfig '$run/pki/admin.kubeconfig' get pod smoke -o jsonpath='{.status.phase}' | grep -qx Running"
+    bash -c "$kc_sh get pod smoke -o jsonpath='{.status.phase}' | grep -qx Running"
   local ip; ip=$(kc get pod smoke -o jsonpath='{.status.podIP}')
   log "pod smoke Running at $ip"
   inns "$ns_w" ping -c1 -W2 "$ip" >/dev/null && log "node $node reaches pod $ip" || die "node $node cannot reach pod $ip"
+  # kube-proxy's DNAT of the kubernetes Service (10.96.0.1:443 -> the apiserver), from the node.
+  wait_for "Service kubernetes ($kubernetes_svc_ip:443) from $node" kube-proxy 30 \
+    inns "$ns_w" curl -sfk --max-time 2 "https://$kubernetes_svc_ip/readyz"
 }
 
 # ------------------------------------------------------------------------------------- down
@@ -408,7 +422,12 @@ down() {
   for ns in "$ns_w" "$ns_cp" "$ns_fabric"; do
     [ -e "/var/run/netns/$ns" ] && ip netns del "$ns"
   done
-  # libcni (containerd's CRI) caches results in /var/lib/cni whatever the config says.
+  # libcni (containerd's CRI) caches results in /var/lib/cni whatever the config says: the pod
+  # network's and containerd's own cni-loopback, per sandbox ID.
+  local sb
+  for sb in "$run/$node"/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*; do
+    [ -e "$sb" ] && rm -f /var/lib/cni/results/*-"$(basename "$sb")"-*
+  done
   rm -f /var/lib/cni/results/"$cni_net"-* 2>/dev/null
   rm -rf "$run"
   local left=""

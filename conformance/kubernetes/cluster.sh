@@ -19,7 +19,8 @@
 #            namespaces (and the iptables rules in them), libcni cache entries, the run dir
 #   kubectl  kubectl with the run's admin kubeconfig
 # Env: VETH_XDP_K8S_CACHE (build.sh's cache), VETH_XDP_K8S_RUN (run dir, default
-# /run/veth-xdp-k8s), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s).
+# /run/veth-xdp-k8s), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s),
+# VETH_XDP_K8S_PROXY_MODE (kube-proxy's mode: iptables, the default, or nftables).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -34,6 +35,8 @@ service_cidr=10.96.0.0/16 kubernetes_svc_ip=10.96.0.1 dns_ip=10.96.0.10
 cluster_cidr=10.244.0.0/16
 cgroup_root=/$p-$node
 cni_net=$p-bridge
+proxy_mode=${VETH_XDP_K8S_PROXY_MODE:-iptables}
+case $proxy_mode in iptables|nftables) ;; *) echo "cluster.sh: VETH_XDP_K8S_PROXY_MODE: iptables or nftables" >&2; exit 2 ;; esac
 
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -319,7 +322,7 @@ EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $d/kube-proxy.kubeconfig}
-mode: iptables
+mode: $proxy_mode
 clusterCIDR: $cluster_cidr
 hostnameOverride: $node
 metricsBindAddress: 127.0.0.1:10249
@@ -449,6 +452,8 @@ up() {
   for b in containerd ctr runc openssl curl iptables; do
     command -v "$b" >/dev/null || die "$b missing (bash hack/setup-deps.sh; apt-get install $b)"
   done
+  # kube-proxy's nftables mode runs the nft command (knftables).
+  [ "$proxy_mode" = iptables ] || command -v nft >/dev/null || die "nft missing (apt-get install nftables)"
   local ns
   for ns in "$ns_fabric" "$ns_cp" "$ns_w"; do
     [ -e "/var/run/netns/$ns" ] && die "netns $ns exists: another run uses prefix $p (VETH_XDP_K8S_PREFIX)"
@@ -468,7 +473,7 @@ up() {
   worker_up
   smoke_pod
   up_ok=1
-  log "up: node $node Ready, pod smoke Running; kubectl: $0 kubectl get pods -A; stop: $0 down"
+  log "up: node $node Ready, pod smoke Running, kube-proxy $proxy_mode; kubectl: $0 kubectl get pods -A; stop: $0 down"
 }
 
 case "${1:-}" in

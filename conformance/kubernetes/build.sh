@@ -6,7 +6,7 @@
 #   e2e.test (go test -c k8s.io/kubernetes/test/e2e)                                  (e2e)
 #   ginkgo                                                                             (ginkgo)
 #   etcd etcdctl                                                                       (etcd)
-#   coredns                                                                            (coredns)
+#   coredns, its image and v1.36.3's CoreDNS addon manifest                            (coredns)
 #   cnitool                                                                            (cnitool)
 #   pause: build/pause/linux/pause.c of the release, gcc -static, as an OCI archive     (pause)
 #
@@ -52,7 +52,7 @@ gover=$(go env GOVERSION)
 minor=$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$gover")
 ((minor >= 26)) || { echo "build.sh: $gover is too old: Kubernetes v1.36 needs Go >= 1.26" >&2; exit 1; }
 
-mkdir -p "$cache"/{bin,images,stamps,logs}
+mkdir -p "$cache"/{bin,images,manifests,stamps,logs}
 cache=$(cd "$cache" && pwd)
 export GOMODCACHE=$cache/gomod GOCACHE=$cache/gocache GOTOOLCHAIN=local CGO_ENABLED=0
 export GOFLAGS="-mod=readonly -modcacherw -trimpath"
@@ -121,9 +121,24 @@ build_etcd() {
   mark_built etcd "$tools/etcd"
 }
 
+# coredns: the binary, an image named as v1.36.3's addon manifest expects
+# (registry.k8s.io/coredns/coredns:v<version>), and that manifest
+# (cluster/addons/dns/coredns/coredns.yaml.base of the k8s.io/kubernetes module).
 build_coredns() {
-  up_to_date coredns "$tools/coredns" bin/coredns && { log "coredns: up to date"; return; }
+  local version src
+  version=$(sed -nE 's/^(require)?[[:space:]]*github\.com\/coredns\/coredns (v[^ ]+).*/\2/p' "$tools/coredns/go.mod" | head -1)
+  up_to_date coredns "$tools/coredns" bin/coredns "images/coredns-$version.oci.tar" manifests/coredns.yaml.base \
+    && { log "coredns: up to date"; return; }
   go_build coredns "$tools/coredns" "-s -w" github.com/coredns/coredns
+  # Root in the image (upstream runs as nonroot with a file capability to bind :53, which this
+  # writer does not set); the manifest drops every capability but NET_BIND_SERVICE.
+  python3 "$here/lib/oci.py" --out "$cache/images/coredns-$version.oci.tar" \
+    --name "registry.k8s.io/coredns/coredns:$version" --file "$cache/bin/coredns:/coredns" --entrypoint /coredns
+  src=$GOMODCACHE/k8s.io/kubernetes@$k8s_version
+  [ -d "$src" ] || (cd "$tools" && go mod download k8s.io/kubernetes)
+  mkdir -p "$cache/manifests"
+  cp "$src/cluster/addons/dns/coredns/coredns.yaml.base" "$cache/manifests/coredns.yaml.base"
+  chmod 644 "$cache/manifests/coredns.yaml.base"
   mark_built coredns "$tools/coredns"
 }
 
@@ -170,7 +185,7 @@ build_pause() {
     -o "$cache/bin/pause" "$src/build/pause/linux/pause.c"
   strip "$cache/bin/pause" 2>/dev/null || true
   python3 "$here/lib/oci.py" --out "$cache/$archive" --name "registry.k8s.io/pause:$tag" \
-    --file "$cache/bin/pause:/pause" --entrypoint /pause
+    --file "$cache/bin/pause:/pause" --entrypoint /pause --user 65535:65535
   echo "$tag" >"$cache/images/pause.tag"
   mark_built pause "$tools"
 }

@@ -171,6 +171,7 @@ control_plane_up() {
     --kubelet-client-certificate "$d/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$d/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority "$d/ca.crt" \
+    --kubelet-preferred-address-types InternalIP,Hostname \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
@@ -383,6 +384,24 @@ EOF
     inns "$ns_w" curl -sfk --max-time 2 "https://$kubernetes_svc_ip/readyz"
 }
 
+# ----------------------------------------------------------------------------------- CoreDNS
+# Kubernetes' own addon manifest (cluster/addons/dns/coredns/coredns.yaml.base of the release,
+# copied by build.sh): a Deployment behind the kube-dns Service at the cluster DNS address; the
+# image is build.sh's, imported with the others.
+coredns_up() {
+  local base=$cache/manifests/coredns.yaml.base
+  sed -e "s/__MACHINE_GENERATED_WARNING__/from $(basename "$base") by cluster.sh/" \
+      -e "s/__DNS__DOMAIN__/cluster.local/g" -e "s/__DNS__SERVER__/$dns_ip/g" \
+      -e "s/__DNS__MEMORY__LIMIT__/170Mi/g" "$base" >"$run/coredns.yaml"
+  kc apply -f "$run/coredns.yaml" >/dev/null
+  wait_for "CoreDNS pod Ready" kubelet 180 \
+    kc -n kube-system wait --for=condition=Ready --timeout=1s pod -l k8s-app=kube-dns
+  # From the node: the kube-dns ClusterIP, DNATed by kube-proxy to the CoreDNS pod on the bridge.
+  wait_for "DNS kubernetes.default.svc.cluster.local via $dns_ip" kube-proxy 30 \
+    bash -c "nsenter --net=/var/run/netns/$ns_w python3 '$here/lib/dnsq.py' $dns_ip kubernetes.default.svc.cluster.local | grep -qx $kubernetes_svc_ip"
+  log "CoreDNS answers kubernetes.default.svc.cluster.local = $kubernetes_svc_ip through the kube-dns Service"
+}
+
 # ------------------------------------------------------------------------------------- down
 down() {
   set +e
@@ -449,6 +468,7 @@ up() {
     [ -x "$bin/$b" ] || die "$bin/$b missing: bash $here/build.sh"
   done
   [ -f "$cache/images/pause.tag" ] || die "pause image missing: bash $here/build.sh --only pause"
+  [ -f "$cache/manifests/coredns.yaml.base" ] || die "CoreDNS image/manifest missing: bash $here/build.sh --only coredns"
   for b in containerd ctr runc openssl curl iptables; do
     command -v "$b" >/dev/null || die "$b missing (bash hack/setup-deps.sh; apt-get install $b)"
   done
@@ -472,8 +492,9 @@ up() {
   control_plane_up
   worker_up
   smoke_pod
+  coredns_up
   up_ok=1
-  log "up: node $node Ready, pod smoke Running, kube-proxy $proxy_mode; kubectl: $0 kubectl get pods -A; stop: $0 down"
+  log "up: node $node Ready, pod smoke Running, CoreDNS answering, kube-proxy $proxy_mode; kubectl: $0 kubectl get pods -A; stop: $0 down"
 }
 
 case "${1:-}" in

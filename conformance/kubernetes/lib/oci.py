@@ -14,6 +14,7 @@ ap.add_argument("--out", required=True)
 ap.add_argument("--name", required=True, help="full reference, e.g. registry.k8s.io/pause:3.10.2")
 ap.add_argument("--file", action="append", default=[], help="SRC:/DEST, mode kept")
 ap.add_argument("--entrypoint", action="append", default=[])
+ap.add_argument("--user", default="", help="the image config's User (uid:gid), empty = root")
 a = ap.parse_args()
 
 blobs = {}
@@ -49,7 +50,7 @@ config = {
     "created": "1970-01-01T00:00:00Z",
     "architecture": "amd64",
     "os": "linux",
-    "config": {"Entrypoint": a.entrypoint or None, "User": "65535:65535" if "pause" in a.name else ""},
+    "config": {"Entrypoint": a.entrypoint or None, "User": a.user},
     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
     "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "conformance/kubernetes/lib/oci.py"}],
 }

@@ -28,12 +28,21 @@ cache=${VETH_XDP_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/veth-xdp/k8s}
 bin=$cache/bin
 run=${VETH_XDP_K8S_RUN:-/run/veth-xdp-k8s}
 p=${VETH_XDP_K8S_PREFIX:-vxk8s}
-ns_fabric=$p-fabric ns_cp=$p-cp ns_w=$p-w1
-node=w1
-cp_ip=10.78.0.10 w_ip=10.78.0.11 gw_ip=10.78.0.1
+ns_fabric=$p-fabric ns_cp=$p-cp
+cp_ip=10.78.0.10 gw_ip=10.78.0.1
+# Worker nodes w1..wN (VETH_XDP_K8S_WORKERS, default 1): namespace <p>-wI, address 10.78.0.(10+I).
+workers=${VETH_XDP_K8S_WORKERS:-1}
+[[ $workers =~ ^[1-9]$ ]] || { echo "cluster.sh: VETH_XDP_K8S_WORKERS: 1 to 9" >&2; exit 2; }
+nodes=(); for ((i = 1; i <= workers; i++)); do nodes+=("w$i"); done
+# use_node wI: the worker the functions below work on.
+use_node() {
+  node=$1
+  local i=${node#w}
+  w_ip=10.78.0.$((10 + i)) ns_w=$p-$node cgroup_root=/$p-$node
+}
+use_node w1
 service_cidr=10.96.0.0/16 kubernetes_svc_ip=10.96.0.1 dns_ip=10.96.0.10
 cluster_cidr=10.244.0.0/16
-cgroup_root=/$p-$node
 cni_net=$p-bridge
 proxy_mode=${VETH_XDP_K8S_PROXY_MODE:-iptables}
 case $proxy_mode in iptables|nftables) ;; *) echo "cluster.sh: VETH_XDP_K8S_PROXY_MODE: iptables or nftables" >&2; exit 2 ;; esac
@@ -87,10 +96,15 @@ pki() {
   cert admin "admin" "system:masters" "" client
   cert controller-manager "system:kube-controller-manager" "" "" client
   cert scheduler "system:kube-scheduler" "" "" client
-  cert kubelet-$node "system:node:$node" "system:nodes" "" client
-  cert kubelet-$node-serving "$node" "" "IP:$w_ip,DNS:$node" server
   cert kube-proxy "system:kube-proxy" "" "" client
-  for c in admin controller-manager scheduler kubelet-$node kube-proxy; do kubeconfig "$c"; done
+  for c in admin controller-manager scheduler kube-proxy; do kubeconfig "$c"; done
+  local n
+  for n in "${nodes[@]}"; do
+    use_node "$n"
+    cert kubelet-$node "system:node:$node" "system:nodes" "" client
+    cert kubelet-$node-serving "$node" "" "IP:$w_ip,DNS:$node" server
+    kubeconfig kubelet-$node
+  done
 }
 
 # cert NAME CN O SANS server|client
@@ -132,15 +146,16 @@ EOF
 # ------------------------------------------------------------------------------- namespaces
 netns_up() {
   local ns
-  for ns in "$ns_fabric" "$ns_cp" "$ns_w"; do
+  for ns in "$ns_fabric" "$ns_cp" "${nodes[@]/#/$p-}"; do
     ip netns add "$ns"
     ip -n "$ns" link set lo up
   done
   ip -n "$ns_fabric" link add br0 type bridge
   ip -n "$ns_fabric" addr add "$gw_ip/24" dev br0
   ip -n "$ns_fabric" link set br0 up
-  local pair
-  for pair in "$ns_cp:$cp_ip:cp" "$ns_w:$w_ip:w1"; do
+  local pair pairs=("$ns_cp:$cp_ip:cp") n
+  for n in "${nodes[@]}"; do use_node "$n"; pairs+=("$ns_w:$w_ip:$node"); done
+  for pair in "${pairs[@]}"; do
     IFS=: read -r ns addr short <<<"$pair"
     ip link add eth0 netns "$ns" type veth peer name "$short" netns "$ns_fabric"
     ip -n "$ns_fabric" link set "$short" master br0 up
@@ -148,8 +163,8 @@ netns_up() {
     ip -n "$ns" link set eth0 up
     ip -n "$ns" route add default via "$gw_ip"
   done
-  # The worker routes pods and Services: forwarding on in its own namespace only.
-  inns "$ns_w" sysctl -qw net.ipv4.ip_forward=1
+  # The workers route pods and Services: forwarding on in their own namespaces only.
+  for n in "${nodes[@]}"; do use_node "$n"; inns "$ns_w" sysctl -qw net.ipv4.ip_forward=1; done
 }
 
 # ------------------------------------------------------------------------------ control plane
@@ -240,16 +255,16 @@ state = "$w/containerd/state"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
 EOF
-  start containerd "$ns_w" containerd --config "$w/containerd/config.toml" --log-level info
-  wait_for "containerd socket" containerd 30 ctr --address "$w/containerd/containerd.sock" version
+  start $node-containerd "$ns_w" containerd --config "$w/containerd/config.toml" --log-level info
+  wait_for "$node: containerd socket" $node-containerd 30 ctr --address "$w/containerd/containerd.sock" version
   ctr --address "$w/containerd/containerd.sock" -n k8s.io images import \
-    "$cache/images/pause-$pause_tag.oci.tar" >"$run/logs/image-import.log" 2>&1 \
-    || die "pause image import failed (log: $run/logs/image-import.log)"
+    "$cache/images/pause-$pause_tag.oci.tar" >"$run/logs/$node-image-import.log" 2>&1 \
+    || die "pause image import failed (log: $run/logs/$node-image-import.log)"
   local img
   for img in "$cache"/images/*.oci.tar; do
     [[ $img == */pause-* ]] && continue
-    ctr --address "$w/containerd/containerd.sock" -n k8s.io images import "$img" >>"$run/logs/image-import.log" 2>&1 \
-      || die "image import $img failed (log: $run/logs/image-import.log)"
+    ctr --address "$w/containerd/containerd.sock" -n k8s.io images import "$img" >>"$run/logs/$node-image-import.log" 2>&1 \
+      || die "image import $img failed (log: $run/logs/$node-image-import.log)"
   done
 
   # The kubelet's pods go under a cgroup root of their own in every v1 hierarchy (and the
@@ -313,11 +328,11 @@ EOF
     echo "$v" >"$w/sysctl/${k//\//.}"
     shadow+="mount --bind $w/sysctl/${k//\//.} /proc/sys/$k && "
   done
-  start kubelet "$ns_w" unshare --mount --propagation unchanged bash -c "$shadow exec \"\$@\"" kubelet \
+  start $node-kubelet "$ns_w" unshare --mount --propagation unchanged bash -c "$shadow exec \"\$@\"" kubelet \
     "$bin/kubelet" --config "$w/kubelet/config.yaml" \
     --kubeconfig "$d/kubelet-$node.kubeconfig" --root-dir "$w/kubelet" --cert-dir "$w/kubelet/pki" \
     --hostname-override "$node" --node-ip "$w_ip" --v 2
-  wait_for "node $node registered" kubelet 90 kc get node "$node"
+  wait_for "node $node registered" $node-kubelet 90 kc get node "$node"
 
   cat >"$w/kube-proxy/config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -331,11 +346,14 @@ healthzBindAddress: 127.0.0.1:10256
 # nf_conntrack_max is machine-wide (read-only outside the initial namespace): leave it alone.
 conntrack: {maxPerCore: 0, min: 0}
 EOF
-  start kube-proxy "$ns_w" "$bin/kube-proxy" --config "$w/kube-proxy/config.yaml" --v 2
-  wait_for "kube-proxy healthy" kube-proxy 60 inns "$ns_w" curl -sf http://127.0.0.1:10256/healthz
+  start $node-kube-proxy "$ns_w" "$bin/kube-proxy" --config "$w/kube-proxy/config.yaml" --v 2
+  wait_for "$node: kube-proxy healthy" $node-kube-proxy 60 inns "$ns_w" curl -sf http://127.0.0.1:10256/healthz
+}
 
-  # The reference bridge plugin on the node's podCIDR (what the controller-manager allocated).
-  local cidr=""
+# The reference bridge plugin on the node's podCIDR (what the controller-manager allocated), and
+# a route on every other node to that podCIDR via this node (the fabric is one L2 segment).
+cni_up() {
+  local w=$run/$node cidr="" n
   wait_for "podCIDR of $node" kube-controller-manager 60 \
     bash -c "[ -n \"\$($kc_sh get node $node -o jsonpath='{.spec.podCIDR}')\" ]"
   cidr=$(kc get node "$node" -o jsonpath='{.spec.podCIDR}')
@@ -353,35 +371,56 @@ EOF
 }
 EOF
   mv "$w/cni/net.d/.10-$cni_net.conflist" "$w/cni/net.d/10-$cni_net.conflist"
-  log "CNI: bridge on $cidr (gateway $gw)"
-  wait_for "node $node Ready" kubelet 120 \
+  log "$node: CNI bridge on $cidr (gateway $gw)"
+  local me=$node my_ip=$w_ip
+  for n in "${nodes[@]}"; do
+    [ "$n" = "$me" ] && continue
+    use_node "$n"; ip -n "$ns_w" route add "$cidr" via "$my_ip"
+  done
+  use_node "$me"
+  wait_for "node $node Ready" $node-kubelet 120 \
     bash -c "$kc_sh get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 }
 
 # ------------------------------------------------------------------------------- smoke pod
 smoke_pod() {
-  local pause_tag; pause_tag=$(cat "$cache/images/pause.tag")
+  local pause_tag n ip me; pause_tag=$(cat "$cache/images/pause.tag")
   # The ServiceAccount admission plugin refuses pods until the controller-manager made the
   # namespace's default ServiceAccount.
   wait_for "ServiceAccount default/default" kube-controller-manager 60 kc get serviceaccount default
-  kc apply -f - >/dev/null <<EOF
+  # One pod per node (nodeName: the scheduler is not involved).
+  for n in "${nodes[@]}"; do
+    kc apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
-metadata: {name: smoke, namespace: default}
+metadata: {name: smoke-$n, namespace: default}
 spec:
+  nodeName: $n
   containers:
   - name: pause
     image: registry.k8s.io/pause:$pause_tag
     imagePullPolicy: Never
 EOF
-  wait_for "pod smoke Running" kubelet 120 \
-    bash -c "$kc_sh get pod smoke -o jsonpath='{.status.phase}' | grep -qx Running"
-  local ip; ip=$(kc get pod smoke -o jsonpath='{.status.podIP}')
-  log "pod smoke Running at $ip"
-  inns "$ns_w" ping -c1 -W2 "$ip" >/dev/null && log "node $node reaches pod $ip" || die "node $node cannot reach pod $ip"
-  # kube-proxy's DNAT of the kubernetes Service (10.96.0.1:443 -> the apiserver), from the node.
-  wait_for "Service kubernetes ($kubernetes_svc_ip:443) from $node" kube-proxy 30 \
-    inns "$ns_w" curl -sfk --max-time 2 "https://$kubernetes_svc_ip/readyz"
+  done
+  for n in "${nodes[@]}"; do
+    wait_for "pod smoke-$n Running" $n-kubelet 120 \
+      bash -c "$kc_sh get pod smoke-$n -o jsonpath='{.status.phase}' | grep -qx Running"
+    ip=$(kc get pod "smoke-$n" -o jsonpath='{.status.podIP}')
+    log "pod smoke-$n Running at $ip"
+    # Every node reaches every pod (its own over the bridge, the others' through their node).
+    for me in "${nodes[@]}"; do
+      use_node "$me"
+      inns "$ns_w" ping -c1 -W2 "$ip" >/dev/null || die "node $me cannot reach pod smoke-$n ($ip)"
+    done
+    log "every node reaches pod smoke-$n ($ip)"
+  done
+  # kube-proxy's DNAT of the kubernetes Service (10.96.0.1:443 -> the apiserver), from each node.
+  for n in "${nodes[@]}"; do
+    use_node "$n"
+    wait_for "Service kubernetes ($kubernetes_svc_ip:443) from $n" $n-kube-proxy 30 \
+      inns "$ns_w" curl -sfk --max-time 2 "https://$kubernetes_svc_ip/readyz"
+  done
+  use_node w1
 }
 
 # ----------------------------------------------------------------------------------- CoreDNS
@@ -394,10 +433,11 @@ coredns_up() {
       -e "s/__DNS__DOMAIN__/cluster.local/g" -e "s/__DNS__SERVER__/$dns_ip/g" \
       -e "s/__DNS__MEMORY__LIMIT__/170Mi/g" "$base" >"$run/coredns.yaml"
   kc apply -f "$run/coredns.yaml" >/dev/null
-  wait_for "CoreDNS pod Ready" kubelet 180 \
+  wait_for "CoreDNS pod Ready" w1-kubelet 180 \
     kc -n kube-system wait --for=condition=Ready --timeout=1s pod -l k8s-app=kube-dns
   # From the node: the kube-dns ClusterIP, DNATed by kube-proxy to the CoreDNS pod on the bridge.
-  wait_for "DNS kubernetes.default.svc.cluster.local via $dns_ip" kube-proxy 30 \
+  use_node w1
+  wait_for "DNS kubernetes.default.svc.cluster.local via $dns_ip" w1-kube-proxy 30 \
     bash -c "nsenter --net=/var/run/netns/$ns_w python3 '$here/lib/dnsq.py' $dns_ip kubernetes.default.svc.cluster.local | grep -qx $kubernetes_svc_ip"
   log "CoreDNS answers kubernetes.default.svc.cluster.local = $kubernetes_svc_ip through the kube-dns Service"
 }
@@ -405,30 +445,37 @@ coredns_up() {
 # ------------------------------------------------------------------------------------- down
 down() {
   set +e
-  local name pid
-  # kubelet first (it would restart containers), then kube-proxy and the control plane.
-  for name in kubelet kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    [ -f "$run/pids/$name" ] || continue
-    pid=$(cat "$run/pids/$name")
-    kill -TERM "$pid" 2>/dev/null
+  # Whatever workers a run had: found by name, so down needs nothing from up (nor its run dir).
+  local wns=() roots=() f
+  for f in /var/run/netns/"$p"-w[0-9]; do [ -e "$f" ] && wns+=("$(basename "$f")"); done
+  for f in /sys/fs/cgroup/*/"$p"-w[0-9]; do [ -d "$f" ] && roots+=("$f"); done
+  # kubelets first (they would restart containers), then the rest.
+  for f in "$run"/pids/*-kubelet "$run"/pids/*; do
+    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
   done
   sleep 1
-  # Every process left in our cgroup root (containers, pause) and in our namespaces (containerd,
-  # its shims, anything else started there).
-  local round
+  # Every process left in our cgroup roots (containers, pause) and in our namespaces
+  # (containerd, its shims, anything else started there).
+  local round ns
   for round in 1 2 3; do
     local pids=()
-    for f in $(find /sys/fs/cgroup/*"$cgroup_root" -name cgroup.procs 2>/dev/null); do
+    for f in $(find "${roots[@]}" -name cgroup.procs 2>/dev/null); do
       mapfile -t -O "${#pids[@]}" pids <"$f"
     done
-    local ns
-    for ns in "$ns_w" "$ns_cp" "$ns_fabric"; do
+    for ns in "${wns[@]}" "$ns_cp" "$ns_fabric"; do
       [ -e "/var/run/netns/$ns" ] && mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
     done
     ((${#pids[@]})) || break
     kill -KILL "${pids[@]}" 2>/dev/null
     sleep 1
   done
+  # libcni (containerd's CRI) caches results in /var/lib/cni whatever the config says: the pod
+  # network's and containerd's own cni-loopback, per sandbox ID.
+  local sb
+  for sb in "$run"/w[0-9]/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*; do
+    [ -e "$sb" ] && rm -f /var/lib/cni/results/*-"$(basename "$sb")"-*
+  done
+  rm -f /var/lib/cni/results/"$cni_net"-* 2>/dev/null
   # Mounts under the run dir (kubelet volumes, containerd's rootfs, shm and pod netns mounts:
   # netns_mounts_under_state_dir), deepest first.
   if [ -d "$run" ]; then
@@ -437,24 +484,14 @@ down() {
     done
   fi
   # Our cgroups, deepest first, in every hierarchy.
-  local h
-  for h in /sys/fs/cgroup/*/; do
-    [ -d "$h$cgroup_root" ] && find "$h$cgroup_root" -depth -type d -exec rmdir {} \; 2>/dev/null
-  done
-  for ns in "$ns_w" "$ns_cp" "$ns_fabric"; do
+  for f in "${roots[@]}"; do find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+  for ns in "${wns[@]}" "$ns_cp" "$ns_fabric"; do
     [ -e "/var/run/netns/$ns" ] && ip netns del "$ns"
   done
-  # libcni (containerd's CRI) caches results in /var/lib/cni whatever the config says: the pod
-  # network's and containerd's own cni-loopback, per sandbox ID.
-  local sb
-  for sb in "$run/$node"/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*; do
-    [ -e "$sb" ] && rm -f /var/lib/cni/results/*-"$(basename "$sb")"-*
-  done
-  rm -f /var/lib/cni/results/"$cni_net"-* 2>/dev/null
   rm -rf "$run"
   local left=""
-  for ns in "$ns_w" "$ns_cp" "$ns_fabric"; do [ -e "/var/run/netns/$ns" ] && left+=" netns:$ns"; done
-  for h in /sys/fs/cgroup/*/; do [ -d "$h$cgroup_root" ] && left+=" cgroup:$h$cgroup_root"; done
+  for f in /var/run/netns/"$p"-*; do [ -e "$f" ] && left+=" netns:$(basename "$f")"; done
+  for f in /sys/fs/cgroup/*/"$p"-w[0-9]; do [ -d "$f" ] && left+=" cgroup:$f"; done
   grep -q " $run" /proc/self/mounts && left+=" mounts under $run"
   [ -e "$run" ] && left+=" $run"
   if [ -n "$left" ]; then log "down: left behind:$left"; return 1; fi
@@ -474,9 +511,9 @@ up() {
   done
   # kube-proxy's nftables mode runs the nft command (knftables).
   [ "$proxy_mode" = iptables ] || command -v nft >/dev/null || die "nft missing (apt-get install nftables)"
-  local ns
-  for ns in "$ns_fabric" "$ns_cp" "$ns_w"; do
-    [ -e "/var/run/netns/$ns" ] && die "netns $ns exists: another run uses prefix $p (VETH_XDP_K8S_PREFIX)"
+  local f
+  for f in /var/run/netns/"$p"-*; do
+    [ -e "$f" ] && die "netns $(basename "$f") exists: another run uses prefix $p (VETH_XDP_K8S_PREFIX)"
   done
   # From here on, every way out of up but success tears down what was made.
   up_ok=0
@@ -486,15 +523,17 @@ up() {
   # A shared mount: the kubelet's mount namespace and the machine's see each other's mounts here.
   mount --bind "$run" "$run"
   mount --make-shared "$run"
-  log "run dir $run, namespaces $ns_fabric $ns_cp $ns_w"
+  log "run dir $run, namespaces $ns_fabric $ns_cp ${nodes[*]/#/$p-}"
   pki
   netns_up
   control_plane_up
-  worker_up
+  local n
+  for n in "${nodes[@]}"; do use_node "$n"; worker_up; done
+  for n in "${nodes[@]}"; do use_node "$n"; cni_up; done
   smoke_pod
   coredns_up
   up_ok=1
-  log "up: node $node Ready, pod smoke Running, CoreDNS answering, kube-proxy $proxy_mode; kubectl: $0 kubectl get pods -A; stop: $0 down"
+  log "up: ${#nodes[@]} node(s) Ready (${nodes[*]}), a pod Running on each, CoreDNS answering, kube-proxy $proxy_mode; kubectl: $0 kubectl get pods -A; stop: $0 down"
 }
 
 case "${1:-}" in

@@ -5,22 +5,25 @@
 #   <p>-fabric  bridge br0 10.78.0.1/24: the L2 segment the nodes share
 #   <p>-cp      10.78.0.10: etcd, kube-apiserver, kube-controller-manager (--allocate-node-cidrs),
 #               kube-scheduler
-#   <p>-w1      10.78.0.11: containerd (own root, state, socket, CNI dirs), kubelet (cgroupfs
-#               driver, own root dir, own cgroup root), kube-proxy (iptables mode)
+#   <p>-wI      10.78.0.(10+I), I = 1..VETH_XDP_K8S_WORKERS (default 1): containerd (own root,
+#               state, socket, CNI dirs), kubelet (cgroupfs driver, own root dir, own cgroup
+#               root), kube-proxy (iptables or nftables mode); routes to the other nodes' podCIDRs
 #
 # Pods get the reference `bridge` plugin (host-local on the node's spec.podCIDR); the pause image
 # is the one build.sh compiled, imported with `ctr -n k8s.io images import`. PKI (openssl) and
 # every file of a run live in the run dir; each component logs to <run>/logs/<component>.log.
 #
 # Usage: cluster.sh up|down|status|kubectl ARGS...
-#   up       start the cluster; waits for a Ready node and a running pod (fails naming the
-#            component and its log otherwise); any failure or interrupt tears down what was made
+#   up       start the cluster; waits for Ready nodes, a running pod on each, CoreDNS answering
+#            (fails naming the component and its log otherwise); any failure or interrupt tears
+#            down what was made
 #   down     stop everything and leave nothing: processes, pod sandboxes, mounts, cgroups,
 #            namespaces (and the iptables rules in them), libcni cache entries, the run dir
 #   kubectl  kubectl with the run's admin kubeconfig
 # Env: VETH_XDP_K8S_CACHE (build.sh's cache), VETH_XDP_K8S_RUN (run dir, default
 # /run/veth-xdp-k8s), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s),
-# VETH_XDP_K8S_PROXY_MODE (kube-proxy's mode: iptables, the default, or nftables).
+# VETH_XDP_K8S_PROXY_MODE (kube-proxy's mode: iptables, the default, or nftables),
+# VETH_XDP_K8S_WORKERS (worker nodes, 1 to 9, default 1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 

@@ -20,6 +20,7 @@
 #   down     stop everything and leave nothing: processes, pod sandboxes, mounts, cgroups,
 #            namespaces (and the iptables rules in them), libcni cache entries, the run dir
 #   kubectl  kubectl with the run's admin kubeconfig
+#   e2e      the upstream e2e.test against the cluster (e.g. --ginkgo.focus=REGEX)
 # Env: VETH_XDP_K8S_CACHE (build.sh's cache), VETH_XDP_K8S_RUN (run dir, default
 # /run/veth-xdp-k8s), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s),
 # VETH_XDP_K8S_PROXY_MODE (kube-proxy's mode: iptables, the default, or nftables),
@@ -543,11 +544,21 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   kubectl) shift; kc "$@" ;;
+  e2e)
+    # The upstream e2e binary against the running cluster, from the control-plane namespace:
+    # cluster.sh e2e --ginkgo.focus=REGEX [more e2e.test flags]. Log: <run>/logs/e2e.log.
+    shift
+    [ -x "$bin/e2e.test" ] || die "$bin/e2e.test missing: bash $here/build.sh --only e2e"
+    [ -f "$run/pki/admin.kubeconfig" ] || die "no cluster is up ($run): cluster.sh up first"
+    mkdir -p "$run/e2e"
+    inns "$ns_cp" "$bin/e2e.test" --kubeconfig "$run/pki/admin.kubeconfig" --provider skeleton \
+      --report-dir "$run/e2e" --ginkgo.no-color "$@" 2>&1 | tee "$run/logs/e2e.log"
+    exit "${PIPESTATUS[0]}" ;;
   status)
     for f in "$run"/pids/*; do
       [ -f "$f" ] || continue
       n=$(basename "$f"); pid=$(cat "$f")
       if kill -0 "$pid" 2>/dev/null; then echo "$n: running ($pid)"; else echo "$n: exited (log: $run/logs/$n.log)"; fi
     done ;;
-  *) sed -n '2,23p' "$0"; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
 esac

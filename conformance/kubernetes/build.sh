@@ -75,9 +75,10 @@ ver_ldflags() {
 }
 
 # stamp NAME DIR: what the component's build depends on: the Go version, the wrapper module, the
-# functions that build it (not the rest of this script), and the OCI writer.
+# functions that build it (not the rest of this script), and the OCI writer for image makers.
 stamp_of() {
-  { echo "$gover"; declare -f "build_$1" go_build ver_ldflags; cat "$2/go.mod" "$2/go.sum" "$here/lib/oci.py"
+  { echo "$gover"; declare -f "build_$1" go_build ver_ldflags; cat "$2/go.mod" "$2/go.sum"
+    case $1 in pause|coredns) cat "$here/lib/oci.py" ;; esac
     find "$2" -mindepth 2 -maxdepth 2 -name '*.go' | sort | xargs -r cat; } \
     | sha256sum | cut -d' ' -f1
 }

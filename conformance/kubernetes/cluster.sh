@@ -22,7 +22,8 @@
 #   kubectl  kubectl with the run's admin kubeconfig
 #   e2e      the upstream e2e.test against the cluster (e.g. --ginkgo.focus=REGEX)
 # Env: VETH_XDP_K8S_CACHE (build.sh's cache), VETH_XDP_K8S_RUN (run dir, default
-# /run/veth-xdp-k8s), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s),
+# /run/veth-xdp-k8s), VETH_XDP_K8S_LOGS (where down keeps each run's logs, default
+# /var/tmp/veth-xdp-k8s/runs), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s),
 # VETH_XDP_K8S_PROXY_MODE (kube-proxy's mode: iptables, the default, or nftables),
 # VETH_XDP_K8S_WORKERS (worker nodes, 1 to 9, default 1).
 set -euo pipefail
@@ -31,6 +32,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${VETH_XDP_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/veth-xdp/k8s}
 bin=$cache/bin
 run=${VETH_XDP_K8S_RUN:-/run/veth-xdp-k8s}
+# Where down keeps each run's logs (the one thing a run leaves, on purpose): <keep>/<start time>.
+keep=${VETH_XDP_K8S_LOGS:-/var/tmp/veth-xdp-k8s/runs}
 p=${VETH_XDP_K8S_PREFIX:-vxk8s}
 ns_fabric=$p-fabric ns_cp=$p-cp
 cp_ip=10.78.0.10 gw_ip=10.78.0.1
@@ -492,6 +495,10 @@ down() {
   for ns in "${wns[@]}" "$ns_cp" "$ns_fabric"; do
     [ -e "/var/run/netns/$ns" ] && ip netns del "$ns"
   done
+  if [ -d "$run/logs" ]; then
+    local kept; kept="$keep/$(cat "$run/started" 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$kept" && cp -a "$run/logs/." "$kept/" && log "down: logs of the run kept in $kept"
+  fi
   rm -rf "$run"
   local left=""
   for f in /var/run/netns/"$p"-*; do [ -e "$f" ] && left+=" netns:$(basename "$f")"; done
@@ -524,6 +531,7 @@ up() {
   trap '[ "$up_ok" = 1 ] || { log "up failed or was interrupted: tearing down"; down; }' EXIT
   trap 'exit 130' INT TERM
   mkdir -p "$run"/{logs,pids}
+  date -u +%Y%m%dT%H%M%SZ >"$run/started"
   # A shared mount: the kubelet's mount namespace and the machine's see each other's mounts here.
   mount --bind "$run" "$run"
   mount --make-shared "$run"

@@ -1,0 +1,572 @@
+#!/usr/bin/env bash
+# A Kubernetes cluster inside network namespaces of its own, from the binaries build.sh put in
+# the cache (conformance/kubernetes/README.md):
+#
+#   <p>-fabric  bridge br0 10.78.0.1/24: the L2 segment the nodes share
+#   <p>-cp      10.78.0.10: etcd, kube-apiserver, kube-controller-manager (--allocate-node-cidrs),
+#               kube-scheduler
+#   <p>-wI      10.78.0.(10+I), I = 1..VETH_XDP_K8S_WORKERS (default 1): containerd (own root,
+#               state, socket, CNI dirs), kubelet (cgroupfs driver, own root dir, own cgroup
+#               root), kube-proxy (iptables or nftables mode); routes to the other nodes' podCIDRs
+#
+# Pods get the reference `bridge` plugin (host-local on the node's spec.podCIDR); the pause image
+# is the one build.sh compiled, imported with `ctr -n k8s.io images import`. PKI (openssl) and
+# every file of a run live in the run dir; each component logs to <run>/logs/<component>.log.
+#
+# Usage: cluster.sh up|down|status|kubectl ARGS...
+#   up       start the cluster; waits for Ready nodes, a running pod on each, CoreDNS answering
+#            (fails naming the component and its log otherwise); any failure or interrupt tears
+#            down what was made
+#   down     stop everything and leave nothing: processes, pod sandboxes, mounts, cgroups,
+#            namespaces (and the iptables rules in them), libcni cache entries, the run dir
+#   kubectl  kubectl with the run's admin kubeconfig
+#   e2e      the upstream e2e.test against the cluster (e.g. --ginkgo.focus=REGEX)
+# Env: VETH_XDP_K8S_CACHE (build.sh's cache), VETH_XDP_K8S_RUN (run dir, default
+# /run/veth-xdp-k8s), VETH_XDP_K8S_LOGS (where down keeps each run's logs, default
+# /var/tmp/veth-xdp-k8s/runs), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s),
+# VETH_XDP_K8S_PROXY_MODE (kube-proxy's mode: iptables, the default, or nftables),
+# VETH_XDP_K8S_WORKERS (worker nodes, 1 to 9, default 1).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+cache=${VETH_XDP_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/veth-xdp/k8s}
+bin=$cache/bin
+run=${VETH_XDP_K8S_RUN:-/run/veth-xdp-k8s}
+# Where down keeps each run's logs (the one thing a run leaves, on purpose): <keep>/<start time>.
+keep=${VETH_XDP_K8S_LOGS:-/var/tmp/veth-xdp-k8s/runs}
+p=${VETH_XDP_K8S_PREFIX:-vxk8s}
+ns_fabric=$p-fabric ns_cp=$p-cp
+cp_ip=10.78.0.10 gw_ip=10.78.0.1
+# Worker nodes w1..wN (VETH_XDP_K8S_WORKERS, default 1): namespace <p>-wI, address 10.78.0.(10+I).
+workers=${VETH_XDP_K8S_WORKERS:-1}
+[[ $workers =~ ^[1-9]$ ]] || { echo "cluster.sh: VETH_XDP_K8S_WORKERS: 1 to 9" >&2; exit 2; }
+nodes=(); for ((i = 1; i <= workers; i++)); do nodes+=("w$i"); done
+# use_node wI: the worker the functions below work on.
+use_node() {
+  node=$1
+  local i=${node#w}
+  w_ip=10.78.0.$((10 + i)) ns_w=$p-$node cgroup_root=/$p-$node
+}
+use_node w1
+service_cidr=10.96.0.0/16 kubernetes_svc_ip=10.96.0.1 dns_ip=10.96.0.10
+cluster_cidr=10.244.0.0/16
+cni_net=$p-bridge
+proxy_mode=${VETH_XDP_K8S_PROXY_MODE:-iptables}
+case $proxy_mode in iptables|nftables) ;; *) echo "cluster.sh: VETH_XDP_K8S_PROXY_MODE: iptables or nftables" >&2; exit 2 ;; esac
+
+log() { echo "cluster.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+inns() { local ns=$1; shift; nsenter --net="/var/run/netns/$ns" "$@"; }
+
+# start NAME NS CMD...: a component in the background, in its own session, logging to
+# logs/NAME.log; its pid in pids/NAME.
+start() {
+  local name=$1 ns=$2; shift 2
+  log "start $name (log: $run/logs/$name.log)"
+  nsenter --net="/var/run/netns/$ns" setsid "$@" >"$run/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$run/pids/$name"
+}
+
+# wait_for WHAT COMPONENT SECONDS CMD...: polls CMD until it succeeds; on timeout names the
+# component whose log explains it.
+wait_for() {
+  local what=$1 comp=$2 secs=$3; shift 3
+  local i
+  for ((i = 0; i < secs; i++)); do
+    "$@" >/dev/null 2>&1 && { log "$what: ok (${i}s)"; return 0; }
+    if [ -f "$run/pids/$comp" ] && ! kill -0 "$(cat "$run/pids/$comp")" 2>/dev/null; then
+      tail -15 "$run/logs/$comp.log" >&2 || true
+      die "$what: $comp exited (log: $run/logs/$comp.log)"
+    fi
+    sleep 1
+  done
+  tail -15 "$run/logs/$comp.log" >&2 || true
+  die "$what: not after ${secs}s (component $comp, log: $run/logs/$comp.log)"
+}
+
+# kubectl as admin, from the control-plane namespace (the apiserver is reachable only there and
+# from the nodes: nothing of the cluster is in the machine's own network namespace).
+kc() { nsenter --net="/var/run/netns/$ns_cp" "$bin/kubectl" --kubeconfig "$run/pki/admin.kubeconfig" "$@"; }
+kc_sh="nsenter --net=/var/run/netns/$ns_cp $bin/kubectl --kubeconfig $run/pki/admin.kubeconfig"
+
+# ---------------------------------------------------------------------------------------- PKI
+pki() {
+  local d=$run/pki
+  mkdir -p "$d"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$d/ca.key" 2>/dev/null
+  openssl req -x509 -new -key "$d/ca.key" -subj "/CN=$p-ca" -days 2 -out "$d/ca.crt" 2>/dev/null
+  # The service-account signing key (RSA: what every Kubernetes release accepts).
+  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+  cert apiserver "kube-apiserver" "" "IP:$cp_ip,IP:$kubernetes_svc_ip,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost" server
+  cert apiserver-kubelet-client "kube-apiserver-kubelet-client" "system:masters" "" client
+  cert admin "admin" "system:masters" "" client
+  cert controller-manager "system:kube-controller-manager" "" "" client
+  cert scheduler "system:kube-scheduler" "" "" client
+  cert kube-proxy "system:kube-proxy" "" "" client
+  for c in admin controller-manager scheduler kube-proxy; do kubeconfig "$c"; done
+  local n
+  for n in "${nodes[@]}"; do
+    use_node "$n"
+    cert kubelet-$node "system:node:$node" "system:nodes" "" client
+    cert kubelet-$node-serving "$node" "" "IP:$w_ip,DNS:$node" server
+    kubeconfig kubelet-$node
+  done
+}
+
+# cert NAME CN O SANS server|client
+cert() {
+  local d=$run/pki name=$1 cn=$2 o=$3 sans=$4 usage=$5 subj ext
+  subj="/CN=$cn"; [ -n "$o" ] && subj="/O=$o$subj"
+  ext="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+  if [ "$usage" = server ]; then ext+="extendedKeyUsage=serverAuth\nsubjectAltName=$sans\n"
+  else ext+="extendedKeyUsage=clientAuth\n"; fi
+  openssl ecparam -name prime256v1 -genkey -noout -out "$d/$name.key" 2>/dev/null
+  openssl req -new -key "$d/$name.key" -subj "$subj" -out "$d/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+    -extfile <(printf "$ext") -out "$d/$name.crt" 2>/dev/null
+  rm -f "$d/$name.csr"
+}
+
+kubeconfig() {
+  local d=$run/pki name=$1
+  cat >"$d/$name.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: $p
+  cluster:
+    certificate-authority: $d/ca.crt
+    server: https://$cp_ip:6443
+users:
+- name: $name
+  user:
+    client-certificate: $d/$name.crt
+    client-key: $d/$name.key
+contexts:
+- name: $name@$p
+  context: {cluster: $p, user: $name}
+current-context: $name@$p
+EOF
+}
+
+# ------------------------------------------------------------------------------- namespaces
+netns_up() {
+  local ns
+  for ns in "$ns_fabric" "$ns_cp" "${nodes[@]/#/$p-}"; do
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+  done
+  ip -n "$ns_fabric" link add br0 type bridge
+  ip -n "$ns_fabric" addr add "$gw_ip/24" dev br0
+  ip -n "$ns_fabric" link set br0 up
+  local pair pairs=("$ns_cp:$cp_ip:cp") n
+  for n in "${nodes[@]}"; do use_node "$n"; pairs+=("$ns_w:$w_ip:$node"); done
+  for pair in "${pairs[@]}"; do
+    IFS=: read -r ns addr short <<<"$pair"
+    ip link add eth0 netns "$ns" type veth peer name "$short" netns "$ns_fabric"
+    ip -n "$ns_fabric" link set "$short" master br0 up
+    ip -n "$ns" addr add "$addr/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "$gw_ip"
+  done
+  # The workers route pods and Services: forwarding on in their own namespaces only.
+  for n in "${nodes[@]}"; do use_node "$n"; inns "$ns_w" sysctl -qw net.ipv4.ip_forward=1; done
+}
+
+# ------------------------------------------------------------------------------ control plane
+control_plane_up() {
+  mkdir -p "$run/etcd"
+  start etcd "$ns_cp" "$bin/etcd" --name "$p" --data-dir "$run/etcd" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster "$p=http://127.0.0.1:2380" --log-outputs stderr
+  wait_for "etcd health" etcd 60 inns "$ns_cp" "$bin/etcdctl" --endpoints http://127.0.0.1:2379 endpoint health
+
+  local d=$run/pki
+  start kube-apiserver "$ns_cp" "$bin/kube-apiserver" \
+    --etcd-servers http://127.0.0.1:2379 \
+    --bind-address "$cp_ip" --advertise-address "$cp_ip" --secure-port 6443 \
+    --service-cluster-ip-range "$service_cidr" \
+    --tls-cert-file "$d/apiserver.crt" --tls-private-key-file "$d/apiserver.key" \
+    --client-ca-file "$d/ca.crt" \
+    --kubelet-client-certificate "$d/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$d/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$d/ca.crt" \
+    --kubelet-preferred-address-types InternalIP,Hostname \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --allow-privileged=true --profiling=false --cert-dir "$run/apiserver-certs"
+  wait_for "kube-apiserver ready" kube-apiserver 120 kc get --raw /readyz
+
+  start kube-controller-manager "$ns_cp" "$bin/kube-controller-manager" \
+    --kubeconfig "$d/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$d/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$d/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --leader-elect=false \
+    --allocate-node-cidrs=true --cluster-cidr "$cluster_cidr" --node-cidr-mask-size 24 \
+    --service-cluster-ip-range "$service_cidr" \
+    --cluster-signing-cert-file "$d/ca.crt" --cluster-signing-key-file "$d/ca.key" \
+    --root-ca-file "$d/ca.crt" --service-account-private-key-file "$d/sa.key" \
+    --use-service-account-credentials=true
+  start kube-scheduler "$ns_cp" "$bin/kube-scheduler" \
+    --kubeconfig "$d/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$d/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$d/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --leader-elect=false
+  wait_for "kube-controller-manager healthy" kube-controller-manager 60 \
+    inns "$ns_cp" curl -sfk https://127.0.0.1:10257/healthz
+  wait_for "kube-scheduler healthy" kube-scheduler 60 inns "$ns_cp" curl -sfk https://127.0.0.1:10259/healthz
+}
+
+# ------------------------------------------------------------------------------------ worker
+worker_up() {
+  local w=$run/$node
+  mkdir -p "$w"/{containerd/root,containerd/state,cni/bin,cni/net.d,cni/ipam,kubelet,kube-proxy}
+  # The CNI bin dir: the reference plugins (containerd wants loopback there too, CALLERS.md).
+  local pl
+  for pl in bridge host-local loopback portmap; do
+    [ -x "/usr/lib/cni/$pl" ] || die "/usr/lib/cni/$pl missing (apt-get install containernetworking-plugins)"
+    ln -sf "/usr/lib/cni/$pl" "$w/cni/bin/$pl"
+  done
+  local pause_tag; pause_tag=$(cat "$cache/images/pause.tag")
+  cat >"$w/containerd/config.toml" <<EOF
+version = 2
+root = "$w/containerd/root"
+state = "$w/containerd/state"
+[grpc]
+  address = "$w/containerd/containerd.sock"
+[ttrpc]
+  address = "$w/containerd/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$w/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:$pause_tag"
+  # root lacks CAP_SYS_RESOURCE here (shared/CALLERS.md): lowering oom_score_adj fails.
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  # Pod netns bind mounts under the state dir, not /var/run/netns: down unmounts them with the
+  # rest of the run dir.
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$w/cni/bin"
+    conf_dir = "$w/cni/net.d"
+    max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+EOF
+  start $node-containerd "$ns_w" containerd --config "$w/containerd/config.toml" --log-level info
+  wait_for "$node: containerd socket" $node-containerd 30 ctr --address "$w/containerd/containerd.sock" version
+  ctr --address "$w/containerd/containerd.sock" -n k8s.io images import \
+    "$cache/images/pause-$pause_tag.oci.tar" >"$run/logs/$node-image-import.log" 2>&1 \
+    || die "pause image import failed (log: $run/logs/$node-image-import.log)"
+  local img
+  for img in "$cache"/images/*.oci.tar; do
+    [[ $img == */pause-* ]] && continue
+    ctr --address "$w/containerd/containerd.sock" -n k8s.io images import "$img" >>"$run/logs/$node-image-import.log" 2>&1 \
+      || die "image import $img failed (log: $run/logs/$node-image-import.log)"
+  done
+
+  # The kubelet's pods go under a cgroup root of their own in every v1 hierarchy (and the
+  # unified one), so down can kill and remove exactly them.
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [ -f "$h/cgroup.procs" ] && mkdir -p "$h$cgroup_root"
+  done
+  # A new v1 cpuset cgroup has no CPUs and no memory nodes: no task could join it.
+  local c
+  for c in cpus mems; do
+    cat "/sys/fs/cgroup/cpuset/cpuset.$c" >"/sys/fs/cgroup/cpuset$cgroup_root/cpuset.$c"
+  done
+  local d=$run/pki
+  cp /etc/resolv.conf "$w/resolv.conf"
+  cat >"$w/kubelet/config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# Kubernetes >= 1.35 refuses to start on cgroup v1 unless told (this host is cgroup v1 hybrid).
+failCgroupV1: false
+# containerd 1.6 has no RuntimeConfig CRI call: the kubelet falls back to this (until 1.37).
+cgroupDriver: cgroupfs
+cgroupRoot: $cgroup_root
+containerRuntimeEndpoint: unix://$w/containerd/containerd.sock
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $d/ca.crt}
+authorization: {mode: Webhook}
+address: $w_ip
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+tlsCertFile: $d/kubelet-$node-serving.crt
+tlsPrivateKeyFile: $d/kubelet-$node-serving.key
+clusterDNS: [$dns_ip]
+clusterDomain: cluster.local
+resolvConf: $w/resolv.conf
+failSwapOn: false
+# Check, never write, the machine-wide sysctls it wants (see the kubelet's start below).
+protectKernelDefaults: true
+podLogsDir: $w/pod-logs
+evictionHard: {memory.available: "100Mi", nodefs.available: "2%", imagefs.available: "2%", nodefs.inodesFree: "2%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+EOF
+  # The kubelet sets vm.overcommit_memory=1, kernel.panic=10 and kernel.panic_on_oops=1 at start
+  # (pkg/kubelet/cm/container_manager_linux.go setupKernelTunables), or with
+  # protectKernelDefaults refuses to start when they differ; they are machine-wide, and
+  # panic_on_oops=1 would turn any oops on this shared machine into a reboot. So it runs in a
+  # mount namespace of its own where those three /proc/sys files are files of ours holding the
+  # values it wants (the bind mounts sit on /proc, private: nothing propagates back), with
+  # protectKernelDefaults on so it never writes. The run dir is a shared mount, so what the
+  # kubelet mounts under its root dir (volumes) propagates to the machine's mount namespace, where
+  # containerd and runc see it.
+  mkdir -p "$w/sysctl"
+  local kv k v shadow=""
+  for kv in vm/overcommit_memory=1 kernel/panic=10 kernel/panic_on_oops=1; do
+    k=${kv%=*} v=${kv#*=}
+    echo "$v" >"$w/sysctl/${k//\//.}"
+    shadow+="mount --bind $w/sysctl/${k//\//.} /proc/sys/$k && "
+  done
+  start $node-kubelet "$ns_w" unshare --mount --propagation unchanged bash -c "$shadow exec \"\$@\"" kubelet \
+    "$bin/kubelet" --config "$w/kubelet/config.yaml" \
+    --kubeconfig "$d/kubelet-$node.kubeconfig" --root-dir "$w/kubelet" --cert-dir "$w/kubelet/pki" \
+    --hostname-override "$node" --node-ip "$w_ip" --v 2
+  wait_for "node $node registered" $node-kubelet 90 kc get node "$node"
+
+  cat >"$w/kube-proxy/config.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $d/kube-proxy.kubeconfig}
+mode: $proxy_mode
+clusterCIDR: $cluster_cidr
+hostnameOverride: $node
+metricsBindAddress: 127.0.0.1:10249
+healthzBindAddress: 127.0.0.1:10256
+# nf_conntrack_max is machine-wide (read-only outside the initial namespace): leave it alone.
+conntrack: {maxPerCore: 0, min: 0}
+EOF
+  start $node-kube-proxy "$ns_w" "$bin/kube-proxy" --config "$w/kube-proxy/config.yaml" --v 2
+  wait_for "$node: kube-proxy healthy" $node-kube-proxy 60 inns "$ns_w" curl -sf http://127.0.0.1:10256/healthz
+}
+
+# The reference bridge plugin on the node's podCIDR (what the controller-manager allocated), and
+# a route on every other node to that podCIDR via this node (the fabric is one L2 segment).
+cni_up() {
+  local w=$run/$node cidr="" n
+  wait_for "podCIDR of $node" kube-controller-manager 60 \
+    bash -c "[ -n \"\$($kc_sh get node $node -o jsonpath='{.spec.podCIDR}')\" ]"
+  cidr=$(kc get node "$node" -o jsonpath='{.spec.podCIDR}')
+  local gw; gw=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[1])" "$cidr")
+  cat >"$w/cni/net.d/.10-$cni_net.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$cni_net",
+  "plugins": [
+    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr", "gateway": "$gw"}]],
+              "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$w/cni/ipam"}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+  mv "$w/cni/net.d/.10-$cni_net.conflist" "$w/cni/net.d/10-$cni_net.conflist"
+  log "$node: CNI bridge on $cidr (gateway $gw)"
+  local me=$node my_ip=$w_ip
+  for n in "${nodes[@]}"; do
+    [ "$n" = "$me" ] && continue
+    use_node "$n"; ip -n "$ns_w" route add "$cidr" via "$my_ip"
+  done
+  use_node "$me"
+  wait_for "node $node Ready" $node-kubelet 120 \
+    bash -c "$kc_sh get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+}
+
+# ------------------------------------------------------------------------------- smoke pod
+smoke_pod() {
+  local pause_tag n ip me; pause_tag=$(cat "$cache/images/pause.tag")
+  # The ServiceAccount admission plugin refuses pods until the controller-manager made the
+  # namespace's default ServiceAccount.
+  wait_for "ServiceAccount default/default" kube-controller-manager 60 kc get serviceaccount default
+  # One pod per node (nodeName: the scheduler is not involved).
+  for n in "${nodes[@]}"; do
+    kc apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: smoke-$n, namespace: default}
+spec:
+  nodeName: $n
+  containers:
+  - name: pause
+    image: registry.k8s.io/pause:$pause_tag
+    imagePullPolicy: Never
+EOF
+  done
+  for n in "${nodes[@]}"; do
+    wait_for "pod smoke-$n Running" $n-kubelet 120 \
+      bash -c "$kc_sh get pod smoke-$n -o jsonpath='{.status.phase}' | grep -qx Running"
+    ip=$(kc get pod "smoke-$n" -o jsonpath='{.status.podIP}')
+    log "pod smoke-$n Running at $ip"
+    # Every node reaches every pod (its own over the bridge, the others' through their node).
+    for me in "${nodes[@]}"; do
+      use_node "$me"
+      inns "$ns_w" ping -c1 -W2 "$ip" >/dev/null || die "node $me cannot reach pod smoke-$n ($ip)"
+    done
+    log "every node reaches pod smoke-$n ($ip)"
+  done
+  # kube-proxy's DNAT of the kubernetes Service (10.96.0.1:443 -> the apiserver), from each node.
+  for n in "${nodes[@]}"; do
+    use_node "$n"
+    wait_for "Service kubernetes ($kubernetes_svc_ip:443) from $n" $n-kube-proxy 30 \
+      inns "$ns_w" curl -sfk --max-time 2 "https://$kubernetes_svc_ip/readyz"
+  done
+  use_node w1
+}
+
+# ----------------------------------------------------------------------------------- CoreDNS
+# Kubernetes' own addon manifest (cluster/addons/dns/coredns/coredns.yaml.base of the release,
+# copied by build.sh): a Deployment behind the kube-dns Service at the cluster DNS address; the
+# image is build.sh's, imported with the others.
+coredns_up() {
+  local base=$cache/manifests/coredns.yaml.base
+  sed -e "s/__MACHINE_GENERATED_WARNING__/from $(basename "$base") by cluster.sh/" \
+      -e "s/__DNS__DOMAIN__/cluster.local/g" -e "s/__DNS__SERVER__/$dns_ip/g" \
+      -e "s/__DNS__MEMORY__LIMIT__/170Mi/g" "$base" >"$run/coredns.yaml"
+  kc apply -f "$run/coredns.yaml" >/dev/null
+  wait_for "CoreDNS pod Ready" w1-kubelet 180 \
+    kc -n kube-system wait --for=condition=Ready --timeout=1s pod -l k8s-app=kube-dns
+  # From the node: the kube-dns ClusterIP, DNATed by kube-proxy to the CoreDNS pod on the bridge.
+  use_node w1
+  wait_for "DNS kubernetes.default.svc.cluster.local via $dns_ip" w1-kube-proxy 30 \
+    bash -c "nsenter --net=/var/run/netns/$ns_w python3 '$here/lib/dnsq.py' $dns_ip kubernetes.default.svc.cluster.local | grep -qx $kubernetes_svc_ip"
+  log "CoreDNS answers kubernetes.default.svc.cluster.local = $kubernetes_svc_ip through the kube-dns Service"
+}
+
+# ------------------------------------------------------------------------------------- down
+down() {
+  set +e
+  # Whatever workers a run had: found by name, so down needs nothing from up (nor its run dir).
+  local wns=() roots=() f
+  for f in /var/run/netns/"$p"-w[0-9]; do [ -e "$f" ] && wns+=("$(basename "$f")"); done
+  for f in /sys/fs/cgroup/*/"$p"-w[0-9]; do [ -d "$f" ] && roots+=("$f"); done
+  # kubelets first (they would restart containers), then the rest.
+  for f in "$run"/pids/*-kubelet "$run"/pids/*; do
+    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+  done
+  sleep 1
+  # Every process left in our cgroup roots (containers, pause) and in our namespaces
+  # (containerd, its shims, anything else started there).
+  local round ns
+  for round in 1 2 3; do
+    local pids=()
+    for f in $(find "${roots[@]}" -name cgroup.procs 2>/dev/null); do
+      mapfile -t -O "${#pids[@]}" pids <"$f"
+    done
+    for ns in "${wns[@]}" "$ns_cp" "$ns_fabric"; do
+      [ -e "/var/run/netns/$ns" ] && mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
+    done
+    ((${#pids[@]})) || break
+    kill -KILL "${pids[@]}" 2>/dev/null
+    sleep 1
+  done
+  # libcni (containerd's CRI) caches results in /var/lib/cni whatever the config says: the pod
+  # network's and containerd's own cni-loopback, per sandbox ID.
+  local sb
+  for sb in "$run"/w[0-9]/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*; do
+    [ -e "$sb" ] && rm -f /var/lib/cni/results/*-"$(basename "$sb")"-*
+  done
+  rm -f /var/lib/cni/results/"$cni_net"-* 2>/dev/null
+  # Mounts under the run dir (kubelet volumes, containerd's rootfs, shm and pod netns mounts:
+  # netns_mounts_under_state_dir), deepest first.
+  if [ -d "$run" ]; then
+    awk -v r="$run" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m"
+    done
+  fi
+  # Our cgroups, deepest first, in every hierarchy.
+  for f in "${roots[@]}"; do find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+  for ns in "${wns[@]}" "$ns_cp" "$ns_fabric"; do
+    [ -e "/var/run/netns/$ns" ] && ip netns del "$ns"
+  done
+  if [ -d "$run/logs" ]; then
+    local kept; kept="$keep/$(cat "$run/started" 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$kept" && cp -a "$run/logs/." "$kept/" && log "down: logs of the run kept in $kept"
+  fi
+  rm -rf "$run"
+  local left=""
+  for f in /var/run/netns/"$p"-*; do [ -e "$f" ] && left+=" netns:$(basename "$f")"; done
+  for f in /sys/fs/cgroup/*/"$p"-w[0-9]; do [ -d "$f" ] && left+=" cgroup:$f"; done
+  grep -q " $run" /proc/self/mounts && left+=" mounts under $run"
+  [ -e "$run" ] && left+=" $run"
+  if [ -n "$left" ]; then log "down: left behind:$left"; return 1; fi
+  log "down: nothing left"
+}
+
+up() {
+  [ -e "$run" ] && die "$run exists: a cluster is up (or a run was interrupted): cluster.sh down first"
+  local b
+  for b in etcd etcdctl kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+    [ -x "$bin/$b" ] || die "$bin/$b missing: bash $here/build.sh"
+  done
+  [ -f "$cache/images/pause.tag" ] || die "pause image missing: bash $here/build.sh --only pause"
+  [ -f "$cache/manifests/coredns.yaml.base" ] || die "CoreDNS image/manifest missing: bash $here/build.sh --only coredns"
+  for b in containerd ctr runc openssl curl iptables; do
+    command -v "$b" >/dev/null || die "$b missing (bash hack/setup-deps.sh; apt-get install $b)"
+  done
+  # kube-proxy's nftables mode runs the nft command (knftables).
+  [ "$proxy_mode" = iptables ] || command -v nft >/dev/null || die "nft missing (apt-get install nftables)"
+  local f
+  for f in /var/run/netns/"$p"-*; do
+    [ -e "$f" ] && die "netns $(basename "$f") exists: another run uses prefix $p (VETH_XDP_K8S_PREFIX)"
+  done
+  # From here on, every way out of up but success tears down what was made.
+  up_ok=0
+  trap '[ "$up_ok" = 1 ] || { log "up failed or was interrupted: tearing down"; down; }' EXIT
+  trap 'exit 130' INT TERM
+  mkdir -p "$run"/{logs,pids}
+  date -u +%Y%m%dT%H%M%SZ >"$run/started"
+  # A shared mount: the kubelet's mount namespace and the machine's see each other's mounts here.
+  mount --bind "$run" "$run"
+  mount --make-shared "$run"
+  log "run dir $run, namespaces $ns_fabric $ns_cp ${nodes[*]/#/$p-}"
+  pki
+  netns_up
+  control_plane_up
+  local n
+  for n in "${nodes[@]}"; do use_node "$n"; worker_up; done
+  for n in "${nodes[@]}"; do use_node "$n"; cni_up; done
+  smoke_pod
+  coredns_up
+  up_ok=1
+  log "up: ${#nodes[@]} node(s) Ready (${nodes[*]}), a pod Running on each, CoreDNS answering, kube-proxy $proxy_mode; kubectl: $0 kubectl get pods -A; stop: $0 down"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  kubectl) shift; kc "$@" ;;
+  e2e)
+    # The upstream e2e binary against the running cluster, from the control-plane namespace:
+    # cluster.sh e2e --ginkgo.focus=REGEX [more e2e.test flags]. Log: <run>/logs/e2e.log.
+    shift
+    [ -x "$bin/e2e.test" ] || die "$bin/e2e.test missing: bash $here/build.sh --only e2e"
+    [ -f "$run/pki/admin.kubeconfig" ] || die "no cluster is up ($run): cluster.sh up first"
+    mkdir -p "$run/e2e"
+    inns "$ns_cp" "$bin/e2e.test" --kubeconfig "$run/pki/admin.kubeconfig" --provider skeleton \
+      --report-dir "$run/e2e" --ginkgo.no-color "$@" 2>&1 | tee "$run/logs/e2e.log"
+    exit "${PIPESTATUS[0]}" ;;
+  status)
+    for f in "$run"/pids/*; do
+      [ -f "$f" ] || continue
+      n=$(basename "$f"); pid=$(cat "$f")
+      if kill -0 "$pid" 2>/dev/null; then echo "$n: running ($pid)"; else echo "$n: exited (log: $run/logs/$n.log)"; fi
+    done ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
+esac

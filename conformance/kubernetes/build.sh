@@ -9,13 +9,15 @@
 #   coredns, its image and v1.36.3's CoreDNS addon manifest                            (coredns)
 #   cnitool                                                                            (cnitool)
 #   pause: build/pause/linux/pause.c of the release, gcc -static, as an OCI archive     (pause)
+#   agnhost (test/images/agnhost) on a busybox-static rootfs, as an OCI archive          (agnhost)
 #
 # Every version comes from the wrapper modules under tools/ (go.mod + go.sum, built with
 # -mod=readonly): nothing is resolved at build time. Idempotent: a component is rebuilt only
 # when its wrapper module, this script or the Go version changed (a stamp per component).
 #
 # Usage: build.sh [--only NAME[,NAME...]] [--cache DIR] [--jobs N]
-#   --only    build just these components (cnitool, etcd, coredns, kube, ginkgo, e2e, pause)
+#   --only    build just these components (cnitool, etcd, coredns, kube, ginkgo, e2e, pause,
+#             agnhost)
 #   --cache   the cache directory (default $VETH_XDP_K8S_CACHE, else
 #             ${XDG_CACHE_HOME:-$HOME/.cache}/veth-xdp/k8s); binaries land in DIR/bin,
 #             images in DIR/images, the Go module and build caches in DIR/gomod and DIR/gocache
@@ -37,7 +39,7 @@ while (($#)); do
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-all=(cnitool etcd kube pause coredns ginkgo e2e)
+all=(cnitool etcd kube pause coredns ginkgo e2e agnhost)
 if [ -n "$only" ]; then
   IFS=, read -ra want <<<"$only"
   for w in "${want[@]}"; do
@@ -78,7 +80,7 @@ ver_ldflags() {
 # functions that build it (not the rest of this script), and the OCI writer for image makers.
 stamp_of() {
   { echo "$gover"; declare -f "build_$1" go_build ver_ldflags; cat "$2/go.mod" "$2/go.sum"
-    case $1 in pause|coredns) cat "$here/lib/oci.py" ;; esac
+    case $1 in pause|coredns|agnhost) cat "$here/lib/oci.py" ;; esac
     find "$2" -mindepth 2 -maxdepth 2 -name '*.go' | sort | xargs -r cat; } \
     | sha256sum | cut -d' ' -f1
 }
@@ -141,6 +143,40 @@ build_coredns() {
   cp "$src/cluster/addons/dns/coredns/coredns.yaml.base" "$cache/manifests/coredns.yaml.base"
   chmod 644 "$cache/manifests/coredns.yaml.base"
   mark_built coredns "$tools/coredns"
+}
+
+# agnhost: the e2e tests' utility image (registry.k8s.io/e2e-test-images/agnhost:<VERSION of
+# test/images/agnhost>), the binary from the release's own source. Upstream puts it on Alpine with
+# dig, curl, nc, iproute2, iperf and bash; here the rootfs is Debian's busybox-static (sh, nc, ip,
+# nslookup, wget, …) plus the machine's curl and its libraries, and porter's TLS files as upstream
+# adds them; no dig, bash, iperf or the fake registry yet.
+build_agnhost() {
+  local src tag
+  src=$GOMODCACHE/k8s.io/kubernetes@$k8s_version
+  [ -d "$src" ] || (cd "$tools" && go mod download k8s.io/kubernetes)
+  tag=$(cat "$src/test/images/agnhost/VERSION")
+  local archive=images/agnhost-$tag.oci.tar
+  up_to_date agnhost "$tools" bin/agnhost "$archive" && { log "agnhost: up to date ($archive)"; return; }
+  [ -x /bin/busybox ] && /bin/busybox --list >/dev/null \
+    || { log "agnhost: /bin/busybox missing (apt-get install busybox-static)"; return 1; }
+  go_build agnhost "$tools" "$(ver_ldflags)" k8s.io/kubernetes/test/images/agnhost
+  local links=() applet
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || links+=(--symlink "/bin/$applet:busybox")
+  done
+  # The e2e tests exec `curl` in agnhost pods (netexec's /dial, Service checks): the machine's
+  # curl with the shared libraries it loads, at the same paths.
+  command -v curl >/dev/null || { log "agnhost: curl missing (apt-get install curl)"; return 1; }
+  local f hostfiles=(--file /usr/bin/curl:/usr/bin/curl)
+  for f in $(ldd /usr/bin/curl | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u); do
+    hostfiles+=(--file "$f:$f")
+  done
+  python3 "$here/lib/oci.py" --out "$cache/$archive" --name "registry.k8s.io/e2e-test-images/agnhost:$tag" \
+    --file "$cache/bin/agnhost:/agnhost" --file /bin/busybox:/bin/busybox "${links[@]}" "${hostfiles[@]}" \
+    --file "$src/test/images/agnhost/porter/localhost.crt:/localhost.crt" \
+    --file "$src/test/images/agnhost/porter/localhost.key:/localhost.key" \
+    --entrypoint /agnhost --cmd pause
+  mark_built agnhost "$tools"
 }
 
 kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)

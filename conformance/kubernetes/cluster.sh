@@ -358,7 +358,8 @@ EOF
 }
 
 # The reference bridge plugin on the node's podCIDR (what the controller-manager allocated), and
-# a route on every other node to that podCIDR via this node (the fabric is one L2 segment).
+# a route on every other node and on the control plane to that podCIDR via this node (the fabric
+# is one L2 segment).
 cni_up() {
   local w=$run/$node cidr="" n
   wait_for "podCIDR of $node" kube-controller-manager 60 \
@@ -385,6 +386,9 @@ EOF
     use_node "$n"; ip -n "$ns_w" route add "$cidr" via "$my_ip"
   done
   use_node "$me"
+  # The control plane reaches pods too: the apiserver's proxy to pods and Services
+  # (kubectl proxy, `/api/v1/namespaces/N/pods/P:port/proxy`) dials pod IPs.
+  ip -n "$ns_cp" route add "$cidr" via "$my_ip"
   wait_for "node $node Ready" $node-kubelet 120 \
     bash -c "$kc_sh get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 }

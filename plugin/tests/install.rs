@@ -471,15 +471,15 @@ fn links_dir(host: &Host) -> PathBuf {
     host.node.bpf_root.join("v2/links")
 }
 
-/// The agent logged `line` and counts one repair of `what`.
+/// The agent logged `line` and counts one repair of `what` (waited for: the
+/// repaired file appears before the pass that wrote it logs and counts).
 fn assert_repair_reported(host: &Host, agent: &Agent, line: &str, what: &str) {
-    let log = agent.log();
-    assert!(log.contains(line), "log lacks {line:?}:\n{log}");
     let series = format!(r#"vethxdp_agent_repairs_total{{what="{what}"}}"#);
-    assert_eq!(
-        metric(&get(host, "/metrics").1, &series),
-        Some(1.0),
-        "{series}"
+    wait_for(
+        10,
+        &format!("{line:?} logged and {series} = 1"),
+        agent,
+        || agent.log().contains(line) && metric(&get(host, "/metrics").1, &series) == Some(1.0),
     );
 }
 

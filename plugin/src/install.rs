@@ -588,10 +588,24 @@ fn read_template(args: &InstallArgs) -> InstallResult<(String, String)> {
     })
 }
 
+/// The template (name, text) rendered with `values` and checked: the
+/// conflist text and its veth-xdp entry; an error names the template.
+fn render_checked(
+    (name, text): &(String, String),
+    values: &NodeValues,
+) -> InstallResult<(String, NetConf)> {
+    let template_error = |why: String| InstallError::Template {
+        name: name.clone(),
+        why,
+    };
+    let rendered = render(text, &values.placeholders()?).map_err(template_error)?;
+    check_conflist(&rendered).map_err(template_error)
+}
+
 /// Renders and checks the conflist for this node; touches nothing.
 pub async fn plan(args: &InstallArgs, nl: &Netlink, ranges: &Ranges) -> Result<Plan> {
     check_conf_name(&args.conf_name)?;
-    let (template_name, template) = read_template(args)?;
+    let template = read_template(args)?;
     let link = node::resolve_uplink(nl, args.uplink.as_deref()).await?;
     let addrs = nl.addr_list(link.index).await?;
     let routes = nl.route_list().await?;
@@ -605,12 +619,7 @@ pub async fn plan(args: &InstallArgs, nl: &Netlink, ranges: &Ranges) -> Result<P
         mtu: args.mtu,
         queues: args.queues,
     };
-    let template_error = |why: String| InstallError::Template {
-        name: template_name.clone(),
-        why,
-    };
-    let rendered = render(&template, &values.placeholders()?).map_err(template_error)?;
-    let (conflist, conf) = check_conflist(&rendered).map_err(template_error)?;
+    let (conflist, conf) = render_checked(&template, &values)?;
     // The template may name another uplink than the one the values came from.
     let uplink = match conf.uplink.as_deref() {
         Some(name) if name != link.name => node::resolve_uplink(nl, Some(name)).await?,
@@ -715,7 +724,7 @@ pub fn host_paths(args: &InstallArgs, conf: &NetConf) -> Vec<HostPath> {
 /// `veth-xdp install --print-host-paths`: the template rendered with
 /// placeholder values (no network is read), then its paths.
 pub fn print_host_paths(args: &InstallArgs) -> Result<i32> {
-    let (template_name, template) = read_template(args)?;
+    let template = read_template(args)?;
     let values = NodeValues {
         uplink: "eth0".into(),
         pod_cidr: "192.0.2.128/25".parse().expect("a CIDR"),
@@ -725,12 +734,7 @@ pub fn print_host_paths(args: &InstallArgs) -> Result<i32> {
         mtu: None,
         queues: None,
     };
-    let template_error = |why: String| InstallError::Template {
-        name: template_name.clone(),
-        why,
-    };
-    let rendered = render(&template, &values.placeholders()?).map_err(template_error)?;
-    let (_, conf) = check_conflist(&rendered).map_err(template_error)?;
+    let (_, conf) = render_checked(&template, &values)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&host_paths(args, &conf))?

@@ -29,6 +29,8 @@
 //!
 //! Every rule has a negative check: a mutated copy is refused by the same function.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -420,12 +422,7 @@ fn bundle_is_exactly_the_concatenation_of_the_parts() {
 fn kubectl_kustomize_renders_the_bundle() {
     let kubectl = std::env::var_os("VETH_XDP_KUBECTL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-            cache.join("veth-xdp/k8s/bin/kubectl")
-        });
+        .unwrap_or_else(|| support::kube::cache_bin().join("kubectl"));
     if !kubectl.exists() {
         use std::io::Write;
         let _ = writeln!(

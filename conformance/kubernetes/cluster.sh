@@ -2,16 +2,23 @@
 # A Kubernetes cluster inside network namespaces of its own, from the binaries build.sh put in
 # the cache (conformance/kubernetes/README.md):
 #
-#   <p>-fabric  bridge br0 10.78.0.1/24: the L2 segment the nodes share
-#   <p>-cp      10.78.0.10: etcd, kube-apiserver, kube-controller-manager (--allocate-node-cidrs),
+#   <p>-fabric  bridge br0 10.78.0.1/16: the L2 segment the nodes share (the "wire": every port
+#               with tx checksum offload off and GRO on, like a real NIC's segment)
+#   <p>-cp      10.78.0.10: etcd, kube-apiserver, kube-controller-manager (--allocate-node-cidrs,
+#               cluster CIDR 10.78.128.0/17 carved out of the fabric's subnet, a /24 per node),
 #               kube-scheduler
 #   <p>-wI      10.78.0.(10+I), I = 1..VETH_XDP_K8S_WORKERS (default 1): containerd (own root,
-#               state, socket, CNI dirs), kubelet (cgroupfs driver, own root dir, own cgroup
-#               root), kube-proxy (iptables or nftables mode); routes to the other nodes' podCIDRs
+#               state, socket), kubelet (cgroupfs driver, own root dir, own cgroup root),
+#               kube-proxy (iptables or nftables mode), all in a mount namespace of the node's own
+#               where /etc/cni/net.d, /opt/cni/bin, /var/lib/cni, /var/lib/veth-xdp and /var/log
+#               are the node's directories under the run dir and /sys/fs/bpf is a bpffs of its own
 #
-# Pods get the reference `bridge` plugin (host-local on the node's spec.podCIDR); the pause image
-# is the one build.sh compiled, imported with `ctr -n k8s.io images import`. PKI (openssl) and
-# every file of a run live in the run dir; each component logs to <run>/logs/<component>.log.
+# Pods get (VETH_XDP_K8S_CNI) veth-xdp, installed as a user does: its image (hack/image.sh, from
+# target/dist/veth-xdp) imported into every node's containerd, then `kubectl apply -k manifests/`
+# (the DaemonSet writes each node's conflist: L2 mode, pods on the fabric's subnet) — or the
+# reference `bridge` plugin (host-local on the node's spec.podCIDR, routes to each podCIDR via
+# its node). The pause image is the one build.sh compiled. PKI (openssl) and every file of a run
+# live in the run dir; each component logs to <run>/logs/<component>.log.
 #
 # Usage: cluster.sh up|down|status|kubectl ARGS...
 #   up       start the cluster; waits for Ready nodes, a running pod on each, CoreDNS answering
@@ -25,9 +32,11 @@
 # /run/veth-xdp-k8s), VETH_XDP_K8S_LOGS (where down keeps each run's logs, default
 # /var/tmp/veth-xdp-k8s/runs), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s),
 # VETH_XDP_K8S_PROXY_MODE (kube-proxy's mode: iptables, the default, or nftables),
-# VETH_XDP_K8S_WORKERS (worker nodes, 1 to 9, default 1).
+# VETH_XDP_K8S_WORKERS (worker nodes, 1 to 9, default 1), VETH_XDP_K8S_CNI (veth-xdp, the
+# default, or bridge), VETH_XDP_K8S_EGRESS (veth-xdp's egress mode: xdp, the default, or tc).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
 
 cache=${VETH_XDP_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/veth-xdp/k8s}
 bin=$cache/bin
@@ -49,8 +58,15 @@ use_node() {
 }
 use_node w1
 service_cidr=10.96.0.0/16 kubernetes_svc_ip=10.96.0.1 dns_ip=10.96.0.10
-cluster_cidr=10.244.0.0/16
+# L2 mode: the pods are stations on the fabric, so their addresses come out of its subnet.
+fabric_len=16 cluster_cidr=10.78.128.0/17
+cni=${VETH_XDP_K8S_CNI:-veth-xdp}
+egress=${VETH_XDP_K8S_EGRESS:-xdp}
+case $cni in veth-xdp|bridge) ;; *) echo "cluster.sh: VETH_XDP_K8S_CNI: veth-xdp or bridge" >&2; exit 2 ;; esac
+case $egress in xdp|tc) ;; *) echo "cluster.sh: VETH_XDP_K8S_EGRESS: xdp or tc" >&2; exit 2 ;; esac
 cni_net=$p-bridge
+# The node's own directories (a real node's paths), bind-mounted in its mount namespace.
+node_dirs=(etc/cni/net.d opt/cni/bin var/lib/cni var/lib/veth-xdp var/log)
 proxy_mode=${VETH_XDP_K8S_PROXY_MODE:-iptables}
 case $proxy_mode in iptables|nftables) ;; *) echo "cluster.sh: VETH_XDP_K8S_PROXY_MODE: iptables or nftables" >&2; exit 2 ;; esac
 
@@ -58,13 +74,23 @@ log() { echo "cluster.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 inns() { local ns=$1; shift; nsenter --net="/var/run/netns/$ns" "$@"; }
 
-# start NAME NS CMD...: a component in the background, in its own session, logging to
+# start NAME NS [on_node] CMD...: a component in the background, in network namespace NS (and,
+# with on_node, the current node's mount namespace), in its own session, logging to
 # logs/NAME.log; its pid in pids/NAME.
 start() {
   local name=$1 ns=$2; shift 2
+  local enter=(nsenter --net="/var/run/netns/$ns")
+  if [ "$1" = on_node ]; then
+    shift; enter+=(--mount="/proc/$(cat "$run/pids/$node-mntns")/ns/mnt")
+  fi
   log "start $name (log: $run/logs/$name.log)"
-  nsenter --net="/var/run/netns/$ns" setsid "$@" >"$run/logs/$name.log" 2>&1 </dev/null &
+  "${enter[@]}" setsid "$@" >"$run/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$run/pids/$name"
+}
+
+# on_node CMD...: CMD in the current node's network and mount namespaces (node_mntns_up).
+on_node() {
+  nsenter --net="/var/run/netns/$ns_w" --mount="/proc/$(cat "$run/pids/$node-mntns")/ns/mnt" "$@"
 }
 
 # wait_for WHAT COMPONENT SECONDS CMD...: polls CMD until it succeeds; on timeout names the
@@ -158,7 +184,7 @@ netns_up() {
     ip -n "$ns" link set lo up
   done
   ip -n "$ns_fabric" link add br0 type bridge
-  ip -n "$ns_fabric" addr add "$gw_ip/24" dev br0
+  ip -n "$ns_fabric" addr add "$gw_ip/$fabric_len" dev br0
   ip -n "$ns_fabric" link set br0 up
   local pair pairs=("$ns_cp:$cp_ip:cp") n
   for n in "${nodes[@]}"; do use_node "$n"; pairs+=("$ns_w:$w_ip:$node"); done
@@ -166,10 +192,16 @@ netns_up() {
     IFS=: read -r ns addr short <<<"$pair"
     ip link add eth0 netns "$ns" type veth peer name "$short" netns "$ns_fabric"
     ip -n "$ns_fabric" link set "$short" master br0 up
-    ip -n "$ns" addr add "$addr/24" dev eth0
+    ip -n "$ns" addr add "$addr/$fabric_len" dev eth0
     ip -n "$ns" link set eth0 up
     ip -n "$ns" route add default via "$gw_ip"
+    # A veth standing in for a wire: frames leave with full checksums (tx checksum offload off,
+    # as a real NIC puts them on the wire), and the fabric's end takes XDP-redirected frames
+    # (a veth drops them unless its peer has GRO on or an XDP program).
+    inns "$ns" ethtool -K eth0 tx off >/dev/null
+    inns "$ns_fabric" ethtool -K "$short" tx off gro on >/dev/null
   done
+  inns "$ns_fabric" ethtool -K br0 tx off >/dev/null
   # The workers route pods and Services: forwarding on in their own namespaces only.
   for n in "${nodes[@]}"; do use_node "$n"; inns "$ns_w" sysctl -qw net.ipv4.ip_forward=1; done
 }
@@ -221,14 +253,43 @@ control_plane_up() {
 }
 
 # ------------------------------------------------------------------------------------ worker
+# The node's mount namespace: a process holding it (pids/<node>-mntns, in the node's network
+# namespace, so down kills it with the rest), in which the paths a real node's CNI, agent and
+# DaemonSet use are the node's own: its directories under <run>/<node>/host bind-mounted on
+# /etc/cni/net.d, /opt/cni/bin, /var/lib/cni (libcni's cache, host-local's leases),
+# /var/lib/veth-xdp and /var/log, and a bpffs of its own on /sys/fs/bpf (shared: the DaemonSet
+# mounts it Bidirectional; the machine's copy is unmounted first: containerd checks the first
+# mount it finds on the path, and a private one under ours fails the check). So the manifests are applied unchanged, and two nodes on one machine
+# never see each other's pins, records or leases. Every mount of the machine is private (no
+# systemd): nothing made here propagates out, except under the run dir (a shared mount, so
+# kubelet volumes reach containerd and runc). The mount points are created on the machine if
+# missing (and removed by down when it created them).
+node_mntns_up() {
+  local w=$run/$node d binds=""
+  for d in "${node_dirs[@]}"; do
+    mkdir -p "$w/host/$d"
+    if [ ! -d "/$d" ]; then
+      # Record the topmost directory made, for down.
+      local top=/$d
+      while [ ! -d "$(dirname "$top")" ]; do top=$(dirname "$top"); done
+      mkdir -p "/$d" && echo "$top" >>"$run/created-dirs"
+    fi
+    binds+="mount --bind $w/host/$d /$d && "
+  done
+  start $node-mntns "$ns_w" unshare --mount --propagation unchanged bash -c \
+    "$binds while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done && mount -t bpf bpffs /sys/fs/bpf && mount --make-shared /sys/fs/bpf && touch $w/mntns.ready && exec sleep infinity"
+  wait_for "$node: mount namespace" $node-mntns 10 test -e "$w/mntns.ready"
+}
+
 worker_up() {
   local w=$run/$node
-  mkdir -p "$w"/{containerd/root,containerd/state,cni/bin,cni/net.d,cni/ipam,kubelet,kube-proxy}
+  mkdir -p "$w"/{containerd/root,containerd/state,kubelet,kube-proxy}
+  node_mntns_up
   # The CNI bin dir: the reference plugins (containerd wants loopback there too, CALLERS.md).
   local pl
   for pl in bridge host-local loopback portmap; do
     [ -x "/usr/lib/cni/$pl" ] || die "/usr/lib/cni/$pl missing (apt-get install containernetworking-plugins)"
-    ln -sf "/usr/lib/cni/$pl" "$w/cni/bin/$pl"
+    ln -sf "/usr/lib/cni/$pl" "$w/host/opt/cni/bin/$pl"
   done
   local pause_tag; pause_tag=$(cat "$cache/images/pause.tag")
   cat >"$w/containerd/config.toml" <<EOF
@@ -252,8 +313,9 @@ state = "$w/containerd/state"
   # rest of the run dir.
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$w/cni/bin"
-    conf_dir = "$w/cni/net.d"
+    # The node's own (node_mntns_up), where the DaemonSet writes.
+    bin_dir = "/opt/cni/bin"
+    conf_dir = "/etc/cni/net.d"
     max_conf_num = 1
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
@@ -262,13 +324,13 @@ state = "$w/containerd/state"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
 EOF
-  start $node-containerd "$ns_w" containerd --config "$w/containerd/config.toml" --log-level info
+  start $node-containerd "$ns_w" on_node containerd --config "$w/containerd/config.toml" --log-level info
   wait_for "$node: containerd socket" $node-containerd 30 ctr --address "$w/containerd/containerd.sock" version
   ctr --address "$w/containerd/containerd.sock" -n k8s.io images import \
     "$cache/images/pause-$pause_tag.oci.tar" >"$run/logs/$node-image-import.log" 2>&1 \
     || die "pause image import failed (log: $run/logs/$node-image-import.log)"
   local img
-  for img in "$cache"/images/*.oci.tar; do
+  for img in "$cache"/images/*.oci.tar ${vethxdp_image:+"$vethxdp_image"}; do
     [[ $img == */pause-* ]] && continue
     ctr --address "$w/containerd/containerd.sock" -n k8s.io images import "$img" >>"$run/logs/$node-image-import.log" 2>&1 \
       || die "image import $img failed (log: $run/logs/$node-image-import.log)"
@@ -335,7 +397,7 @@ EOF
     echo "$v" >"$w/sysctl/${k//\//.}"
     shadow+="mount --bind $w/sysctl/${k//\//.} /proc/sys/$k && "
   done
-  start $node-kubelet "$ns_w" unshare --mount --propagation unchanged bash -c "$shadow exec \"\$@\"" kubelet \
+  start $node-kubelet "$ns_w" on_node unshare --mount --propagation unchanged bash -c "$shadow exec \"\$@\"" kubelet \
     "$bin/kubelet" --config "$w/kubelet/config.yaml" \
     --kubeconfig "$d/kubelet-$node.kubeconfig" --root-dir "$w/kubelet" --cert-dir "$w/kubelet/pki" \
     --hostname-override "$node" --node-ip "$w_ip" --v 2
@@ -353,32 +415,32 @@ healthzBindAddress: 127.0.0.1:10256
 # nf_conntrack_max is machine-wide (read-only outside the initial namespace): leave it alone.
 conntrack: {maxPerCore: 0, min: 0}
 EOF
-  start $node-kube-proxy "$ns_w" "$bin/kube-proxy" --config "$w/kube-proxy/config.yaml" --v 2
+  start $node-kube-proxy "$ns_w" on_node "$bin/kube-proxy" --config "$w/kube-proxy/config.yaml" --v 2
   wait_for "$node: kube-proxy healthy" $node-kube-proxy 60 inns "$ns_w" curl -sf http://127.0.0.1:10256/healthz
 }
 
 # The reference bridge plugin on the node's podCIDR (what the controller-manager allocated), and
-# a route on every other node and on the control plane to that podCIDR via this node (the fabric
-# is one L2 segment).
-cni_up() {
+# a route on every other node and on the control plane to that podCIDR via this node.
+bridge_up() {
   local w=$run/$node cidr="" n
   wait_for "podCIDR of $node" kube-controller-manager 60 \
     bash -c "[ -n \"\$($kc_sh get node $node -o jsonpath='{.spec.podCIDR}')\" ]"
   cidr=$(kc get node "$node" -o jsonpath='{.spec.podCIDR}')
   local gw; gw=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[1])" "$cidr")
-  cat >"$w/cni/net.d/.10-$cni_net.conflist" <<EOF
+  local conf=$w/host/etc/cni/net.d
+  cat >"$conf/.10-$cni_net.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "$cni_net",
   "plugins": [
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr", "gateway": "$gw"}]],
-              "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$w/cni/ipam"}},
+              "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
 EOF
-  mv "$w/cni/net.d/.10-$cni_net.conflist" "$w/cni/net.d/10-$cni_net.conflist"
+  mv "$conf/.10-$cni_net.conflist" "$conf/10-$cni_net.conflist"
   log "$node: CNI bridge on $cidr (gateway $gw)"
   local me=$node my_ip=$w_ip
   for n in "${nodes[@]}"; do
@@ -389,8 +451,53 @@ EOF
   # The control plane reaches pods too: the apiserver's proxy to pods and Services
   # (kubectl proxy, `/api/v1/namespaces/N/pods/P:port/proxy`) dials pod IPs.
   ip -n "$ns_cp" route add "$cidr" via "$my_ip"
-  wait_for "node $node Ready" $node-kubelet 120 \
-    bash -c "$kc_sh get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+  wait_node_ready "$node" $node-kubelet
+}
+
+# wait_node_ready NODE COMPONENT
+wait_node_ready() {
+  wait_for "node $1 Ready" "$2" 180 \
+    bash -c "$kc_sh get node $1 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+}
+
+# veth-xdp as a user installs it: `kubectl apply -k manifests/` (egress tc: an overlay made in
+# the run dir that adds "egress": "tc" to the ConfigMap's conflist template); the DaemonSet's
+# agent on each node copies the plugin, sets up the datapath and writes the conflist, which is
+# what turns the node Ready. L2 mode: the pod CIDRs lie inside the fabric's subnet, so pods,
+# nodes and the control plane reach each other on the segment, without routes.
+vethxdp_up() {
+  local k=$repo/manifests n
+  [ "$egress" = tc ] && k=$(egress_tc_overlay)
+  log "kubectl apply -k $k (log: $run/logs/kubectl-apply.log)"
+  kc apply -k "$k" >"$run/logs/kubectl-apply.log" 2>&1 \
+    || { cat "$run/logs/kubectl-apply.log" >&2; die "kubectl apply -k $k failed"; }
+  for n in "${nodes[@]}"; do
+    wait_for "veth-xdp agent on $n Ready" $n-kubelet 180 \
+      bash -c "$kc_sh -n veth-xdp get pods --field-selector spec.nodeName=$n -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+    wait_node_ready "$n" $n-kubelet
+    log "$n: conflist $(tr -d ' \n' <"$run/$n/host/etc/cni/net.d/05-veth-xdp.conflist" \
+      | grep -o '"egress":"[a-z]*"\|"rangeStart":"[0-9.]*"\|"rangeEnd":"[0-9.]*"' | tr '\n' ' ')"
+  done
+}
+
+# A kustomize overlay of manifests/ for egress mode tc, in the run dir; prints its path.
+egress_tc_overlay() {
+  local o=$run/kustomize-egress-tc
+  mkdir -p "$o"
+  python3 - "$repo/manifests/configmap.yaml" "$o/configmap-egress-tc.yaml" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+anchor = '          "type": "veth-xdp",\n'
+assert text.count(anchor) == 1, "manifests/configmap.yaml: the template's veth-xdp entry not found"
+open(sys.argv[2], "w").write(text.replace(anchor, anchor + '          "egress": "tc",\n'))
+PY
+  cat >"$o/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [$(realpath --relative-to="$o" "$repo/manifests")]
+patches: [{path: configmap-egress-tc.yaml}]
+EOF
+  echo "$o"
 }
 
 # ------------------------------------------------------------------------------- smoke pod
@@ -502,6 +609,17 @@ down() {
   if [ -d "$run/logs" ]; then
     local kept; kept="$keep/$(cat "$run/started" 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)"
     mkdir -p "$kept" && cp -a "$run/logs/." "$kept/" && log "down: logs of the run kept in $kept"
+    # Each node's pod logs (the veth-xdp agent's among them) and its /var/log (the plugin's log).
+    for f in "$run"/w[0-9]; do
+      [ -d "$f/pod-logs" ] && mkdir -p "$kept/$(basename "$f")" && cp -a "$f/pod-logs" "$kept/$(basename "$f")/"
+      [ -d "$f/host/var/log" ] && mkdir -p "$kept/$(basename "$f")" && cp -a "$f/host/var/log" "$kept/$(basename "$f")/var-log"
+    done
+  fi
+  # The mount points node_mntns_up made on the machine (only those it made, and only if empty).
+  if [ -f "$run/created-dirs" ]; then
+    sort -ru "$run/created-dirs" | while read -r f; do
+      [ -d "$f" ] && find "$f" -depth -type d -empty -delete 2>/dev/null
+    done
   fi
   rm -rf "$run"
   local left=""
@@ -521,7 +639,7 @@ up() {
   done
   [ -f "$cache/images/pause.tag" ] || die "pause image missing: bash $here/build.sh --only pause"
   [ -f "$cache/manifests/coredns.yaml.base" ] || die "CoreDNS image/manifest missing: bash $here/build.sh --only coredns"
-  for b in containerd ctr runc openssl curl iptables; do
+  for b in containerd ctr runc openssl curl iptables ethtool unshare; do
     command -v "$b" >/dev/null || die "$b missing (bash hack/setup-deps.sh; apt-get install $b)"
   done
   # kube-proxy's nftables mode runs the nft command (knftables).
@@ -539,13 +657,27 @@ up() {
   # A shared mount: the kubelet's mount namespace and the machine's see each other's mounts here.
   mount --bind "$run" "$run"
   mount --make-shared "$run"
-  log "run dir $run, namespaces $ns_fabric $ns_cp ${nodes[*]/#/$p-}"
+  log "run dir $run, namespaces $ns_fabric $ns_cp ${nodes[*]/#/$p-}, CNI $cni$([ "$cni" = bridge ] || echo " (egress $egress)")"
+  if [ "$cni" = veth-xdp ]; then
+    # The image the DaemonSet runs, from the release binary (hack/build-release.sh).
+    [ -x "$repo/target/dist/veth-xdp" ] \
+      || die "$repo/target/dist/veth-xdp missing: bash hack/build-release.sh (the DaemonSet's image is made from it)"
+    vethxdp_image=$run/images/veth-xdp.oci.tar
+    mkdir -p "$run/images"
+    bash "$repo/hack/image.sh" --out "$vethxdp_image" >"$run/logs/image.log" 2>&1 \
+      || die "hack/image.sh failed (log: $run/logs/image.log)"
+    log "veth-xdp image from target/dist/veth-xdp ($(date -r "$repo/target/dist/veth-xdp" -u +%FT%TZ)): $vethxdp_image"
+  fi
   pki
   netns_up
   control_plane_up
   local n
   for n in "${nodes[@]}"; do use_node "$n"; worker_up; done
-  for n in "${nodes[@]}"; do use_node "$n"; cni_up; done
+  if [ "$cni" = bridge ]; then
+    for n in "${nodes[@]}"; do use_node "$n"; bridge_up; done
+  else
+    vethxdp_up
+  fi
   smoke_pod
   coredns_up
   up_ok=1

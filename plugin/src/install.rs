@@ -61,7 +61,8 @@ pub const DEFAULT_TEMPLATE: &str = r#"{
                       "rangeEnd": "{{podRangeEnd}}", "gateway": "{{gateway}}" }]],
         "routes": [{ "dst": "0.0.0.0/0" }]
       }
-    }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true }
   ]
 }
 "#;
@@ -156,6 +157,14 @@ pub enum InstallError {
     Verify { path: PathBuf, why: String },
     #[error("pod CIDR {pod}: {why}")]
     PodCidr { pod: Ipv4Network, why: String },
+    #[error(
+        "the conflist names the CNI plugin {plugin:?}, which is not an executable file in {}: \
+         install it there (the reference plugins: Debian's containernetworking-plugins, \
+         kubeadm's kubernetes-cni) or take it out of the template; the conflist is not written \
+         until then, since every pod's ADD would fail",
+        dir.display()
+    )]
+    MissingPlugin { plugin: String, dir: PathBuf },
 }
 
 type InstallResult<T> = std::result::Result<T, InstallError>;
@@ -364,6 +373,61 @@ pub fn check_conflist(rendered: &str) -> std::result::Result<(String, NetConf), 
     Ok((text, conf))
 }
 
+/// The executables a conflist makes the runtime run: each plugin's `type`
+/// and its `ipam.type`, in order, without repeats.
+pub fn conflist_plugin_types(conflist: &str) -> Vec<String> {
+    let value: Value = serde_json::from_str(conflist).unwrap_or(Value::Null);
+    let mut types: Vec<String> = Vec::new();
+    let plugins = value.get("plugins").and_then(Value::as_array);
+    for plugin in plugins.into_iter().flatten() {
+        let ipam = plugin.get("ipam").and_then(|i| i.get("type"));
+        for t in [plugin.get("type"), ipam].into_iter().flatten() {
+            if let Some(t) = t.as_str().filter(|t| !types.iter().any(|k| k == t)) {
+                types.push(t.to_string());
+            }
+        }
+    }
+    types
+}
+
+/// Refuses a conflist naming a plugin that is not an executable file in
+/// `bin_dir` (the agent's own binary is installed there before this runs).
+fn check_plugins_installed(conflist: &str, host_root: &Path, bin_dir: &Path) -> InstallResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for plugin in conflist_plugin_types(conflist) {
+        let executable = std::fs::metadata(resolve_on_host(host_root, &bin_dir.join(&plugin)))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !executable {
+            return Err(InstallError::MissingPlugin {
+                plugin,
+                dir: bin_dir.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `path` (under the host root) with its symlinks followed as the host
+/// would: an absolute target is a host path, so it is taken under
+/// `host_root` (a node's CNI bin dir often links into a package's dir, e.g.
+/// `/opt/cni/bin/host-local -> /usr/lib/cni/host-local`, which the agent's
+/// container would otherwise look up in its own filesystem). Only the last
+/// component's links are followed, at most 8 of them.
+fn resolve_on_host(host_root: &Path, path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..8 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = if target.is_absolute() {
+            under_host(host_root, &target)
+        } else {
+            path.parent().unwrap_or(Path::new("/")).join(target)
+        };
+    }
+    path
+}
+
 /// `path` (a host path) under the host root.
 fn under_host(host_root: &Path, path: &Path) -> PathBuf {
     host_root.join(path.strip_prefix("/").unwrap_or(path))
@@ -459,6 +523,9 @@ pub struct Plan {
     /// the conflist's veth-xdp entry, as the plugin will read it
     pub conf: NetConf,
     pub uplink: Link,
+    /// where the host's root filesystem is mounted (symlinks on the host
+    /// resolve under it)
+    pub host_root: PathBuf,
     pub bin_dir: PathBuf,
     pub conf_dir: PathBuf,
     pub conf_name: String,
@@ -630,6 +697,7 @@ pub async fn plan(args: &InstallArgs, nl: &Netlink, ranges: &Ranges) -> Result<P
         conflist,
         conf,
         uplink,
+        host_root: args.host_root.clone(),
         bin_dir: under_host(&args.host_root, &args.cni_bin_dir),
         conf_dir: under_host(&args.host_root, &args.cni_conf_dir),
         conf_name: args.conf_name.clone(),
@@ -652,6 +720,7 @@ pub async fn apply(plan: &Plan, seen: &mut Seen) -> Result<Applied> {
         )
         .await?
     };
+    check_plugins_installed(&plan.conflist, &plan.host_root, &plan.bin_dir)?;
     let conflist_written = write_if_changed(
         &plan.conf_dir,
         &plan.conf_name,

@@ -33,7 +33,23 @@ impl Host {
             node: Node::new(tag),
         };
         host.set_template(&host.template(""));
+        // The IPAM plugin the template names is on the node, as on a real one.
+        host.provide_plugin("host-local");
         host
+    }
+
+    /// `name` in the host's CNI bin dir as a Debian host has it: a link to
+    /// `/usr/lib/cni/<name>` (a host path: only under the host root is it
+    /// there), which is a copy of the reference host-local.
+    fn provide_plugin(&self, name: &str) {
+        let (bin, lib) = (
+            self.root().join("opt/cni/bin"),
+            self.root().join("usr/lib/cni"),
+        );
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::copy("/usr/lib/cni/host-local", lib.join(name)).unwrap();
+        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(name), bin.join(name)).unwrap();
     }
 
     fn root(&self) -> PathBuf {
@@ -259,6 +275,30 @@ fn pod_cidr_outside_the_uplink_subnet_is_refused() {
     assert!(out.contains("node's own address"), "{out}");
     assert!(!host.conflist().exists(), "no conflist written");
     assert!(!host.binary().exists(), "nothing installed");
+}
+
+#[test]
+fn a_conflist_naming_a_plugin_not_on_the_node_is_not_written() {
+    let host = Host::new("inp");
+    host.set_template(
+        &host
+            .template("")
+            .replace(r#""type": "host-local""#, r#""type": "vx-missing-ipam""#),
+    );
+    let (code, out) = host.install(&["--pod-cidr", POD_CIDR]);
+    assert_ne!(code, 0, "accepted: {out}");
+    assert!(
+        out.contains(r#"the conflist names the CNI plugin "vx-missing-ipam""#)
+            && out.contains("opt/cni/bin"),
+        "{out}"
+    );
+    assert!(
+        !host.conflist().exists(),
+        "no conflist naming a missing plugin"
+    );
+    host.provide_plugin("vx-missing-ipam");
+    host.install_ok();
+    assert!(host.conflist().exists(), "written once the plugin is there");
 }
 
 #[test]

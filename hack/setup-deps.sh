@@ -8,9 +8,11 @@ set -euo pipefail
 # stripped binary; containerd (ctr, runc): hack/image.sh --import and its test.
 # iptables and python3: the multi-node tests install kube-proxy's rules (plugin/tests/support/
 # kube_proxy_rules.py, echo.py); they read conntrack from /proc/net/nf_conntrack, no conntrack tool.
+# bind9-dnsutils: conformance/kubernetes/build.sh copies its dig (with the libraries ldd names)
+# into the e2e test images agnhost and glibc-dns-testing, for the DNS conformance tests.
 PKGS=(clang llvm libbpf-dev bpftool ethtool iproute2 jq iperf3 procps util-linux iputils-ping netcat-openbsd time fonts-dejavu-core
       containernetworking-plugins pkg-config libfontconfig1-dev iptables python3
-      libc6-dev binutils file containerd)
+      libc6-dev binutils file containerd bind9-dnsutils)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,7 +9,8 @@
 #   coredns, its image and v1.36.3's CoreDNS addon manifest                            (coredns)
 #   cnitool                                                                            (cnitool)
 #   pause: build/pause/linux/pause.c of the release, gcc -static, as an OCI archive     (pause)
-#   agnhost (test/images/agnhost) on a busybox-static rootfs, as an OCI archive          (agnhost)
+#   agnhost (test/images/agnhost) and glibc-dns-testing: busybox-static + the machine's   (agnhost)
+#   dig, getent, curl, nc and dash, as OCI archives
 #
 # Every version comes from the wrapper modules under tools/ (go.mod + go.sum, built with
 # -mod=readonly): nothing is resolved at build time. Idempotent: a component is rebuilt only
@@ -81,6 +82,7 @@ ver_ldflags() {
 stamp_of() {
   { echo "$gover"; declare -f "build_$1" go_build ver_ldflags; cat "$2/go.mod" "$2/go.sum"
     case $1 in pause|coredns|agnhost) cat "$here/lib/oci.py" ;; esac
+    [ "$1" != agnhost ] || agnhost_inputs
     find "$2" -mindepth 2 -maxdepth 2 -name '*.go' | sort | xargs -r cat; } \
     | sha256sum | cut -d' ' -f1
 }
@@ -146,36 +148,107 @@ build_coredns() {
 }
 
 # agnhost: the e2e tests' utility image (registry.k8s.io/e2e-test-images/agnhost:<VERSION of
-# test/images/agnhost>), the binary from the release's own source. Upstream puts it on Alpine with
-# dig, curl, nc, iproute2, iperf and bash; here the rootfs is Debian's busybox-static (sh, nc, ip,
-# nslookup, wget, …) plus the machine's curl and its libraries, and porter's TLS files as upstream
-# adds them; no dig, bash, iperf or the fake registry yet.
+# test/images/agnhost>), the binary from the release's own source, and glibc-dns-testing (the
+# DNS tests' second prober, the tag test/utils/image/manifest.go asks for), which upstream builds
+# from Debian with dnsutils. Upstream puts agnhost on Alpine with dig, curl, nc, iproute2, iperf
+# and bash; here both rootfs are Debian's busybox-static (seq, test, awk, sed, hostname,
+# nslookup, wget, …) plus the machine's tools below with the shared libraries ldd names, at the
+# same paths, and an /etc/nsswitch.conf (lib/nsswitch.conf) for getent. The kubelet bind-mounts
+# /etc/hosts, /etc/resolv.conf and /etc/hostname over the image's, so the images have none.
+# agnhost also gets porter's TLS files as upstream adds them; no iperf, bash, /coredns or the
+# fake registry yet.
+#
+# What the tests run in these pods (test/e2e/network, framework/service, framework/network) and
+# from which Debian package the machine has it: SRC:DEST:PACKAGE.
+#   curl    netexec's /dial and the Service checks (`curl -g -q -s --connect-timeout …`)
+#   dig     every DNS probe (`dig +notcp|+tcp +noall +answer +search NAME A|SRV|PTR`, `dig +short`)
+#   getent  the /etc/hosts probes (`getent hosts NAME`): glibc, whose files and dns NSS modules
+#           are part of libc.so.6 since 2.34 (nothing is dlopen'ed for `hosts: files dns`)
+#   nc      Service reachability (`echo hostName | nc -v -t|-u -w 2 HOST PORT`): busybox's nc
+#           has no -v, -t or -u
+#   sh      dash as /bin/sh, for the probe containers' `sh -c SCRIPT` and kubectl exec's
+#           `/bin/sh -x -c CMD`: Debian's busybox sh is a standalone shell that runs its own
+#           applet for a name before looking at PATH (its nc, not /usr/bin/nc); dash runs the
+#           busybox applets through their /bin symlinks and the tools above through PATH
+agnhost_tools=(/usr/bin/curl:/usr/bin/curl:curl /usr/bin/dig:/usr/bin/dig:bind9-dnsutils
+               /usr/bin/getent:/usr/bin/getent:libc-bin /usr/bin/nc.openbsd:/usr/bin/nc:netcat-openbsd
+               /bin/dash:/bin/sh:dash)
+# The DNS probe scripts (sh -c 'for i in `seq 1 600`; do check="$(dig …)" && test -n "$check"
+# && echo OK > /results/…; test -n "$(getent hosts …)" && …; sleep 1; done') in the
+# glibc-dns-testing container.
+dns_testing_tools=(/usr/bin/dig:/usr/bin/dig:bind9-dnsutils /usr/bin/getent:/usr/bin/getent:libc-bin
+                   /bin/dash:/bin/sh:dash)
+
+# host_files TOOL...: SRC:DEST of each tool and of every shared library ldd names for it (the
+# dynamic loader included) at its own path, once each.
+host_files() {
+  local spec src dest
+  for spec in "$@"; do
+    src=${spec%%:*}; dest=${spec#*:}; dest=${dest%%:*}
+    echo "$src:$dest"
+    ldd "$src" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3 ":" $3} $1 ~ /^\// {print $1 ":" $1}'
+  done | sort -u
+}
+
+# rootfs_args TOOL...: oci.py arguments, one a line, for a rootfs of busybox (its applets as
+# symlinks in /bin, but not those a tool replaces), the tools with their libraries and
+# lib/nsswitch.conf.
+rootfs_args() {
+  local spec tools=" " applet f
+  for spec in "$@"; do spec=${spec#*:}; spec=${spec%%:*}; tools+="${spec##*/} "; done
+  printf '%s\n' --file /bin/busybox:/bin/busybox
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || [[ $tools == *" $applet "* ]] || printf '%s\n' --symlink "/bin/$applet:busybox"
+  done
+  for f in $(host_files "$@"); do printf '%s\n' --file "$f"; done
+  printf '%s\n' --file "$here/lib/nsswitch.conf:/etc/nsswitch.conf"
+}
+
+# check_tools TOOL...: each tool is on this machine, else which package to install.
+check_tools() {
+  local spec src pkg
+  [ -x /bin/busybox ] && /bin/busybox --list >/dev/null \
+    || { log "agnhost: /bin/busybox missing (apt-get install busybox-static)"; return 1; }
+  for spec in "$@"; do
+    src=${spec%%:*}; pkg=${spec##*:}
+    [ -x "$src" ] || { log "agnhost: $src missing (apt-get install $pkg)"; return 1; }
+  done
+}
+
+# agnhost_inputs: what the images take from this machine (the stamp: a changed tool, library or
+# file list rebuilds them).
+agnhost_inputs() {
+  declare -f host_files rootfs_args check_tools
+  echo "${agnhost_tools[*]} / ${dns_testing_tools[*]}"
+  cat "$here/lib/nsswitch.conf"
+  { echo /bin/busybox:; host_files "${agnhost_tools[@]}" "${dns_testing_tools[@]}"; } \
+    | cut -d: -f1 | sort -u | xargs -r sha256sum 2>&1
+}
+
 build_agnhost() {
-  local src tag
+  local src tag dns_tag
   src=$GOMODCACHE/k8s.io/kubernetes@$k8s_version
   [ -d "$src" ] || (cd "$tools" && go mod download k8s.io/kubernetes)
   tag=$(cat "$src/test/images/agnhost/VERSION")
-  local archive=images/agnhost-$tag.oci.tar
-  up_to_date agnhost "$tools" bin/agnhost "$archive" && { log "agnhost: up to date ($archive)"; return; }
-  [ -x /bin/busybox ] && /bin/busybox --list >/dev/null \
-    || { log "agnhost: /bin/busybox missing (apt-get install busybox-static)"; return 1; }
+  # The tag e2e.test asks for, not test/images/glibc-dns-testing/VERSION (2.1.0 in v1.36.3).
+  dns_tag=$(sed -nE 's/.*configs\[GlibcDnsTesting\] = Config\{list\.PromoterE2eRegistry, "glibc-dns-testing", "([^"]+)"\}.*/\1/p' \
+            "$src/test/utils/image/manifest.go")
+  [ -n "$dns_tag" ] || { log "agnhost: no glibc-dns-testing tag in test/utils/image/manifest.go"; return 1; }
+  local archive=images/agnhost-$tag.oci.tar dns_archive=images/glibc-dns-testing-$dns_tag.oci.tar
+  up_to_date agnhost "$tools" bin/agnhost "$archive" "$dns_archive" \
+    && { log "agnhost: up to date ($archive, $dns_archive)"; return; }
+  check_tools "${agnhost_tools[@]}" "${dns_testing_tools[@]}"
   go_build agnhost "$tools" "$(ver_ldflags)" k8s.io/kubernetes/test/images/agnhost
-  local links=() applet
-  for applet in $(/bin/busybox --list); do
-    [ "$applet" = busybox ] || links+=(--symlink "/bin/$applet:busybox")
-  done
-  # The e2e tests exec `curl` in agnhost pods (netexec's /dial, Service checks): the machine's
-  # curl with the shared libraries it loads, at the same paths.
-  command -v curl >/dev/null || { log "agnhost: curl missing (apt-get install curl)"; return 1; }
-  local f hostfiles=(--file /usr/bin/curl:/usr/bin/curl)
-  for f in $(ldd /usr/bin/curl | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u); do
-    hostfiles+=(--file "$f:$f")
-  done
+  local args
+  mapfile -t args < <(rootfs_args "${agnhost_tools[@]}")
   python3 "$here/lib/oci.py" --out "$cache/$archive" --name "registry.k8s.io/e2e-test-images/agnhost:$tag" \
-    --file "$cache/bin/agnhost:/agnhost" --file /bin/busybox:/bin/busybox "${links[@]}" "${hostfiles[@]}" \
+    --file "$cache/bin/agnhost:/agnhost" "${args[@]}" \
     --file "$src/test/images/agnhost/porter/localhost.crt:/localhost.crt" \
     --file "$src/test/images/agnhost/porter/localhost.key:/localhost.key" \
     --entrypoint /agnhost --cmd pause
+  mapfile -t args < <(rootfs_args "${dns_testing_tools[@]}")
+  python3 "$here/lib/oci.py" --out "$cache/$dns_archive" \
+    --name "registry.k8s.io/e2e-test-images/glibc-dns-testing:$dns_tag" "${args[@]}" --cmd /bin/sh
   mark_built agnhost "$tools"
 }
 

@@ -695,8 +695,15 @@ case "${1:-}" in
     [ -x "$bin/e2e.test" ] || die "$bin/e2e.test missing: bash $here/build.sh --only e2e"
     [ -f "$run/pki/admin.kubeconfig" ] || die "no cluster is up ($run): cluster.sh up first"
     mkdir -p "$run/e2e"
-    inns "$ns_cp" "$bin/e2e.test" --kubeconfig "$run/pki/admin.kubeconfig" --provider skeleton \
-      --report-dir "$run/e2e" --ginkgo.no-color "$@" 2>&1 | tee "$run/logs/e2e.log"
+    # The cache's kubectl (the release's), not whatever kubectl is first in PATH: the tests exec
+    # it (`kubectl exec`, `kubectl run`). VETH_XDP_K8S_E2E_PROCS > 1: ginkgo runs that many
+    # e2e.test processes in parallel ([Serial] tests last, alone), as upstream's CI does.
+    e2e=("$bin/e2e.test")
+    procs=${VETH_XDP_K8S_E2E_PROCS:-1}
+    [ "$procs" -gt 1 ] && e2e=("$bin/ginkgo" --procs="$procs" --no-color "$bin/e2e.test" --)
+    inns "$ns_cp" "${e2e[@]}" --kubeconfig "$run/pki/admin.kubeconfig" --provider skeleton \
+      --kubectl-path "$bin/kubectl" --report-dir "$run/e2e" --ginkgo.no-color "$@" 2>&1 \
+      | tee "$run/logs/e2e.log"
     exit "${PIPESTATUS[0]}" ;;
   status)
     for f in "$run"/pids/*; do

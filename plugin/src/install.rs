@@ -392,11 +392,14 @@ pub fn conflist_plugin_types(conflist: &str) -> Vec<String> {
 
 /// Refuses a conflist naming a plugin that is not an executable file in
 /// `bin_dir` (the agent's own binary is installed there before this runs).
-fn check_plugins_installed(conflist: &str, host_root: &Path, bin_dir: &Path) -> InstallResult<()> {
+/// A symlink counts as there: a node's bin dir often links into a package's
+/// dir (`/opt/cni/bin/host-local -> /usr/lib/cni/host-local`), which the
+/// agent's container, with only the bin dir mounted, cannot follow.
+fn check_plugins_installed(conflist: &str, bin_dir: &Path) -> InstallResult<()> {
     use std::os::unix::fs::PermissionsExt;
     for plugin in conflist_plugin_types(conflist) {
-        let executable = std::fs::metadata(resolve_on_host(host_root, &bin_dir.join(&plugin)))
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        let executable = std::fs::symlink_metadata(bin_dir.join(&plugin))
+            .is_ok_and(|m| m.is_symlink() || (m.is_file() && m.permissions().mode() & 0o111 != 0));
         if !executable {
             return Err(InstallError::MissingPlugin {
                 plugin,
@@ -405,27 +408,6 @@ fn check_plugins_installed(conflist: &str, host_root: &Path, bin_dir: &Path) -> 
         }
     }
     Ok(())
-}
-
-/// `path` (under the host root) with its symlinks followed as the host
-/// would: an absolute target is a host path, so it is taken under
-/// `host_root` (a node's CNI bin dir often links into a package's dir, e.g.
-/// `/opt/cni/bin/host-local -> /usr/lib/cni/host-local`, which the agent's
-/// container would otherwise look up in its own filesystem). Only the last
-/// component's links are followed, at most 8 of them.
-fn resolve_on_host(host_root: &Path, path: &Path) -> PathBuf {
-    let mut path = path.to_path_buf();
-    for _ in 0..8 {
-        let Ok(target) = std::fs::read_link(&path) else {
-            break;
-        };
-        path = if target.is_absolute() {
-            under_host(host_root, &target)
-        } else {
-            path.parent().unwrap_or(Path::new("/")).join(target)
-        };
-    }
-    path
 }
 
 /// `path` (a host path) under the host root.
@@ -523,9 +505,6 @@ pub struct Plan {
     /// the conflist's veth-xdp entry, as the plugin will read it
     pub conf: NetConf,
     pub uplink: Link,
-    /// where the host's root filesystem is mounted (symlinks on the host
-    /// resolve under it)
-    pub host_root: PathBuf,
     pub bin_dir: PathBuf,
     pub conf_dir: PathBuf,
     pub conf_name: String,
@@ -697,7 +676,6 @@ pub async fn plan(args: &InstallArgs, nl: &Netlink, ranges: &Ranges) -> Result<P
         conflist,
         conf,
         uplink,
-        host_root: args.host_root.clone(),
         bin_dir: under_host(&args.host_root, &args.cni_bin_dir),
         conf_dir: under_host(&args.host_root, &args.cni_conf_dir),
         conf_name: args.conf_name.clone(),
@@ -720,7 +698,7 @@ pub async fn apply(plan: &Plan, seen: &mut Seen) -> Result<Applied> {
         )
         .await?
     };
-    check_plugins_installed(&plan.conflist, &plan.host_root, &plan.bin_dir)?;
+    check_plugins_installed(&plan.conflist, &plan.bin_dir)?;
     let conflist_written = write_if_changed(
         &plan.conf_dir,
         &plan.conf_name,

@@ -38,18 +38,13 @@ impl Host {
         host
     }
 
-    /// `name` in the host's CNI bin dir as a Debian host has it: a link to
-    /// `/usr/lib/cni/<name>` (a host path: only under the host root is it
-    /// there), which is a copy of the reference host-local.
+    /// `name` in the host's CNI bin dir as a Debian host may have it: a
+    /// link to the reference host-local (a host path the agent's container
+    /// could not follow, so a link counts as there).
     fn provide_plugin(&self, name: &str) {
-        let (bin, lib) = (
-            self.root().join("opt/cni/bin"),
-            self.root().join("usr/lib/cni"),
-        );
+        let bin = self.root().join("opt/cni/bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&lib).unwrap();
-        std::fs::copy("/usr/lib/cni/host-local", lib.join(name)).unwrap();
-        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(name), bin.join(name)).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/cni/host-local", bin.join(name)).unwrap();
     }
 
     fn root(&self) -> PathBuf {

@@ -16,13 +16,15 @@
 # -mod=readonly): nothing is resolved at build time. Idempotent: a component is rebuilt only
 # when its wrapper module, this script or the Go version changed (a stamp per component).
 #
-# Usage: build.sh [--only NAME[,NAME...]] [--cache DIR] [--jobs N]
+# Usage: build.sh [--only NAME[,NAME...]] [--cache DIR] [--jobs N] [--check]
 #   --only    build just these components (cnitool, etcd, coredns, kube, ginkgo, e2e, pause,
 #             agnhost)
 #   --cache   the cache directory (default $VETH_XDP_K8S_CACHE, else
 #             ${XDG_CACHE_HOME:-$HOME/.cache}/veth-xdp/k8s); binaries land in DIR/bin,
 #             images in DIR/images, the Go module and build caches in DIR/gomod and DIR/gocache
 #   --jobs    go build -p (default 2; the build machines have 2 cores)
+#   --check   build nothing: exit 0 when every component wanted is built and up to date, else
+#             1, naming the others (.ci/run uses it to decide on the cluster smoke test)
 # Builds run under `nice -n 19`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,11 +33,13 @@ tools=$here/tools
 cache=${VETH_XDP_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/veth-xdp/k8s}
 only=""
 jobs=2
+check=false
 while (($#)); do
   case "$1" in
     --only) only=$2; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
+    --check) check=true; shift ;;
     -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -87,6 +91,11 @@ stamp_of() {
     | sha256sum | cut -d' ' -f1
 }
 up_to_date() { # NAME DIR FILE...
+  if stamp_current "$@"; then return 0; fi
+  # --check: note it, and let the build function stop here as if it were up to date.
+  $check && stale+=("$1")
+}
+stamp_current() { # NAME DIR FILE...
   local name=$1 dir=$2; shift 2
   [ "$(cat "$cache/stamps/$name" 2>/dev/null)" = "$(stamp_of "$name" "$dir")" ] || return 1
   local f; for f in "$@"; do [ -e "$cache/$f" ] || return 1; done
@@ -301,5 +310,16 @@ build_pause() {
 }
 
 t_all=$(date +%s)
+if $check; then
+  stale=()
+  # Without a stamp a component was never built: no need to look further (nor to download).
+  for w in "${want[@]}"; do [ -f "$cache/stamps/$w" ] || stale+=("$w"); done
+  if ((${#stale[@]} == 0)); then
+    for w in "${want[@]}"; do "build_$w" >/dev/null 2>&1; done
+  fi
+  if ((${#stale[@]})); then log "not built or out of date: ${stale[*]} (bash $0)"; exit 1; fi
+  log "every component built and up to date ($cache)"
+  exit 0
+fi
 for w in "${want[@]}"; do "build_$w"; done
 log "done in $(elapsed "$t_all"); cache $cache: $(du -sh "$cache" | cut -f1) ($(du -sh "$cache/bin" | cut -f1) binaries)"

@@ -27,6 +27,7 @@
 #   down     stop everything and leave nothing: processes, pod sandboxes, mounts, cgroups,
 #            namespaces (and the iptables rules in them), libcni cache entries, the run dir
 #   kubectl  kubectl with the run's admin kubeconfig
+#   node     node wI CMD...: CMD in that node's namespaces (e.g. /opt/cni/bin/veth-xdp stats)
 #   e2e      the upstream e2e.test against the cluster (e.g. --ginkgo.focus=REGEX)
 # Env: VETH_XDP_K8S_CACHE (build.sh's cache), VETH_XDP_K8S_RUN (run dir, default
 # /run/veth-xdp-k8s), VETH_XDP_K8S_LOGS (where down keeps each run's logs, default
@@ -688,6 +689,12 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   kubectl) shift; kc "$@" ;;
+  node)
+    # cluster.sh node wI CMD...: CMD in that node's network and mount namespaces (its CNI dirs,
+    # bpffs and state), e.g. `cluster.sh node w1 /opt/cni/bin/veth-xdp stats`.
+    [[ ${2:-} =~ ^w[1-9]$ ]] || die "node: which node (w1, w2, ...)?"
+    [ -f "$run/pids/$2-mntns" ] || die "node $2 is not up ($run)"
+    use_node "$2"; shift 2; on_node "$@" ;;
   e2e)
     # The upstream e2e binary against the running cluster, from the control-plane namespace:
     # cluster.sh e2e --ginkgo.focus=REGEX [more e2e.test flags]. Log: <run>/logs/e2e.log.

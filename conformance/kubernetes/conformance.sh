@@ -14,7 +14,8 @@
 #   --results DIR   where each configuration's JUnit report, e2e log and cluster logs go
 #                   (default /var/tmp/veth-xdp-k8s/conformance/<start time>)
 #   --docs          also write the report into docs/CONFORMANCE.md (between its markers)
-# Exit code: 0 when every configuration came up and every test passed.
+# Exit code: 0 when every configuration came up and every test passed. The cluster's run dir and
+# namespace prefix are cluster.sh's (VETH_XDP_K8S_RUN, VETH_XDP_K8S_PREFIX).
 #
 # A failed `up` names the component and its log; a failed test is listed with the
 # configuration's e2e log; every configuration's cluster logs are kept under the results dir.
@@ -85,7 +86,7 @@ for c in "${configs[@]}"; do
     --ginkgo.timeout=90m >"$out/e2e.log" 2>&1 || rc=$?
   echo $(($(date +%s) - e2e_start)) >"$out/e2e-wall"
   echo "$rc" >"$out/e2e-rc"
-  cp /run/veth-xdp-k8s/e2e/junit_01.xml "$out/" 2>/dev/null || log "== $c: no JUnit report (see $out/e2e.log)"
+  cp "${VETH_XDP_K8S_RUN:-/run/veth-xdp-k8s}/e2e/junit_01.xml" "$out/" 2>/dev/null || log "== $c: no JUnit report (see $out/e2e.log)"
   # The fast path was taken: each node's uplink counters after the tests.
   if [ "$cni" != bridge ]; then
     for n in w1 w2; do

@@ -11,6 +11,7 @@
 //! - `netdev`   xdp-features (netdev genetlink)
 //! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
 //! - `ipam`     delegation to the IPAM plugin on CNI_PATH
+//! - `ipam_pool` the built-in IPAM's choice of addresses (issue 11; not wired yet)
 //! - `k8s`      the node agent's API client: the node's pod CIDRs, the cluster's ServiceCIDRs
 //! - `record`   per-attachment records on disk
 //! - `events`   one JSON line per verb for the node agent's metrics (when it runs)
@@ -41,6 +42,7 @@ pub mod events;
 pub mod genl;
 pub mod install;
 pub mod ipam;
+pub mod ipam_pool;
 pub mod k8s;
 pub mod kernel;
 pub mod lock;

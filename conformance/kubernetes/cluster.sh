@@ -488,7 +488,7 @@ egress_tc_overlay() {
   python3 - "$repo/manifests/configmap.yaml" "$o/configmap-egress-tc.yaml" <<'PY'
 import sys
 text = open(sys.argv[1]).read()
-anchor = '          "type": "veth-xdp",\n'
+anchor = '        {\n          "type": "veth-xdp",\n'
 assert text.count(anchor) == 1, "manifests/configmap.yaml: the template's veth-xdp entry not found"
 open(sys.argv[2], "w").write(text.replace(anchor, anchor + '          "egress": "tc",\n'))
 PY

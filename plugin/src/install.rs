@@ -56,7 +56,7 @@ pub const DEFAULT_TEMPLATE: &str = r#"{
       "queues": {{queues}},
       "serviceCIDRs": {{serviceCIDRs}},
       "ipam": {
-        "type": "host-local",
+        "type": "veth-xdp",
         "ranges": [[{ "subnet": "{{subnet}}", "rangeStart": "{{podRangeStart}}",
                       "rangeEnd": "{{podRangeEnd}}", "gateway": "{{gateway}}" }]],
         "routes": [{ "dst": "0.0.0.0/0" }]

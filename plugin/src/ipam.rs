@@ -26,6 +26,15 @@ pub fn find_plugin(plugin_type: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
         })
 }
 
+/// Before ADD changes anything: the built-in IPAM's config parses, or the
+/// delegated plugin is on CNI_PATH.
+pub fn preflight(req: &Request) -> CniResult<()> {
+    if crate::ipam_lease::is_builtin(req) {
+        return crate::ipam_lease::pool(req).map(|_| ());
+    }
+    plugin_path(req).map(|_| ())
+}
+
 /// The configured IPAM plugin's binary (errors: no `ipam`, not on CNI_PATH,
 /// or this plugin itself).
 pub fn plugin_path(req: &Request) -> CniResult<PathBuf> {
@@ -181,12 +190,20 @@ pub fn add(req: &Request) -> CniResult<CniOutput> {
 }
 
 /// DEL: release the lease (a lease that is already gone is fine for host-local & co).
+/// The built-in IPAM's lease is the record, which DEL removes.
 pub fn del(req: &Request) -> CniResult<()> {
+    if crate::ipam_lease::is_builtin(req) {
+        return Ok(());
+    }
     exec(req, "DEL", req.env.netns.as_deref(), &ipam_stdin(req)).map(|_| ())
 }
 
-/// CHECK: let the IPAM plugin confirm its lease.
+/// CHECK: let the IPAM plugin confirm its lease (the built-in one's is the
+/// record CHECK reads).
 pub fn check(req: &Request) -> CniResult<()> {
+    if crate::ipam_lease::is_builtin(req) {
+        return Ok(());
+    }
     exec(req, "CHECK", req.env.netns.as_deref(), &ipam_stdin(req)).map(|_| ())
 }
 
@@ -209,6 +226,9 @@ fn ask_supports_1_1(req: &Request) -> bool {
 
 /// GC: hand the valid attachments to the IPAM plugin, if it has GC.
 pub fn gc(req: &Request) -> CniResult<()> {
+    if crate::ipam_lease::is_builtin(req) {
+        return Ok(()); // its leases went with the records GC removed
+    }
     if !supports_gc_status(req) {
         log::info!("IPAM plugin does not speak 1.1.0: leases of removed attachments were released one by one");
         return Ok(());
@@ -218,6 +238,9 @@ pub fn gc(req: &Request) -> CniResult<()> {
 
 /// STATUS: the IPAM plugin exists, and says it is ready if it has STATUS.
 pub fn status(req: &Request) -> CniResult<()> {
+    if crate::ipam_lease::is_builtin(req) {
+        return crate::ipam_lease::status(req);
+    }
     plugin_path(req).map_err(|e| CniError::new(Code::NotAvailable, e.msg))?;
     if supports_gc_status(req) {
         exec(req, "STATUS", None, &Value::Object(req.conf.raw.clone())).map(|_| ())?;

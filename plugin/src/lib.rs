@@ -42,6 +42,7 @@ pub mod events;
 pub mod genl;
 pub mod install;
 pub mod ipam;
+pub mod ipam_lease;
 pub mod ipam_pool;
 pub mod k8s;
 pub mod kernel;

@@ -77,6 +77,11 @@ pub struct Record {
     pub allow: u32,
     /// the result ADD returned (in 1.1.0 form), for CHECK without prevResult
     pub result: serde_json::Value,
+    /// written by the built-in IPAM as the lease, before ADD built anything:
+    /// the addresses are taken, the rest is what ADD planned (DEL and GC
+    /// remove it like any record; CHECK and the agent leave it alone)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// Creates `dir` (and parents) with mode 0700 if missing, and tightens it if it exists.
@@ -232,6 +237,7 @@ mod tests {
             k8s_pod: Some("web-0".into()),
             allow: 0,
             result: serde_json::json!({}),
+            pending: false,
         };
         store.save(&rec).unwrap();
         assert_eq!(store.load("c1", "eth0").unwrap(), Some(rec.clone()));

@@ -181,7 +181,9 @@ impl Reconciler {
         let bpf_root = conf.bpf_root.display().to_string();
         let mut failures = Vec::new();
         for rec in store.list()? {
-            if rec.bpf_root != bpf_root {
+            // Another network's pods, or an ADD that never finished (its
+            // lease only: DEL or GC removes it).
+            if rec.bpf_root != bpf_root || rec.pending {
                 continue;
             }
             if let Err(e) = self.repair_pod(nl, &rec, node).await {

@@ -21,7 +21,7 @@ use crate::netlink::{Link, Netlink, Route, VethSpec};
 use crate::netns::validate_netns_path;
 use crate::record::{Record, Store, RECORD_VERSION};
 use crate::rollback::Rollback;
-use crate::{bpf, ipam, naming};
+use crate::{bpf, ipam, ipam_lease, naming};
 
 /// Everything ADD decided before changing anything.
 struct Plan {
@@ -54,7 +54,7 @@ pub async fn run(req: &Request) -> CniResult<String> {
             ),
         ));
     }
-    ipam::plugin_path(req)?;
+    ipam::preflight(req)?;
     let sockets = Sockets::open(&netns)?;
     let plan = plan(req, &sockets.node, &sockets.pod, netns).await?;
     let node_dp = prepare_node(req, &plan, &sockets).await?;
@@ -197,10 +197,25 @@ async fn build<'a>(
     rb: &mut Rollback<'a>,
 ) -> CniResult<CniOutput> {
     let (node, pod) = (&sockets.node, &sockets.pod);
-    let ipam_out = ipam::add(req)?;
-    rb.push("IPAM lease", move || async move {
-        ipam::del(req).map_err(anyhow::Error::from)
-    });
+    let ipam_out = if ipam_lease::is_builtin(req) {
+        let pending = |ips| Record {
+            pending: true,
+            ..record(req, plan, 0, ips, serde_json::Value::Null)
+        };
+        let out = ipam_lease::lease(req, store, pending)?;
+        rb.push("built-in IPAM lease (pending record)", move || async move {
+            store
+                .remove(&req.env.container_id, &req.env.ifname)
+                .map_err(anyhow::Error::from)
+        });
+        out
+    } else {
+        let out = ipam::add(req)?;
+        rb.push("IPAM lease", move || async move {
+            ipam::del(req).map_err(anyhow::Error::from)
+        });
+        out
+    };
     fault_point("ipam")?;
 
     let (host, pod_link) = create_veth(plan, node, pod, &req.env.ifname, rb).await?;
@@ -259,29 +274,7 @@ async fn build<'a>(
     fault_point("datapath")?;
 
     let output = result(req, plan, &host, &ipam_out);
-    let pod_ref = req.env.k8s_pod();
-    let record = Record {
-        version: RECORD_VERSION,
-        network: req.conf.name.clone(),
-        container_id: req.env.container_id.clone(),
-        ifname: req.env.ifname.clone(),
-        netns: plan.netns.display().to_string(),
-        host_ifname: plan.host_name.clone(),
-        host_ifindex: host.index,
-        pod_mac: mac_to_string(&plan.pod_mac),
-        ips,
-        uplink: plan.uplink.name.clone(),
-        uplink_ifindex: plan.uplink.index,
-        queues: plan.queues,
-        mtu: plan.mtu,
-        egress: plan.egress,
-        pod_program,
-        bpf_root: req.conf.bpf_root.display().to_string(),
-        k8s_namespace: pod_ref.as_ref().map(|p| p.0.clone()),
-        k8s_pod: pod_ref.map(|p| p.1),
-        allow: allowed_frames(&req.conf),
-        result: output.to_json("1.1.0"),
-    };
+    let record = record(req, plan, host.index, ips, output.to_json("1.1.0"));
     store.save(&record).context("write attachment record")?;
     rb.push("attachment record", move || async move {
         store
@@ -290,6 +283,41 @@ async fn build<'a>(
     });
     fault_point("record")?;
     Ok(output)
+}
+
+/// The attachment's record: what ADD planned and built (`host_ifindex` 0 and
+/// a null result while the built-in IPAM's lease is all there is).
+fn record(
+    req: &Request,
+    plan: &Plan,
+    host_ifindex: u32,
+    ips: Vec<IpNetwork>,
+    result: serde_json::Value,
+) -> Record {
+    let pod_ref = req.env.k8s_pod();
+    Record {
+        version: RECORD_VERSION,
+        network: req.conf.name.clone(),
+        container_id: req.env.container_id.clone(),
+        ifname: req.env.ifname.clone(),
+        netns: plan.netns.display().to_string(),
+        host_ifname: plan.host_name.clone(),
+        host_ifindex,
+        pod_mac: mac_to_string(&plan.pod_mac),
+        ips,
+        uplink: plan.uplink.name.clone(),
+        uplink_ifindex: plan.uplink.index,
+        queues: plan.queues,
+        mtu: plan.mtu,
+        egress: plan.egress,
+        pod_program: req.conf.pod_program,
+        bpf_root: req.conf.bpf_root.display().to_string(),
+        k8s_namespace: pod_ref.as_ref().map(|p| p.0.clone()),
+        k8s_pod: pod_ref.map(|p| p.1),
+        allow: allowed_frames(&req.conf),
+        result,
+        pending: false,
+    }
 }
 
 /// What this pod may send beyond IPv4/IPv6/ARP without router frames.

@@ -47,6 +47,16 @@ pub async fn run(req: &Request) -> CniResult<()> {
                 ),
             )
         })?;
+    if rec.pending {
+        return Err(CniError::new(
+            Code::CheckMismatch,
+            format!(
+                "the ADD of container {} ifname {} did not finish (only its built-in IPAM lease \
+                 is recorded): DEL it",
+                req.env.container_id, req.env.ifname
+            ),
+        ));
+    }
     let node = Netlink::current()?;
     let pod = Netlink::in_netns(&netns)?;
     let mut f = Findings::default();

@@ -91,7 +91,8 @@ async fn target(req: &Request, node: &Netlink, record: Option<Record>) -> Target
         pod_mac,
         ips,
         uplink_index,
-        host_ifindex: record.as_ref().map(|r| r.host_ifindex),
+        // 0: a pending record (the built-in IPAM's lease; ADD stopped before the veth).
+        host_ifindex: record.as_ref().map(|r| r.host_ifindex).filter(|i| *i != 0),
         bpf_root,
     }
 }

@@ -37,12 +37,18 @@ fn on_runtime<T>(verb: impl Future<Output = CniResult<T>>) -> CniResult<T> {
 
 /// Test hook: with the `fault-injection` feature, `VETH_XDP_FAIL_AFTER=<step>`
 /// makes ADD fail right after that step, to prove the rollback leaves nothing;
-/// with `VETH_XDP_FAIL_MODE=panic` it panics there instead.
+/// with `VETH_XDP_FAIL_MODE=panic` it panics there instead, and with
+/// `VETH_XDP_FAIL_MODE=kill` the process SIGKILLs itself there (no undo: what
+/// a crash or an OOM kill leaves, for the runtime's DEL or GC to clean).
 pub fn fault_point(step: &str) -> CniResult<()> {
     #[cfg(feature = "fault-injection")]
     if std::env::var("VETH_XDP_FAIL_AFTER").as_deref() == Ok(step) {
-        if std::env::var("VETH_XDP_FAIL_MODE").as_deref() == Ok("panic") {
-            panic!("fault injected after step {step} (panic)");
+        match std::env::var("VETH_XDP_FAIL_MODE").as_deref() {
+            Ok("panic") => panic!("fault injected after step {step} (panic)"),
+            Ok("kill") => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::SIGKILL);
+            }
+            _ => {}
         }
         return Err(CniError::new(
             Code::Io,

@@ -46,9 +46,12 @@ pub fn on_node(node: &Node) -> Vec<String> {
             .map(|l| format!("fdb {l}")),
     );
     let records = veth_xdp::record::Store::new(&node.state_dir(), super::cni::NETWORK);
+    // The built-in IPAM's lock directory and last-address hint are not
+    // leases (its leases are the records).
     t.extend(
         entries(records.dir())
             .into_iter()
+            .filter(|p| !p.file_name().is_some_and(|n| n == ".ipam"))
             .map(|p| format!("record {}", p.display())),
     );
     // host-local's own files (not leases): its last-reserved marker and lock.

@@ -1,6 +1,8 @@
-//! Control-plane figures per plugin (with host-local IPAM): ADD/DEL latency
-//! percentiles, parallel ADD wall time, ADD p50 against existing pods, peak
-//! RSS of an ADD, BPF map memory of the node.
+//! Control-plane figures per plugin (with host-local IPAM, and veth-xdp with
+//! its built-in IPAM too): ADD/DEL latency percentiles, a burst of parallel
+//! ADDs (wall time and per-ADD percentiles), ADD p50 against existing pods,
+//! peak RSS of an ADD, BPF map memory of the node; and the issue's targets as
+//! ratios to ptp and to the plugin's own sequential figures.
 use crate::{
     bed::{Bed, BedConfig, Column},
     measure::percentile,
@@ -24,6 +26,15 @@ pub struct CpConfig {
     pub per_level: usize,
 }
 
+/// Which IPAM a control-plane row runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipam {
+    /// the reference host-local, exec'd by the plugin (every plugin's row)
+    HostLocal,
+    /// veth-xdp's own, in process (`"type": "veth-xdp"`)
+    Builtin,
+}
+
 /// p50/p95/p99 in ms.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
@@ -41,6 +52,9 @@ pub struct PluginCp {
     pub del: Option<Latency>,
     /// Wall time (s) of `parallel_n` ADDs with `threads` in parallel.
     pub parallel_wall_s: Option<f64>,
+    /// Each ADD's time within that burst.
+    #[serde(default)]
+    pub parallel_add: Option<Latency>,
     pub parallel_n: usize,
     pub threads: usize,
     /// (existing pods, ADD p50 ms).
@@ -66,15 +80,19 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Measures one plugin on a fresh node; errors become an n/a row.
-pub fn run_plugin(bed_cfg: &BedConfig, column: Column, cfg: CpConfig) -> PluginCp {
+pub fn run_plugin(bed_cfg: &BedConfig, column: Column, ipam: Ipam, cfg: CpConfig) -> PluginCp {
+    let plugin = match ipam {
+        Ipam::HostLocal => column.name().to_string(),
+        Ipam::Builtin => format!("{} + built-in IPAM", column.name()),
+    };
     let mut row = PluginCp {
-        plugin: column.name().into(),
+        plugin,
         parallel_n: cfg.parallel,
         threads: cfg.threads,
         ..Default::default()
     };
     if let Err(e) = crate::bed::check_plugin(column, bed_cfg)
-        .and_then(|_| measure_plugin(bed_cfg, column, cfg, &mut row))
+        .and_then(|_| measure_plugin(bed_cfg, column, ipam, cfg, &mut row))
     {
         row.na = Some(format!("{e:#}"));
     }
@@ -84,10 +102,11 @@ pub fn run_plugin(bed_cfg: &BedConfig, column: Column, cfg: CpConfig) -> PluginC
 fn measure_plugin(
     bed_cfg: &BedConfig,
     column: Column,
+    ipam: Ipam,
     cfg: CpConfig,
     row: &mut PluginCp,
 ) -> Result<()> {
-    eprintln!("vx-bench: control plane: {}", column.name());
+    eprintln!("vx-bench: control plane: {}", row.plugin);
     let mut cp_cfg = BedConfig {
         plugin_bin: bed_cfg.plugin_bin.clone(),
         run_dir: bed_cfg.run_dir.clone(),
@@ -100,12 +119,20 @@ fn measure_plugin(
         bed_cfg.run_dir,
         column.name().replace([' ', '(', ')'], "")
     ))?;
-    bed.set_ipam(serde_json::json!({
-        "type": "host-local",
-        "ranges": [[{"subnet": "10.210.0.0/16", "gateway": "10.210.0.1"}]],
-        "routes": [{"dst": "0.0.0.0/0"}],
-        "dataDir": ipam_dir.path,
-    }));
+    let ranges = serde_json::json!([[{"subnet": "10.210.0.0/16", "gateway": "10.210.0.1"}]]);
+    bed.set_ipam(match ipam {
+        Ipam::HostLocal => serde_json::json!({
+            "type": "host-local",
+            "ranges": ranges,
+            "routes": [{"dst": "0.0.0.0/0"}],
+            "dataDir": ipam_dir.path,
+        }),
+        Ipam::Builtin => serde_json::json!({
+            "type": "veth-xdp",
+            "ranges": ranges,
+            "routes": [{"dst": "0.0.0.0/0"}],
+        }),
+    });
     // Sequential ADDs, then DELs.
     let pods = namespaces(&bed, 0, cfg.sequential)?;
     let mut adds = vec![];
@@ -131,28 +158,34 @@ fn measure_plugin(
     let pods = namespaces(&bed, 0, cfg.parallel)?;
     let next = AtomicUsize::new(0);
     let started = Instant::now();
-    let errors: Vec<String> = std::thread::scope(|s| {
+    let (times, errors): (Vec<f64>, Vec<String>) = std::thread::scope(|s| {
         let workers: Vec<_> = (0..cfg.threads)
             .map(|_| {
                 s.spawn(|| {
-                    let mut errs = vec![];
+                    let (mut times, mut errs) = (vec![], vec![]);
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(p) = pods.get(i) else { break };
-                        if let Err(e) = bed.cni_add(&p.name) {
-                            errs.push(format!("{e:#}"));
+                        match bed.cni_add(&p.name) {
+                            Ok(d) => times.push(ms(d)),
+                            Err(e) => errs.push(format!("{e:#}")),
                         }
                     }
-                    errs
+                    (times, errs)
                 })
             })
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
+            .map(|w| w.join().unwrap_or_default())
+            .fold((vec![], vec![]), |(mut t, mut e), (wt, we)| {
+                t.extend(wt);
+                e.extend(we);
+                (t, e)
+            })
     });
     let wall = started.elapsed().as_secs_f64();
+    row.parallel_add = Some(latency(times));
     for p in &pods {
         let _ = bed.cni_del(&p.name);
     }
@@ -223,7 +256,7 @@ pub fn markdown(rows: &[PluginCp]) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let mut s = String::from("### Control plane (host-local IPAM)\n\n");
+    let mut s = String::from("### Control plane\n\n");
     let levels: Vec<usize> = rows
         .iter()
         .flat_map(|r| r.add_p50_at.iter().map(|x| x.0))
@@ -233,11 +266,11 @@ pub fn markdown(rows: &[PluginCp]) -> String {
             }
             v
         });
-    s.push_str("| plugin | ADD p50/p95/p99 (ms) | DEL p50/p95/p99 (ms) | parallel ADDs wall (s) |");
+    s.push_str("| plugin | ADD p50/p95/p99 (ms) | DEL p50/p95/p99 (ms) | parallel ADDs wall (s) | parallel ADD p50/p99 (ms) |");
     for l in &levels {
         s.push_str(&format!(" ADD p50 at {l} pods (ms) |"));
     }
-    s.push_str(" peak RSS of an ADD (MiB) | BPF map memory (KiB) |\n|---|---:|---:|---:|");
+    s.push_str(" peak RSS of an ADD (MiB) | BPF map memory (KiB) |\n|---|---:|---:|---:|---:|");
     s.push_str(&"---:|".repeat(levels.len()));
     s.push_str("---:|---:|\n");
     for r in rows {
@@ -257,6 +290,13 @@ pub fn markdown(rows: &[PluginCp]) -> String {
             lat(&r.del),
             r.parallel_wall_s
                 .map(|w| format!("{w:.2} ({} ADDs, {} threads)", r.parallel_n, r.threads))
+                .unwrap_or_default()
+        ));
+        s.push_str(&format!(
+            " {} |",
+            r.parallel_add
+                .as_ref()
+                .map(|l| format!("{:.1} / {:.1}", l.p50, l.p99))
                 .unwrap_or_default()
         ));
         for l in &levels {
@@ -279,6 +319,59 @@ pub fn markdown(rows: &[PluginCp]) -> String {
         ));
     }
     s.push('\n');
+    s.push_str(&targets(rows));
+    s
+}
+
+/// The control-plane targets (issue 11) as ratios from this run.
+fn targets(rows: &[PluginCp]) -> String {
+    let find = |name: &str| rows.iter().find(|r| r.plugin == name && r.na.is_none());
+    let p50 = |r: &PluginCp| r.add.as_ref().map(|l| l.p50);
+    let mut s = String::new();
+    let mut line = |what: String, v: Option<f64>, target: &str| {
+        if let Some(v) = v {
+            s.push_str(&format!("- {what}: **{v:.2}** (target {target})\n"));
+        }
+    };
+    let ptp = find("ptp").and_then(p50);
+    for r in rows
+        .iter()
+        .filter(|r| r.plugin.starts_with("veth-xdp") && r.na.is_none())
+    {
+        let builtin = r.plugin.contains("built-in");
+        let target = if builtin { "≤ 0.5" } else { "≤ 0.8" };
+        line(
+            format!("{}: ADD p50 / ptp's ADD p50", r.plugin),
+            p50(r).zip(ptp).map(|(a, b)| a / b),
+            target,
+        );
+        let at = |n: usize| r.add_p50_at.iter().find(|x| x.0 == n).map(|x| x.1);
+        if let (Some(first), Some(last)) = (r.add_p50_at.first(), r.add_p50_at.last()) {
+            line(
+                format!(
+                    "{}: ADD p50 at {} pods / at {} pods",
+                    r.plugin, last.0, first.0
+                ),
+                at(last.0).zip(at(first.0)).map(|(a, b)| a / b),
+                "≤ 1.2",
+            );
+        }
+        line(
+            format!(
+                "{}: burst of {} ADDs, {} at once: p99 / sequential ADD p50",
+                r.plugin, r.parallel_n, r.threads
+            ),
+            r.parallel_add
+                .as_ref()
+                .map(|l| l.p99)
+                .zip(p50(r))
+                .map(|(a, b)| a / b),
+            "≤ 3",
+        );
+    }
+    if !s.is_empty() {
+        s.push('\n');
+    }
     s
 }
 

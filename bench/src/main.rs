@@ -25,12 +25,13 @@ struct Args {
     gen_cpu: Option<usize>,
     no_tcp: bool,
     no_control: bool,
+    control_only: bool,
     /// Redraw table and charts from DIR/results.json instead of measuring.
     replot: Option<PathBuf>,
 }
 
 fn usage() -> &'static str {
-    "vx-bench inject --netns NS --dev DEV --dst-mac MAC --dst-ip IP [--src-ip IP] [--frames N]\n       vx-bench [--quick] [--plugin-bin PATH] [--out DIR] [--columns limit,veth-xdp,bridge,macvlan,ptp] [--gen-cpu N|none] [--no-tcp] [--no-control] | vx-bench --replot DIR"
+    "vx-bench inject --netns NS --dev DEV --dst-mac MAC --dst-ip IP [--src-ip IP] [--frames N]\n       vx-bench [--quick] [--plugin-bin PATH] [--out DIR] [--columns limit,veth-xdp,bridge,macvlan,ptp] [--gen-cpu N|none] [--no-tcp] [--no-control | --control-only] | vx-bench --replot DIR"
 }
 
 fn parse_args() -> Result<Args> {
@@ -43,6 +44,7 @@ fn parse_args() -> Result<Args> {
         gen_cpu: Some(0),
         no_tcp: false,
         no_control: false,
+        control_only: false,
         replot: None,
     };
     let mut it = std::env::args().skip(1);
@@ -56,6 +58,7 @@ fn parse_args() -> Result<Args> {
             "--no-tcp" => a.no_tcp = true,
             "--replot" => a.replot = Some(PathBuf::from(val()?)),
             "--no-control" => a.no_control = true,
+            "--control-only" => a.control_only = true,
             "--plugin-bin" => a.plugin_bin = PathBuf::from(val()?),
             "--out" => a.out = PathBuf::from(val()?),
             "--columns" => a.columns = Some(val()?.split(',').map(str::to_string).collect()),
@@ -152,7 +155,7 @@ fn run() -> Result<()> {
     let mut cells = vec![];
     for c in bed::Column::all()
         .into_iter()
-        .filter(|c| selected(&args, *c))
+        .filter(|c| selected(&args, *c) && !args.control_only)
     {
         cells.extend(runner::run_column(&bed_cfg, &dp, c));
     }
@@ -168,7 +171,7 @@ fn run() -> Result<()> {
         control::CpConfig {
             sequential: 100,
             parallel: 100,
-            threads: 8,
+            threads: 16,
             levels: &[10, 100, 500],
             per_level: 10,
         }
@@ -182,7 +185,20 @@ fn run() -> Result<()> {
             bed::Column::Ptp,
         ] {
             if selected(&args, c) {
-                control_plane.push(control::run_plugin(&bed_cfg, c, cp_cfg));
+                control_plane.push(control::run_plugin(
+                    &bed_cfg,
+                    c,
+                    control::Ipam::HostLocal,
+                    cp_cfg,
+                ));
+                if matches!(c, bed::Column::VethXdp(_)) {
+                    control_plane.push(control::run_plugin(
+                        &bed_cfg,
+                        c,
+                        control::Ipam::Builtin,
+                        cp_cfg,
+                    ));
+                }
             }
         }
     }

@@ -219,3 +219,45 @@ fn a_bad_range_is_an_invalid_config_error_naming_the_key() {
     assert!(msg.contains("ipam.ranges"), "{msg}");
     node.assert_clean();
 }
+
+/// ADDs running at once each get an address of their own (the IPAM lock
+/// serialises the choice and the record write), and DELs at once free them all.
+#[test]
+fn parallel_adds_get_distinct_addresses() {
+    let node = Node::new("ip");
+    let mut conf = conf(&node, "1.1.0");
+    conf["ipam"]["ranges"][0][0]["rangeEnd"] = json!("10.77.0.219");
+    let pods: Vec<_> = (0..12).map(|i| node.pod(i)).collect();
+    let ips: Vec<String> = std::thread::scope(|s| {
+        let adds: Vec<_> = pods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (node, conf) = (&node, &conf);
+                s.spawn(move || pod_ip(&node.add(&format!("c-ip{i}"), p, conf)))
+            })
+            .collect();
+        adds.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let distinct: std::collections::BTreeSet<_> = ips.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        ips.len(),
+        "an address handed out twice: {ips:?}"
+    );
+    assert_eq!(leased(&node).len(), 12);
+    std::thread::scope(|s| {
+        for (i, p) in pods.iter().enumerate() {
+            let (node, conf) = (&node, &conf);
+            s.spawn(move || {
+                assert_eq!(
+                    node.cni("DEL", &format!("c-ip{i}"), Some(p), "eth0", conf)
+                        .exit,
+                    0
+                );
+            });
+        }
+    });
+    assert!(leased(&node).is_empty());
+    node.assert_clean();
+}

@@ -75,11 +75,6 @@ struct vx_services {
 /* Set by the programs: vx_flows may hold flows of this pod, so frames to it
  * (and from it) are looked up there. Never cleared while the pod lives. */
 #define VX_POD_STACK_FLOWS (1U << 2)
-/* Set by the loader: the pod is on the stack path (egress mode tc, a pod that
- * runs no XDP of its own): unfragmented IPv4 TCP/UDP from the wire to it goes
- * to the node's stack, which routes it to the pod by its host route with GRO
- * and checksum state (and TTL - 1); everything else still goes straight in. */
-#define VX_POD_INGRESS_STACK (1U << 3)
 
 /* Key of vx_flows: one side of a TCP/UDP flow, seen from the pod. Addresses
  * are 16 bytes (IPv4 as ::ffff:a.b.c.d). peer_ip/peer_port zero: any peer

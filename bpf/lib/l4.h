@@ -76,25 +76,6 @@ static __always_inline int vx_tuple_v6(const struct vx_pkt *pkt, struct vx_tuple
 	return 1;
 }
 
-/* IPv4 "more fragments" bit of iphdr.frag_off. */
-#define VX_IP_MF 0x2000
-
-/* A whole (unfragmented) IPv4 TCP or UDP frame: what the stack path takes
- * (GRO needs it; a fragment keeps the direct path, so all the fragments of a
- * datagram take the same one). IPv6 keeps the direct path: routing it would
- * need IPv6 forwarding on the node, which makes Linux ignore router
- * advertisements on interfaces with accept_ra 1 (a node configured by SLAAC). */
-static __always_inline int vx_is_whole_tcp_udp_v4(const struct vx_pkt *pkt, __be16 proto)
-{
-	struct iphdr *ip;
-
-	if (proto != bpf_htons(ETH_P_IP))
-		return 0;
-	ip = vx_hdr(pkt, VX_ETH_HLEN, sizeof(struct iphdr));
-	return ip && vx_is_tcp_udp(ip->protocol) &&
-	       !(ip->frag_off & bpf_htons(VX_IP_MF | VX_IP_OFFSET));
-}
-
 /* Fills *t for a TCP/UDP frame of ethertype proto; 0 if it has no tuple. */
 static __always_inline int vx_tuple(const struct vx_pkt *pkt, __be16 proto, struct vx_tuple *t)
 {

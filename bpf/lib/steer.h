@@ -50,7 +50,7 @@ static __always_inline int vx_flow_to_pod(const struct vx_pkt *pkt, __be16 proto
 /* Frames from the wire: to a pod by unicast MAC, ARP request or NS target;
  * anything else (including tagged and truncated frames) is the node's. A
  * frame of a flow the stack must see goes to the stack, readdressed to the
- * uplink; so does whole TCP/UDP to a pod on the stack path. */
+ * uplink. */
 static __always_inline struct vx_verdict vx_steer_uplink(const struct vx_pkt *pkt)
 {
 	struct ethhdr *eth = vx_eth(pkt);
@@ -66,12 +66,6 @@ static __always_inline struct vx_verdict vx_steer_uplink(const struct vx_pkt *pk
 			struct vx_config cfg = vx_config_get();
 
 			return vx_verdict_to_stack(VX_TO_STACK_NAT, VX_UPLINK_SLOT, cfg.uplink_mac);
-		}
-		if (pod && (pod->flags & VX_POD_INGRESS_STACK) &&
-		    vx_is_whole_tcp_udp_v4(pkt, eth->h_proto)) {
-			struct vx_config cfg = vx_config_get();
-
-			return vx_verdict_to_stack(VX_TO_STACK_PATH, VX_UPLINK_SLOT, cfg.uplink_mac);
 		}
 	} else if (eth->h_proto == bpf_htons(ETH_P_ARP))
 		pod = vx_arp_request_pod(pkt, &tpa);

@@ -19,9 +19,6 @@ enum vx_kind {
 	VX_DROP_ETHERTYPE = 8,   /* an ethertype or VLAN tag a pod may not send */
 	VX_DROP_ROUTER = 9,      /* a router frame a pod may not send */
 	VX_DROP_NO_POD = 10,     /* a host veth without a pod record */
-	/* To the stack, readdressed: TCP/UDP from the wire to a pod on the
-	 * stack path (VX_POD_INGRESS_STACK), counted as PASS (other). */
-	VX_TO_STACK_PATH = 11,
 };
 
 struct vx_verdict {
@@ -70,7 +67,7 @@ static __always_inline int vx_is_drop(__u32 kind)
 
 static __always_inline int vx_is_to_stack(__u32 kind)
 {
-	return kind == VX_TO_STACK_SERVICE || kind == VX_TO_STACK_NAT || kind == VX_TO_STACK_PATH;
+	return kind == VX_TO_STACK_SERVICE || kind == VX_TO_STACK_NAT;
 }
 
 #endif /* VX_VERDICT_H */

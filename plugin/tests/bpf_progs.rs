@@ -644,87 +644,6 @@ fn service_frames_and_their_answers_go_through_the_stack() {
     }
 }
 
-/// A pod on the stack path (egress tc: `POD_INGRESS_STACK`): whole IPv4
-/// TCP/UDP from the wire goes to the stack, readdressed to the uplink (the
-/// stack routes it to the pod with GRO and checksum state); ARP, ICMP,
-/// fragments and IPv6 still go straight in; pods without the flag are
-/// untouched.
-#[test]
-fn stack_path_pods_get_whole_ipv4_tcp_udp_through_the_stack() {
-    use veth_xdp::bpf::types::POD_INGRESS_STACK;
-    let lab = Lab::new("stkp", true);
-    let p1 = &lab.pod1;
-    let mut dp = p1.dp.clone();
-    dp.allow = POD_INGRESS_STACK;
-    lab.node.insert_pod(&dp).unwrap();
-    let (me, v4) = (p1.mac(), p1.v4());
-    for proto in [6, 17] {
-        let frame = flow4(me, GATEWAY_MAC, proto, OTHER_V4, 443, v4, 40000);
-        let (verdict, out) = lab.run_out("uplink", 0, &frame);
-        assert_eq!(verdict, XDP_PASS, "proto {proto}: to the stack");
-        assert_eq!(
-            out[..6],
-            UPLINK_MAC,
-            "proto {proto}: readdressed to the uplink"
-        );
-        assert_eq!(out[6..], frame[6..], "proto {proto}: nothing else changed");
-    }
-    assert_eq!(lab.nonzero(0), vec![(Pass, 2)], "counted as a pass (other)");
-    assert_eq!(
-        lab.nonzero(p1.ifindex()),
-        vec![],
-        "not a redirect into pod1"
-    );
-    let direct = |what: &str, frame: Vec<u8>| {
-        assert_eq!(lab.run_uplink(&frame), XDP_REDIRECT, "{what}: straight in");
-    };
-    direct("ARP request", arp_request(GATEWAY_MAC, OTHER_V4, v4));
-    direct(
-        "ARP reply",
-        eth(
-            me,
-            GATEWAY_MAC,
-            ETH_P_ARP,
-            &arp(2, GATEWAY_MAC, OTHER_V4, me, v4),
-        ),
-    );
-    direct(
-        "ICMP",
-        eth(
-            me,
-            GATEWAY_MAC,
-            ETH_P_IP,
-            &ipv4(OTHER_V4, v4, 1, &[8, 0, 0, 0, 0, 1, 0, 1]),
-        ),
-    );
-    let mut first_fragment = flow4(me, GATEWAY_MAC, 17, OTHER_V4, 53, v4, 40000);
-    first_fragment[14 + 6] |= 0x20; // MF
-    direct("first fragment", first_fragment);
-    let mut later_fragment = flow4(me, GATEWAY_MAC, 17, OTHER_V4, 53, v4, 40000);
-    later_fragment[14 + 7] = 0x10; // offset 16 * 8
-    direct("later fragment", later_fragment);
-    direct(
-        "IPv6 UDP",
-        eth(
-            me,
-            GATEWAY_MAC,
-            ETH_P_IPV6,
-            &ipv6(OTHER_V6, p1.v6(), 17, &l4(17, 53, 40000)),
-        ),
-    );
-    // pod2 has no flag: its TCP goes straight in.
-    let to_pod2 = flow4(
-        lab.pod2.mac(),
-        GATEWAY_MAC,
-        6,
-        OTHER_V4,
-        443,
-        lab.pod2.v4(),
-        40000,
-    );
-    assert_eq!(lab.run_uplink(&to_pod2), XDP_REDIRECT, "pod2");
-}
-
 /// Frames the stack delivers to a pod (DNATed by kube-proxy, e.g. NodePort
 /// with externalTrafficPolicy Local) are remembered by the egress program;
 /// the pod's answers go back through the stack. Frames our own tc program
@@ -849,29 +768,6 @@ fn fast_path_cost() {
         }
     };
     measure("no service ranges", &fast(&lab));
-    // pod1 on the stack path (egress tc): its TCP from the wire is passed up.
-    let mut dp = lab.pod1.dp.clone();
-    dp.allow = veth_xdp::bpf::types::POD_INGRESS_STACK;
-    lab.node.insert_pod(&dp).unwrap();
-    let tcp = flow4(
-        lab.pod1.mac(),
-        GATEWAY_MAC,
-        6,
-        OTHER_V4,
-        443,
-        lab.pod1.v4(),
-        40000,
-    );
-    measure(
-        "stack path",
-        &[(
-            "uplink -> pod TCP (to the stack)",
-            bpf::PROG_UPLINK,
-            lab.uplink,
-            tcp,
-        )],
-    );
-    lab.node.insert_pod(&lab.pod1.dp).unwrap();
     lab.set_services(&["10.96.0.0/16"]);
     measure("service ranges, pod without stack flows", &fast(&lab));
     // pod1 sends to a service once: from then on, frames to and from it are

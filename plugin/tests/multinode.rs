@@ -49,8 +49,6 @@ fn cluster(tag: &str, mode: &str) -> Cluster {
 struct Watch<'a> {
     what: Vec<(&'a ClusterNode, &'a Pod, &'static str)>,
     uplinks: Vec<&'a ClusterNode>,
-    /// the uplink counter watched: redirectedToPods, or passedToStack
-    uplink_key: &'static str,
     before: Vec<u64>,
 }
 
@@ -62,24 +60,6 @@ impl<'a> Watch<'a> {
         let mut w = Self {
             what,
             uplinks,
-            uplink_key: "redirectedToPods",
-            before: vec![],
-        };
-        w.before = w.read();
-        w
-    }
-
-    /// How the wire's TCP/UDP reaches `pod` on `node`: redirected in by the
-    /// uplink program (egress xdp), or passed by it to the node's stack,
-    /// which routes it in (egress tc: the stack path).
-    fn into_pod(mode: &str, node: &'a ClusterNode, pod: &'a Pod) -> Self {
-        if mode == "xdp" {
-            return Self::new(vec![(node, pod, "redirectedIn")], vec![node]);
-        }
-        let mut w = Self {
-            what: vec![],
-            uplinks: vec![node],
-            uplink_key: "passedToStack",
             before: vec![],
         };
         w.before = w.read();
@@ -92,11 +72,7 @@ impl<'a> Watch<'a> {
             .iter()
             .map(|(n, p, key)| n.counter(p, key))
             .collect();
-        v.extend(
-            self.uplinks
-                .iter()
-                .map(|n| n.node.uplink_counter(self.uplink_key)),
-        );
+        v.extend(self.uplinks.iter().map(|n| n.node.uplink_redirected()));
         v
     }
 
@@ -109,7 +85,7 @@ impl<'a> Watch<'a> {
             .chain(
                 self.uplinks
                     .iter()
-                    .map(|n| format!("{} uplink {}", n.name, self.uplink_key)),
+                    .map(|n| format!("{} uplink redirectedToPods", n.name)),
             );
         names
             .zip(self.read().iter().zip(&self.before).map(|(a, b)| a - b))
@@ -164,13 +140,13 @@ fn pods_reach_pods_on_other_nodes(mode: &str) {
     pings(&b.ns, &a.ip, 3, "-M do -s 1472").unwrap();
     w.grew_by(6, "MTU-sized ICMP with DF between nodes");
 
-    let w = Watch::into_pod(mode, n2, b);
+    let w = Watch::new(vec![(n2, b, "redirectedIn")], vec![n2]);
     assert!(
         iperf(&b.ns, &a.ns, &b.ip, false, 5301) > 0,
         "TCP node1 pod -> node2 pod"
     );
     w.grew_by(100, "TCP node1 pod -> node2 pod");
-    let w = Watch::into_pod(mode, n1, a);
+    let w = Watch::new(vec![(n1, a, "redirectedIn")], vec![n1]);
     assert!(
         iperf(&a.ns, &b.ns, &a.ip, false, 5302) > 0,
         "TCP node2 pod -> node1 pod"
@@ -178,7 +154,10 @@ fn pods_reach_pods_on_other_nodes(mode: &str) {
     w.grew_by(100, "TCP node2 pod -> node1 pod");
 
     let _server = echo_server(&b.ns, &b.name, &[5353]);
-    let (w2, w1) = (Watch::into_pod(mode, n2, b), Watch::into_pod(mode, n1, a));
+    let w = Watch::new(
+        vec![(n2, b, "redirectedIn"), (n1, a, "redirectedIn")],
+        vec![n1, n2],
+    );
     let answer = ask(&a.ns, Proto::Udp, &b.ip, 5353, 5.0);
     assert_eq!(
         answer,
@@ -188,8 +167,7 @@ fn pods_reach_pods_on_other_nodes(mode: &str) {
         }),
         "UDP request/response node1 pod -> node2 pod"
     );
-    w2.grew_by(1, "UDP request to the node2 pod");
-    w1.grew_by(1, "UDP response to the node1 pod");
+    w.grew_by(1, "UDP request/response between nodes");
     c.remove_pods_and_assert_clean();
 }
 

@@ -212,12 +212,10 @@ fn pin_replacing(
 
 /// Attaches the uplink program unless the pinned link already serves `ifindex`.
 /// The uplink's PACKET_HOST fix-up: attached where it is needed (a veth
-/// uplink: frames readdressed to the stack come from NAT returns with
-/// service ranges, and from pods on the stack path, egress tc), detached
-/// elsewhere (a NIC's driver builds the skb after XDP).
+/// uplink on a network with service ranges), detached elsewhere.
 fn ensure_uplink_readdressed(paths: &BpfPaths, spec: &NodeSpec) -> Result<()> {
     let pin = paths.link(LINK_UPLINK_READDRESSED);
-    let wanted = spec.uplink_is_veth;
+    let wanted = spec.uplink_is_veth && !spec.services.is_empty();
     if pin.exists() {
         if wanted && pinned_link_info(&pin)?.ifindex == spec.uplink_ifindex {
             return Ok(());

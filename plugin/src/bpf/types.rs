@@ -122,9 +122,6 @@ pub const POD_ALLOW_ROUTER: u32 = 1 << 0;
 pub const POD_ALLOW_ETHERTYPES: u32 = 1 << 1;
 /// `VX_POD_STACK_FLOWS`: set by the programs once a flow of the pod is in `vx_flows`.
 pub const POD_STACK_FLOWS: u32 = 1 << 2;
-/// `VX_POD_INGRESS_STACK`: the pod is on the stack path (egress mode tc):
-/// whole IPv4 TCP/UDP from the wire reaches it through the node's stack.
-pub const POD_INGRESS_STACK: u32 = 1 << 3;
 
 /// `struct vx_flow_key`: one side of a TCP/UDP flow, seen from the pod.
 #[repr(C)]

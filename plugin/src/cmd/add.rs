@@ -178,9 +178,6 @@ async fn prepare_node(req: &Request, plan: &Plan, sockets: &Sockets) -> CniResul
     eth.set_features(uplink, &wanted)
         .await
         .context(format!("uplink {uplink}"))?;
-    if plan.egress == EgressMode::Tc {
-        datapath::enable_stack_path_forwarding()?;
-    }
     datapath::setup_node(
         &req.conf.bpf_root,
         req.conf.max_pods,

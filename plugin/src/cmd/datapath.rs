@@ -121,20 +121,10 @@ pub async fn setup_node(
 /// A node routing Service traffic forwards (kube-proxy DNATs a pod's frame to
 /// a backend elsewhere); turned on once, said in the log.
 fn enable_forwarding(ipv6: bool) -> CniResult<()> {
-    turn_on_forwarding(ipv6, "service ranges configured")
-}
-
-/// Pods on the stack path (egress mode tc) get the wire's IPv4 TCP/UDP
-/// routed by the node: IPv4 forwarding on (IPv6 keeps the direct path).
-pub fn enable_stack_path_forwarding() -> CniResult<()> {
-    turn_on_forwarding(false, "a pod on the stack path (egress tc)")
-}
-
-fn turn_on_forwarding(ipv6: bool, why: &str) -> CniResult<()> {
     for key in sysctl::node_forwarding_keys(ipv6) {
         if sysctl::get(key)? != "1" {
             sysctl::set(key, "1")?;
-            log::info!("{why}: {key} = 1 (the node forwards)");
+            log::info!("service ranges configured: {key} = 1 (the node forwards Service traffic)");
         }
     }
     if let Some(why) = strict_rp_filter() {
@@ -232,23 +222,13 @@ pub async fn attach_pod<'a>(
         .context("insert pod into datapath maps")
 }
 
-/// Egress mode tc is the path for pods that run no XDP of their own: the
-/// wire's TCP/UDP reaches them through the node's stack too (GRO, checksum
-/// state), see `VX_POD_INGRESS_STACK`.
-fn stack_path_flag(egress: EgressMode) -> u32 {
-    match egress {
-        EgressMode::Tc => bpf::types::POD_INGRESS_STACK,
-        EgressMode::Xdp => 0,
-    }
-}
-
 fn map_entry(pod: &PodDatapathSpec<'_>) -> PodDatapath {
     let ips = || pod.ips.iter().map(IpNetwork::ip);
     PodDatapath {
         host_ifindex: pod.host.index,
         host_mac: pod.host.mac.unwrap_or_default(),
         pod_mac: pod.pod_mac,
-        allow: pod.allow | stack_path_flag(pod.egress),
+        allow: pod.allow,
         ipv4s: ips()
             .filter_map(|ip| match ip {
                 IpAddr::V4(a) => Some(a),

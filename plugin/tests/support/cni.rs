@@ -422,16 +422,7 @@ impl Node {
 
     /// Packets the uplink program redirected into pods.
     pub fn uplink_redirected(&self) -> u64 {
-        self.uplink_counter("redirectedToPods")
-    }
-
-    /// Packets the uplink program passed to the node's stack.
-    pub fn uplink_passed(&self) -> u64 {
-        self.uplink_counter("passedToStack")
-    }
-
-    /// One counter (packets) of the uplink: `redirectedToPods`, `passedToStack`.
-    pub fn uplink_counter(&self, key: &str) -> u64 {
-        self.stats()["uplinks"][0][key].as_u64().unwrap_or(0)
+        let s = self.stats();
+        s["uplinks"][0]["redirectedToPods"].as_u64().unwrap_or(0)
     }
 }

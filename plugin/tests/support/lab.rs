@@ -139,7 +139,6 @@ impl Lab {
         node.ns.ip("link set up1 down");
         let status = node.ensure_node(&NodeSpec {
             uplink_ifindex: uplink,
-            uplink_mac: UPLINK_MAC,
             uplink_can_xmit,
             max_pods: 16,
             ..Default::default()

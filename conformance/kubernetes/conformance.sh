@@ -74,7 +74,8 @@ for c in "${configs[@]}"; do
   start=$(date +%s)
   if ! bash "$here/cluster.sh" up >"$out/up.log" 2>&1; then
     tail -5 "$out/up.log" >&2
-    echo "cluster.sh up failed: $(grep 'cluster.sh: ' "$out/up.log" | grep -v 'down:' | tail -1)" >"$out/error"
+    # The step that failed (cluster.sh names it, its component and its log), not the teardown.
+    echo "cluster.sh up failed: $(grep '^cluster.sh: ' "$out/up.log" | grep -v 'down:\|tearing down' | tail -1)" >"$out/error"
     log "== $c: up failed (log: $out/up.log; the cluster's logs: $out/cluster-logs)"
     failed=1
     continue

@@ -51,7 +51,7 @@ pub fn on_node(node: &Node) -> Vec<String> {
     t.extend(
         entries(records.dir())
             .into_iter()
-            .filter(|p| !p.file_name().is_some_and(|n| n == ".ipam"))
+            .filter(|p| p.file_name().is_none_or(|n| n != ".ipam"))
             .map(|p| format!("record {}", p.display())),
     );
     // host-local's own files (not leases): its last-reserved marker and lock.

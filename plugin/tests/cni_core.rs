@@ -708,20 +708,7 @@ fn assert_rolled_back(node: &Node, pod: &Netns, cid: &str, conf: &Value, what: &
 fn rollback_after_every_add_step() {
     let node = Node::new("rb");
     let conf = node.conf("1.0.0", json!({}));
-    for (i, step) in [
-        "ipam",
-        "veth",
-        "offloads",
-        "link-up",
-        "pod-ip",
-        "fdb",
-        "host-routes",
-        "datapath",
-        "record",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, step) in support::cni::ADD_STEPS.iter().enumerate() {
         let pod = node.pod(i);
         let cid = format!("c-rb{i}");
         let out = node.cni_env(

@@ -118,17 +118,7 @@ fn exhaustion_is_a_cni_error_that_leaves_nothing_and_status_says_so() {
 
 /// Every step of ADD after which the process is SIGKILLed (cmd::fault_point).
 #[cfg(feature = "fault-injection")]
-const STEPS: &[&str] = &[
-    "ipam",
-    "veth",
-    "offloads",
-    "link-up",
-    "pod-ip",
-    "fdb",
-    "host-routes",
-    "datapath",
-    "record",
-];
+const STEPS: &[&str] = support::cni::ADD_STEPS;
 
 /// A kill at each step: the process dies with no undo. Afterwards the lease
 /// is held by a record (never an empty or half-written file; another ADD

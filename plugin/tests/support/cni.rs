@@ -30,6 +30,19 @@ pub const WIRE_IF: &str = "wire0";
 /// The network name of every test config.
 pub const NETWORK: &str = "testnet";
 pub const CNI_PATH: &str = "/usr/lib/cni";
+/// ADD's steps in order, each a `cmd::fault_point` (`VETH_XDP_FAIL_AFTER`).
+#[allow(dead_code)]
+pub const ADD_STEPS: &[&str] = &[
+    "ipam",
+    "veth",
+    "offloads",
+    "link-up",
+    "pod-ip",
+    "fdb",
+    "host-routes",
+    "datapath",
+    "record",
+];
 
 /// The CNI versions we promise, written out here rather than taken from
 /// `veth_xdp::cni::version::SUPPORTED`: the tests check the plugin against

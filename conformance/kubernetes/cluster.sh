@@ -616,10 +616,19 @@ down() {
       [ -d "$f/host/var/log" ] && mkdir -p "$kept/$(basename "$f")" && cp -a "$f/host/var/log" "$kept/$(basename "$f")/var-log"
     done
   fi
-  # The mount points node_mntns_up made on the machine (only those it made, and only if empty).
+  # The mount points node_mntns_up made on the machine: only those it made, only if empty, and
+  # only if no other mount namespace has a mount on or under one (another run's node, with
+  # another prefix, that found the directory there): removing a mount point detaches the mounts on
+  # it in every namespace (seen: a node lost its /opt/cni/bin, and its containerd failed every
+  # CNI DEL with 'failed to find plugin "loopback" in path [/opt/cni/bin]').
   if [ -f "$run/created-dirs" ]; then
     sort -ru "$run/created-dirs" | while read -r f; do
-      [ -d "$f" ] && find "$f" -depth -type d -empty -delete 2>/dev/null
+      [ -d "$f" ] || continue
+      if grep -qsF -e " $f " -e " $f/" /proc/[0-9]*/mountinfo; then
+        log "down: kept $f: another mount namespace has a mount on it (another run's node)"
+        continue
+      fi
+      find "$f" -depth -type d -empty -delete 2>/dev/null
     done
   fi
   rm -rf "$run"

@@ -11,6 +11,8 @@
 #   pause: build/pause/linux/pause.c of the release, gcc -static, as an OCI archive     (pause)
 #   agnhost (test/images/agnhost) and glibc-dns-testing: busybox-static + the machine's   (agnhost)
 #   dig, getent, curl, nc and dash, as OCI archives
+# and, only when asked for (--only multus; cluster.sh's VETH_XDP_K8S_MULTUS=1 needs it):
+#   multus (the thin plugin, cmd/multus) and its NetworkAttachmentDefinition CRD        (multus)
 #
 # Every version comes from the wrapper modules under tools/ (go.mod + go.sum, built with
 # -mod=readonly): nothing is resolved at build time. Idempotent: a component is rebuilt only
@@ -18,7 +20,7 @@
 #
 # Usage: build.sh [--only NAME[,NAME...]] [--cache DIR] [--jobs N] [--check]
 #   --only    build just these components (cnitool, etcd, coredns, kube, ginkgo, e2e, pause,
-#             agnhost)
+#             agnhost; multus, which the default set leaves out)
 #   --cache   the cache directory (default $VETH_XDP_K8S_CACHE, else
 #             ${XDG_CACHE_HOME:-$HOME/.cache}/veth-xdp/k8s); binaries land in DIR/bin,
 #             images in DIR/images, the Go module and build caches in DIR/gomod and DIR/gocache
@@ -40,15 +42,17 @@ while (($#)); do
     --cache) cache=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --check) check=true; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 all=(cnitool etcd kube pause coredns ginkgo e2e agnhost)
+# Built only when named in --only (the conformance matrix does not use them).
+extra=(multus)
 if [ -n "$only" ]; then
   IFS=, read -ra want <<<"$only"
   for w in "${want[@]}"; do
-    [[ " ${all[*]} " == *" $w "* ]] || { echo "build.sh: unknown component $w (one of: ${all[*]})" >&2; exit 2; }
+    [[ " ${all[*]} ${extra[*]} " == *" $w "* ]] || { echo "build.sh: unknown component $w (one of: ${all[*]} ${extra[*]})" >&2; exit 2; }
   done
 else
   want=("${all[@]}")
@@ -154,6 +158,38 @@ build_coredns() {
   cp "$src/cluster/addons/dns/coredns/coredns.yaml.base" "$cache/manifests/coredns.yaml.base"
   chmod 644 "$cache/manifests/coredns.yaml.base"
   mark_built coredns "$tools/coredns"
+}
+
+# multus: Multus CNI's thin plugin (cmd/multus: the CNI binary that reads its kubeconfig, the
+# pod's k8s.v1.cni.cncf.io/networks annotation and the NetworkAttachmentDefinitions, and
+# delegates; no daemon, no image) with the version ldflags of multus' own hack/build-go.sh (the
+# tag, and the commit and time the module proxy's .info records for it), and the
+# NetworkAttachmentDefinition CRD: the CustomResourceDefinition document of the module's
+# deployments/multus-daemonset.yml, in manifests/.
+multus_pkg=gopkg.in/k8snetworkplumbingwg/multus-cni.v4
+build_multus() {
+  local version info commit date src x=$multus_pkg/pkg/multus
+  version=$(sed -nE 's/^(require)?[[:space:]]*gopkg\.in\/k8snetworkplumbingwg\/multus-cni\.v4 (v[^ ]+).*/\2/p' "$tools/multus/go.mod" | head -1)
+  [ -n "$version" ] || { log "multus: no $multus_pkg version in $tools/multus/go.mod"; return 1; }
+  up_to_date multus "$tools/multus" bin/multus manifests/multus-nad-crd.yaml \
+    && { log "multus: up to date ($version)"; return; }
+  src=$GOMODCACHE/$multus_pkg@$version
+  [ -d "$src" ] || (cd "$tools/multus" && go mod download "$multus_pkg")
+  info=$GOMODCACHE/cache/download/$multus_pkg/@v/$version.info
+  commit=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Origin"]["Hash"])' "$info" 2>/dev/null || echo unknown)
+  date=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Time"])' "$info" 2>/dev/null || echo unknown)
+  go_build multus "$tools/multus" "-s -w -X $x.version=$version -X $x.commit=$commit -X $x.gitTreeState=clean -X $x.releaseStatus=,released -X $x.date=$date" \
+    "$multus_pkg/cmd/multus"
+  python3 -c '
+import re, sys
+docs = re.split(r"(?m)^---[ \t]*$", open(sys.argv[1]).read())
+crd = [d for d in docs if re.search(r"(?m)^kind: CustomResourceDefinition$", d)
+       and "name: network-attachment-definitions.k8s.cni.cncf.io" in d]
+assert len(crd) == 1, "%s: %d NetworkAttachmentDefinition CRDs" % (sys.argv[1], len(crd))
+open(sys.argv[2], "w").write(crd[0].strip("\n") + "\n")
+' "$src/deployments/multus-daemonset.yml" "$cache/manifests/multus-nad-crd.yaml"
+  chmod 644 "$cache/manifests/multus-nad-crd.yaml"
+  mark_built multus "$tools/multus"
 }
 
 # agnhost: the e2e tests' utility image (registry.k8s.io/e2e-test-images/agnhost:<VERSION of

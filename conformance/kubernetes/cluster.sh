@@ -12,6 +12,13 @@
 #               kube-proxy (iptables or nftables mode), all in a mount namespace of the node's own
 #               where /etc/cni/net.d, /opt/cni/bin, /var/lib/cni, /var/lib/veth-xdp and /var/log
 #               are the node's directories under the run dir and /sys/fs/bpf is a bpffs of its own
+#   <p>-fabric2 (VETH_XDP_K8S_MULTUS=1) bridge br0 10.79.0.1/16: a second segment, wired as the
+#               first, with an eth1 on every worker (no node address on it): Multus (the thin
+#               plugin from build.sh --only multus) becomes each node's CNI config
+#               (00-multus.conflist, delegating pods' eth0 to veth-xdp's 05-veth-xdp.conflist), and
+#               the NetworkAttachmentDefinition default/net1 gives pods that ask for it a net1 from
+#               veth-xdp on eth1 (its own bpfRoot and stateDir, static IPAM: the address and MAC
+#               the pod's k8s.v1.cni.cncf.io/networks annotation asks for); multus-check.sh tests it
 #
 # Pods get (VETH_XDP_K8S_CNI) veth-xdp, installed as a user does: its image (hack/image.sh, from
 # target/dist/veth-xdp) imported into every node's containerd, then `kubectl apply -k manifests/`
@@ -34,7 +41,8 @@
 # /var/tmp/veth-xdp-k8s/runs), VETH_XDP_K8S_PREFIX (namespace prefix, default vxk8s),
 # VETH_XDP_K8S_PROXY_MODE (kube-proxy's mode: iptables, the default, or nftables),
 # VETH_XDP_K8S_WORKERS (worker nodes, 1 to 9, default 1), VETH_XDP_K8S_CNI (veth-xdp, the
-# default, or bridge), VETH_XDP_K8S_EGRESS (veth-xdp's egress mode: xdp, the default, or tc).
+# default, or bridge), VETH_XDP_K8S_EGRESS (veth-xdp's egress mode: xdp, the default, or tc),
+# VETH_XDP_K8S_MULTUS (1: Multus and the second fabric above, with veth-xdp only; default 0).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -66,8 +74,17 @@ egress=${VETH_XDP_K8S_EGRESS:-xdp}
 case $cni in veth-xdp|bridge) ;; *) echo "cluster.sh: VETH_XDP_K8S_CNI: veth-xdp or bridge" >&2; exit 2 ;; esac
 case $egress in xdp|tc) ;; *) echo "cluster.sh: VETH_XDP_K8S_EGRESS: xdp or tc" >&2; exit 2 ;; esac
 cni_net=$p-bridge
+# Multus (VETH_XDP_K8S_MULTUS=1): the second fabric, and the veth-xdp secondary network net1 on
+# each worker's eth1 with a pin root of its own (one datapath per uplink) and a state dir of its
+# own (a node directory like /var/lib/veth-xdp: `veth-xdp stats --state-dir` shows net1 alone).
+multus=${VETH_XDP_K8S_MULTUS:-0}
+case $multus in 0|1) ;; *) echo "cluster.sh: VETH_XDP_K8S_MULTUS: 0 or 1" >&2; exit 2 ;; esac
+[ "$multus" = 0 ] || [ "$cni" = veth-xdp ] || { echo "cluster.sh: VETH_XDP_K8S_MULTUS=1 needs VETH_XDP_K8S_CNI=veth-xdp" >&2; exit 2; }
+ns_fabric2=$p-fabric2 gw2_ip=10.79.0.1 fabric2_len=16
+net1_bpf_root=/sys/fs/bpf/veth-xdp-net1 net1_state_dir=/var/lib/veth-xdp-net1
 # The node's own directories (a real node's paths), bind-mounted in its mount namespace.
 node_dirs=(etc/cni/net.d opt/cni/bin var/lib/cni var/lib/veth-xdp var/log)
+[ "$multus" = 0 ] || node_dirs+=("${net1_state_dir#/}")
 proxy_mode=${VETH_XDP_K8S_PROXY_MODE:-iptables}
 case $proxy_mode in iptables|nftables) ;; *) echo "cluster.sh: VETH_XDP_K8S_PROXY_MODE: iptables or nftables" >&2; exit 2 ;; esac
 
@@ -132,6 +149,8 @@ pki() {
   cert scheduler "system:kube-scheduler" "" "" client
   cert kube-proxy "system:kube-proxy" "" "" client
   for c in admin controller-manager scheduler kube-proxy; do kubeconfig "$c"; done
+  # Multus' own identity (multus_up grants it what it reads and writes).
+  if [ "$multus" = 1 ]; then cert multus "multus" "" "" client; kubeconfig multus; fi
   local n
   for n in "${nodes[@]}"; do
     use_node "$n"
@@ -203,8 +222,31 @@ netns_up() {
     inns "$ns_fabric" ethtool -K "$short" tx off gro on >/dev/null
   done
   inns "$ns_fabric" ethtool -K br0 tx off >/dev/null
+  [ "$multus" = 0 ] || fabric2_up
   # The workers route pods and Services: forwarding on in their own namespaces only.
   for n in "${nodes[@]}"; do use_node "$n"; inns "$ns_w" sysctl -qw net.ipv4.ip_forward=1; done
+}
+
+# The second fabric (Multus' net1): eth1 on every worker, the same wire settings as eth0's, no
+# address on the node's side (the pods on net1 are the stations of this segment); the bridge's
+# 10.79.0.1 is an outside station for checks.
+fabric2_up() {
+  ip netns add "$ns_fabric2"
+  ip -n "$ns_fabric2" link set lo up
+  ip -n "$ns_fabric2" link add br0 type bridge
+  ip -n "$ns_fabric2" addr add "$gw2_ip/$fabric2_len" dev br0
+  ip -n "$ns_fabric2" link set br0 up
+  local n
+  for n in "${nodes[@]}"; do
+    use_node "$n"
+    ip link add eth1 netns "$ns_w" type veth peer name "$node" netns "$ns_fabric2"
+    ip -n "$ns_fabric2" link set "$node" master br0 up
+    ip -n "$ns_w" link set eth1 up
+    inns "$ns_w" ethtool -K eth1 tx off >/dev/null
+    inns "$ns_fabric2" ethtool -K "$node" tx off gro on >/dev/null
+  done
+  inns "$ns_fabric2" ethtool -K br0 tx off >/dev/null
+  use_node w1
 }
 
 # ------------------------------------------------------------------------------ control plane
@@ -292,6 +334,12 @@ worker_up() {
     [ -x "/usr/lib/cni/$pl" ] || die "/usr/lib/cni/$pl missing (apt-get install containernetworking-plugins)"
     ln -sf "/usr/lib/cni/$pl" "$w/host/opt/cni/bin/$pl"
   done
+  if [ "$multus" = 1 ]; then
+    # Multus (build.sh's), and the static IPAM plugin net1 uses.
+    [ -x /usr/lib/cni/static ] || die "/usr/lib/cni/static missing (apt-get install containernetworking-plugins)"
+    ln -sf /usr/lib/cni/static "$w/host/opt/cni/bin/static"
+    ln -sf "$bin/multus" "$w/host/opt/cni/bin/multus"
+  fi
   local pause_tag; pause_tag=$(cat "$cache/images/pause.tag")
   cat >"$w/containerd/config.toml" <<EOF
 version = 2
@@ -481,6 +529,116 @@ vethxdp_up() {
   done
 }
 
+# Multus as each node's CNI config, delegating to veth-xdp: the NetworkAttachmentDefinition CRD
+# (from build.sh), RBAC for Multus' client certificate (pki: user "multus"; what upstream's
+# ClusterRole grants the multus ServiceAccount), 00-multus.conflist on every node — written only
+# now that the DaemonSet wrote 05-veth-xdp.conflist, and sorting before it: containerd
+# (max_conf_num 1) takes the first — with clusterNetwork the name of veth-xdp's network, and the
+# NetworkAttachmentDefinition default/net1: veth-xdp on eth1 (fabric2).
+# clusterNetwork is the network's name, not the conflist's path: Multus v4.3.0 keeps, for a
+# delegate given as a .conflist path, a copy re-marshalled from its typed structs (only cniVersion,
+# name, type, capabilities, ipam.type, dns) and hands that to DEL: veth-xdp then got no uplink,
+# no ranges, and host-local's DEL failed ("no IP ranges specified"), so the pods stayed
+# Terminating (multus-cni PR #1521, merged after v4.3.0). A name is looked up first as a
+# NetworkAttachmentDefinition in kube-system (not found: a Warning event NoNetworkFound on the
+# pod), then as the "name" of a file in confDir, whose bytes Multus keeps as they are.
+multus_up() {
+  local crd=$cache/manifests/multus-nad-crd.yaml n
+  kc apply -f "$crd" >/dev/null || die "kubectl apply -f $crd failed"
+  wait_for "CRD network-attachment-definitions.k8s.cni.cncf.io established" kube-apiserver 60 \
+    kc wait --for condition=established --timeout=1s crd/network-attachment-definitions.k8s.cni.cncf.io
+  kc apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: multus}
+rules:
+- apiGroups: [k8s.cni.cncf.io]
+  resources: [network-attachment-definitions]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods, pods/status]
+  verbs: [get, update]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: multus}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: multus}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: multus}]
+EOF
+  # net1: static IPAM (the pod's annotation names its address and MAC: the ips and mac
+  # capabilities), no routes (the pod's default route stays on eth0), the run's egress mode.
+  kc apply -f - >/dev/null <<EOF
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {name: net1, namespace: default}
+spec:
+  config: |
+    {
+      "cniVersion": "1.0.0",
+      "name": "net1",
+      "plugins": [
+        {
+          "type": "veth-xdp",
+          "uplink": "eth1",
+          "egress": "$egress",
+          "bpfRoot": "$net1_bpf_root",
+          "stateDir": "$net1_state_dir",
+          "logFile": "/var/log/veth-xdp-net1.log",
+          "capabilities": { "mac": true, "ips": true },
+          "ipam": { "type": "static" }
+        }
+      ]
+    }
+EOF
+  local version; version=$("$bin/multus" -version | sed -n 's/^multus: version:\([^(]*\).*/\1/p')
+  for n in "${nodes[@]}"; do
+    local conf=$run/$n/host/etc/cni/net.d
+    [ -f "$conf/05-veth-xdp.conflist" ] || die "$n: no 05-veth-xdp.conflist: Multus has nothing to delegate to"
+    cat >"$conf/.00-multus.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "multus-cni-network",
+  "plugins": [
+    {
+      "type": "multus",
+      "kubeconfig": "$run/pki/multus.kubeconfig",
+      "clusterNetwork": "veth-xdp",
+      "confDir": "/etc/cni/net.d",
+      "cniDir": "/var/lib/cni/multus",
+      "binDir": "/opt/cni/bin",
+      "capabilities": { "portMappings": true },
+      "logFile": "/var/log/multus.log",
+      "logLevel": "verbose"
+    }
+  ]
+}
+EOF
+    mv "$conf/.00-multus.conflist" "$conf/00-multus.conflist"
+    log "$n: 00-multus.conflist (Multus $version; cluster network: veth-xdp, 05-veth-xdp.conflist)"
+  done
+  # containerd reloads its CNI config on the directory's inotify event; the smoke pods made next
+  # show whether Multus made their eth0 (multus_primary_check).
+  sleep 2
+}
+
+# The smoke pods' eth0 came through Multus: it writes the k8s.v1.cni.cncf.io/network-status
+# annotation (veth-xdp's network, eth0, the pod's address).
+multus_primary_check() {
+  local n st
+  for n in "${nodes[@]}"; do
+    st=$(kc get pod "smoke-$n" -o jsonpath='{.metadata.annotations.k8s\.v1\.cni\.cncf\.io/network-status}')
+    python3 -c '
+import json, sys
+st = json.loads(sys.argv[1] or "[]")
+assert any(e.get("interface") == "eth0" and e.get("name") == "veth-xdp" and e.get("default") for e in st), st
+' "$st" 2>/dev/null || die "pod smoke-$n: no network-status from Multus with veth-xdp's eth0 (got: '$st'; log: $run/$n/host/var/log/multus.log)"
+    log "pod smoke-$n: eth0 through Multus (network-status: $(tr -d ' \n' <<<"$st"))"
+  done
+}
+
 # A kustomize overlay of manifests/ for egress mode tc, in the run dir; prints its path.
 egress_tc_overlay() {
   local o=$run/kustomize-egress-tc
@@ -581,7 +739,7 @@ down() {
     for f in $(find "${roots[@]}" -name cgroup.procs 2>/dev/null); do
       mapfile -t -O "${#pids[@]}" pids <"$f"
     done
-    for ns in "${wns[@]}" "$ns_cp" "$ns_fabric"; do
+    for ns in "${wns[@]}" "$ns_cp" "$ns_fabric" "$ns_fabric2"; do
       [ -e "/var/run/netns/$ns" ] && mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
     done
     ((${#pids[@]})) || break
@@ -604,7 +762,7 @@ down() {
   fi
   # Our cgroups, deepest first, in every hierarchy.
   for f in "${roots[@]}"; do find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null; done
-  for ns in "${wns[@]}" "$ns_cp" "$ns_fabric"; do
+  for ns in "${wns[@]}" "$ns_cp" "$ns_fabric" "$ns_fabric2"; do
     [ -e "/var/run/netns/$ns" ] && ip netns del "$ns"
   done
   if [ -d "$run/logs" ]; then
@@ -616,10 +774,19 @@ down() {
       [ -d "$f/host/var/log" ] && mkdir -p "$kept/$(basename "$f")" && cp -a "$f/host/var/log" "$kept/$(basename "$f")/var-log"
     done
   fi
-  # The mount points node_mntns_up made on the machine (only those it made, and only if empty).
+  # The mount points node_mntns_up made on the machine: only those it made, only if empty, and
+  # only if no other mount namespace has a mount on or under one (another run's node, with
+  # another prefix, that found the directory there): removing a mount point detaches the mounts on
+  # it in every namespace (seen: a node lost its /opt/cni/bin, and its containerd failed every
+  # CNI DEL with 'failed to find plugin "loopback" in path [/opt/cni/bin]').
   if [ -f "$run/created-dirs" ]; then
     sort -ru "$run/created-dirs" | while read -r f; do
-      [ -d "$f" ] && find "$f" -depth -type d -empty -delete 2>/dev/null
+      [ -d "$f" ] || continue
+      if grep -qsF -e " $f " -e " $f/" /proc/[0-9]*/mountinfo; then
+        log "down: kept $f: another mount namespace has a mount on it (another run's node)"
+        continue
+      fi
+      find "$f" -depth -type d -empty -delete 2>/dev/null
     done
   fi
   rm -rf "$run"
@@ -640,6 +807,10 @@ up() {
   done
   [ -f "$cache/images/pause.tag" ] || die "pause image missing: bash $here/build.sh --only pause"
   [ -f "$cache/manifests/coredns.yaml.base" ] || die "CoreDNS image/manifest missing: bash $here/build.sh --only coredns"
+  if [ "$multus" = 1 ]; then
+    [ -x "$bin/multus" ] && [ -f "$cache/manifests/multus-nad-crd.yaml" ] \
+      || die "Multus missing: bash $here/build.sh --only multus"
+  fi
   for b in containerd ctr runc openssl curl iptables ethtool unshare; do
     command -v "$b" >/dev/null || die "$b missing (bash hack/setup-deps.sh; apt-get install $b)"
   done
@@ -658,7 +829,7 @@ up() {
   # A shared mount: the kubelet's mount namespace and the machine's see each other's mounts here.
   mount --bind "$run" "$run"
   mount --make-shared "$run"
-  log "run dir $run, namespaces $ns_fabric $ns_cp ${nodes[*]/#/$p-}, CNI $cni$([ "$cni" = bridge ] || echo " (egress $egress)")"
+  log "run dir $run, namespaces $ns_fabric $ns_cp ${nodes[*]/#/$p-}$([ "$multus" = 0 ] || echo " $ns_fabric2"), CNI $cni$([ "$cni" = bridge ] || echo " (egress $egress)")$([ "$multus" = 0 ] || echo ", Multus with net1 on eth1")"
   if [ "$cni" = veth-xdp ]; then
     # The image the DaemonSet runs, from the release binary (hack/build-release.sh).
     [ -x "$repo/target/dist/veth-xdp" ] \
@@ -678,11 +849,13 @@ up() {
     for n in "${nodes[@]}"; do use_node "$n"; bridge_up; done
   else
     vethxdp_up
+    [ "$multus" = 0 ] || multus_up
   fi
   smoke_pod
+  [ "$multus" = 0 ] || multus_primary_check
   coredns_up
   up_ok=1
-  log "up: ${#nodes[@]} node(s) Ready (${nodes[*]}), a pod Running on each, CoreDNS answering, kube-proxy $proxy_mode; kubectl: $0 kubectl get pods -A; stop: $0 down"
+  log "up: ${#nodes[@]} node(s) Ready (${nodes[*]}), a pod Running on each, CoreDNS answering, kube-proxy $proxy_mode$([ "$multus" = 0 ] || echo ", Multus (net1: bash $here/multus-check.sh)"); kubectl: $0 kubectl get pods -A; stop: $0 down"
 }
 
 case "${1:-}" in

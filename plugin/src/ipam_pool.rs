@@ -1,7 +1,7 @@
-//! The built-in IPAM's pure part (issue 11; not wired into ADD yet): the
-//! host-local-compatible configuration and the choice of addresses, given the
-//! addresses in use. No files, no locks: the caller keeps the leases (with
-//! the attachment records) and holds the lock while it chooses.
+//! The built-in IPAM's pure part: the host-local-compatible configuration and
+//! the choice of addresses, given the addresses in use. No files, no locks:
+//! the caller ([`crate::ipam_lease`]) keeps the leases (the attachment
+//! records) and holds the lock while it chooses.
 //!
 //! Configuration, as host-local reads it:
 //! `{"type": "veth-xdp", "ranges": [[{"subnet", "rangeStart"?, "rangeEnd"?, "gateway"?}, ...], ...],

@@ -10,8 +10,9 @@
 //! - `genl`     generic-netlink sockets and their error (ethtool, netdev)
 //! - `netdev`   xdp-features (netdev genetlink)
 //! - `bpf`      the embedded XDP/tc object: node setup, pins, maps, attach
-//! - `ipam`     delegation to the IPAM plugin on CNI_PATH
-//! - `ipam_pool` the built-in IPAM's choice of addresses (issue 11; not wired yet)
+//! - `ipam`     a verb's IPAM: delegation to the plugin on CNI_PATH, or the built-in one
+//! - `ipam_lease` the built-in IPAM's leases: the attachment records, under its lock
+//! - `ipam_pool` the built-in IPAM's configuration and choice of addresses
 //! - `k8s`      the node agent's API client: the node's pod CIDRs, the cluster's ServiceCIDRs
 //! - `record`   per-attachment records on disk
 //! - `events`   one JSON line per verb for the node agent's metrics (when it runs)

@@ -91,8 +91,11 @@ async fn target(req: &Request, node: &Netlink, record: Option<Record>) -> Target
         pod_mac,
         ips,
         uplink_index,
-        // 0: a pending record (the built-in IPAM's lease; ADD stopped before the veth).
-        host_ifindex: record.as_ref().map(|r| r.host_ifindex).filter(|i| *i != 0),
+        // A pending record (the built-in IPAM's lease alone) names no veth yet.
+        host_ifindex: record
+            .as_ref()
+            .filter(|r| !r.pending)
+            .map(|r| r.host_ifindex),
         bpf_root,
     }
 }
